@@ -1,0 +1,14 @@
+"""funbat: functional Bayesian Tucker decomposition of continuous-indexed tensor data.
+
+>>> from funbat import FunBaT
+>>> model = FunBaT(rank=3).fit(X, y)                      # doctest: +SKIP
+>>> mean, std = model.predict(X_new, return_std=True)    # doctest: +SKIP
+"""
+
+from .data import InputError
+from .estimator import FunBaT, FunBaTCP
+from .kernels import KERNELS, Matern, make_kernel
+
+__version__ = "0.1.0"
+
+__all__ = ["KERNELS", "FunBaT", "FunBaTCP", "InputError", "Matern", "make_kernel", "__version__"]

@@ -1,0 +1,96 @@
+"""Grouped sufficient statistics: group first, then contract.
+
+The message to mode ``k`` is linear in per-entry statistics of the *other* modes, so we
+sum those statistics per unique coordinate of mode ``k`` (segment sums) and contract
+with the core once per coordinate (``shared/DESIGN.md`` section 3):
+
+* Tucker: ``G_j = sum_{n: j_k(n) = j} ⊗_{i != k} S^i_n``  (P, P), ``P = prod_{i != k} R_i``
+  and ``g_j = sum_n y_n ⊗_{i != k} mu^i_n`` (P,), with the Kronecker factors in
+  increasing mode order (the C-order ``vec`` of the core, see :mod:`funbat.updates`).
+* CP: the same with Hadamard products, ``G_j`` (R, R) and ``g_j`` (R,).
+
+Entries are processed in chunks of fixed size inside one ``lax.scan``, so memory is
+``O(chunk * P^2 + I_k P^2)`` whatever ``N`` is, and nothing per entry is kept.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["mode_statistics"]
+
+
+def _combine(structure, a, b):
+    """Kronecker (Tucker) or Hadamard (CP) product of batched factors."""
+    if structure == "cp":
+        return a * b
+    if a.ndim == 2:  # (n, p) x (n, q) -> (n, p q)
+        return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
+    n, p, _ = a.shape
+    q = b.shape[1]
+    return (a[:, :, None, :, None] * b[:, None, :, None, :]).reshape(n, p * q, p * q)
+
+
+@partial(jax.jit, static_argnames=("mode", "n_groups", "chunk", "structure"))
+def mode_statistics(idx, y, w, means, seconds, *, mode, n_groups, chunk, structure="tucker"):
+    """Grouped statistics ``(G, g)`` for the message to ``mode``.
+
+    Parameters
+    ----------
+    idx : (N, K) int
+        Index of each entry's coordinate among each mode's sorted unique coordinates.
+    y : (N,) targets (standardised); w : (N,) weights, 0 for padding entries.
+    means : tuple of K arrays (I_i, R_i)
+        Posterior means of each mode's latent functions at its coordinates.
+    seconds : tuple of K arrays (I_i, R_i, R_i)
+        Posterior second moments ``E[u u^T]`` there.
+    mode : int
+        The mode receiving the message (its own moments are not used).
+    n_groups : int
+        Number of (padded) unique coordinates of ``mode``.
+    chunk : int
+        Entries per chunk; ``N`` must be a multiple of it.
+    structure : ``"tucker"`` or ``"cp"``
+
+    Returns
+    -------
+    G : (n_groups, P, P) and g : (n_groups, P), zero for coordinates with no entry.
+    """
+    others = [i for i in range(len(means)) if i != mode]
+    N = y.shape[0]
+    n_chunks = N // chunk
+    if others:
+        p = means[others[0]].shape[1]
+        for i in others[1:]:
+            p = p * means[i].shape[1] if structure == "tucker" else p
+    else:
+        p = means[mode].shape[1] if structure == "cp" else 1
+
+    def body(carry, inp):
+        G, g = carry
+        ix, yc, wc = inp
+        if others:
+            S = seconds[others[0]][ix[:, others[0]]]
+            m = means[others[0]][ix[:, others[0]]]
+            for i in others[1:]:
+                S = _combine(structure, S, seconds[i][ix[:, i]])
+                m = _combine(structure, m, means[i][ix[:, i]])
+        else:
+            S = jnp.ones((chunk, p, p))
+            m = jnp.ones((chunk, p))
+        seg = ix[:, mode]
+        G = G + jax.ops.segment_sum(wc[:, None, None] * S, seg, num_segments=n_groups)
+        g = g + jax.ops.segment_sum((wc * yc)[:, None] * m, seg, num_segments=n_groups)
+        return (G, g), None
+
+    init = (jnp.zeros((n_groups, p, p)), jnp.zeros((n_groups, p)))
+    xs = (
+        idx.reshape(n_chunks, chunk, -1),
+        y.reshape(n_chunks, chunk),
+        w.reshape(n_chunks, chunk),
+    )
+    (G, g), _ = jax.lax.scan(body, init, xs)
+    return G, g
