@@ -20,7 +20,7 @@ def _x64():
 def _messages(rng, n, rank):
     """Random Gaussian messages; some precisions are singular (rank-1 or zero)."""
     Lams, etas = [], []
-    for j in range(n):
+    for _ in range(n):
         a = rng.normal(size=(rank, rng.integers(0, rank + 1)))
         Lams.append(a @ a.T * 2.0)
         etas.append(rng.normal(size=rank) if a.shape[1] else np.zeros(rank))
