@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import updates as U
 from .data import InputError, ModeEncoding, as_mode_columns, as_target, encode_modes
 from .hyper import smooth_with_lengthscale_search
+from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
 from .stats import mode_statistics
@@ -257,11 +258,12 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         # Chains are padded past their last coordinate: unobserved points there leave
         # the posterior at the real points unchanged, and shapes fall in few buckets.
         fits, n_valid, steps = [], [], []
-        for enc, R, kern in zip(encodings, ranks, kernels):
+        starts = svd_init(idx, ys, [e.unique.size for e in encodings], ranks, rng)
+        for enc, R, kern, start in zip(encodings, ranks, kernels, starts):
             I = enc.unique.size
             Ip = _bucket(I)
             coords = np.concatenate([enc.unique, enc.unique[-1] + 1.0 + np.arange(Ip - I)])
-            means = rng.normal(size=(Ip, R))
+            means = np.concatenate([start, np.zeros((Ip - I, R))])
             seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(R)
             D = R * kern.state_dim
             empty = ChainPosterior(
@@ -289,6 +291,16 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         sum_y2 = f64(np.sum(ys**2))
 
         mode_kls = [jnp.zeros(())] * K
+        # Fit the core (least squares with its prior) and the noise to the starting
+        # functions before the first sweep, so the first messages are informative.
+        G, g = mode_statistics(
+            idx_j, y_j, w_j, tuple(f.means for f in fits), tuple(f.seconds for f in fits),
+            mode=0, n_groups=fits[0].coords.shape[0], chunk=chunk, structure=self._structure,
+        )
+        core, noise, _ = _update_core_and_noise(
+            G, g, fits[0].means, fits[0].seconds, core, noise, sum(mode_kls), sum_y2, N,
+            priors, structure=self._structure, ranks=ranks, mode=0,
+        )
         history: list[float] = []
         converged = False
         for it in range(int(self.max_iter)):
