@@ -274,7 +274,7 @@ class FunctionalTT:
     polynomials per mode and TT-rank ``rank``, on inputs scaled to [-1, 1] by the training
     range (test points outside the range are clipped). Tuned: ``n_basis``, ``lamb``."""
 
-    def __init__(self, rank=3, n_basis=10, lamb=1e-3, nswp=20, random_state=0):
+    def __init__(self, rank=3, n_basis=10, lamb=1e-3, nswp=10, random_state=0):
         self.rank = rank
         self.n_basis = n_basis
         self.lamb = lamb
@@ -316,8 +316,8 @@ class FunctionalTT:
 
     def tuning_grid(self, X, quick: bool = False) -> dict[str, list]:
         if quick:
-            return {"n_basis": [5, 15], "lamb": [1e-3]}
-        return {"n_basis": [5, 10, 20], "lamb": [1e-3, 1e-1]}
+            return {"n_basis": [5, 10], "lamb": [1e-3]}
+        return {"n_basis": [5, 10, 15], "lamb": [1e-3, 1e-1]}
 
 
 # --------------------------------------------------------------------------------------
