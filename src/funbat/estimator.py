@@ -56,18 +56,19 @@ def _bucket(n: int, minimum: int = 8) -> int:
 
 
 @partial(jax.jit, static_argnames=("learn",))
-def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, *, learn):
+def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, n_valid, *, learn):
     """Messages to one mode, optional lengthscale search, smoothing, and the mode's KL.
 
-    Compiled once per shape and shared by every mode with the same shapes.
+    Compiled once per shape and shared by every mode with the same shapes: chains are
+    padded to one length and ``n_valid`` (traced) says how many steps are real.
     """
     Lams, etas = U.mode_messages(G, g, tau_mean, unfolded)
     if learn:
         kernel, post, step = smooth_with_lengthscale_search(
-            kernel, coords, Lams, etas, step, jnp.array(_LOG_LENGTHSCALE_BOUNDS)
+            kernel, coords, Lams, etas, step, jnp.array(_LOG_LENGTHSCALE_BOUNDS), n_valid
         )
     else:
-        post = smooth(kernel, coords, Lams, etas)
+        post = smooth(kernel, coords, Lams, etas, n_valid=n_valid)
     d = kernel.state_dim
     means = post.smoothed_means[:, ::d]
     seconds = post.smoothed_covs[:, ::d, ::d] + means[:, :, None] * means[:, None, :]
@@ -246,6 +247,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         ys = (y - y_mean) / y_scale
 
         chunk = min(int(self.chunk_size), _bucket(N, 64))
+        # memory: a chunk's per-entry Kronecker statistics are (chunk, P, P); keep the
+        # few live copies of them under ~64 MB whatever the rank (R = 7, K = 3: P = 49)
+        P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
+        chunk = max(64, min(chunk, _bucket(2**26 // (32 * P_max * P_max), 64) // 2))
         n_pad = -(-N // chunk) * chunk
         idx_p = np.zeros((n_pad, K), np.int32)
         idx_p[:N] = idx
@@ -259,9 +264,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         # the posterior at the real points unchanged, and shapes fall in few buckets.
         fits, n_valid, steps = [], [], []
         starts = svd_init(idx, ys, [e.unique.size for e in encodings], ranks, rng)
+        # one padded length for all modes: their chain updates share one compilation
+        Ip = _bucket(max(enc.unique.size for enc in encodings))
         for enc, R, kern, start in zip(encodings, ranks, kernels, starts):
             I = enc.unique.size
-            Ip = _bucket(I)
             coords = np.concatenate([enc.unique, enc.unique[-1] + 1.0 + np.arange(Ip - I)])
             means = np.concatenate([start, np.zeros((Ip - I, R))])
             seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(R)
@@ -325,6 +331,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     noise.mean,
                     unfolded,
                     steps[k],
+                    jnp.asarray(n_valid[k], dtype=jnp.int32),
                     learn=learn,
                 )
                 core, noise, elbo = _update_core_and_noise(
