@@ -260,7 +260,7 @@ class GridTensorALS:
         if n_cells > self.max_dense_cells:
             return {"lam": [1.0, 10.0] if quick else [0.1, 1.0, 10.0]}
         if self.model == "tucker":
-            return {"n_iter": [5, 25] if quick else [5, 25, 100]}
+            return {"n_iter": [10, 50] if quick else [10, 50, 200]}
         return {"l2_reg": [0.0, 10.0] if quick else [0.0, 1.0, 10.0, 100.0]}
 
 
@@ -359,7 +359,7 @@ class SVRBaseline:
     def tuning_grid(self, X, quick: bool = False) -> dict[str, list]:
         if quick:
             return {"C": [1.0, 10.0], "gamma": [1.0, 3.0], "epsilon": [0.1]}
-        return {"C": [1.0, 10.0, 100.0], "gamma": [0.3, 1.0, 3.0], "epsilon": [0.05, 0.2]}
+        return {"C": [1.0, 10.0, 100.0], "gamma": [0.3, 1.0, 3.0, 10.0], "epsilon": [0.05, 0.2]}
 
 
 class BLRBaseline:
@@ -391,7 +391,7 @@ class BLRBaseline:
         return self.pipe_.predict(X, return_std=True)[1]
 
     def tuning_grid(self, X, quick: bool = False) -> dict[str, list]:
-        return {"degree": [1, 3] if quick else [1, 2, 3, 4, 5]}
+        return {"degree": [1, 3] if quick else [1, 2, 3, 4, 6, 8]}
 
 
 class GPBaseline:
