@@ -147,3 +147,24 @@ def test_bad_data_are_clear_errors():
     model = FunBaT(rank=1, max_iter=2).fit(pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 1.0]}), [1.0, 2.0, 3.0])
     with pytest.raises(InputError, match="fitted on"):
         model.predict(pd.DataFrame({"a": [0.0], "c": [1.0]}))
+
+
+def test_predictive_moments_equal_explicit_kronecker_formula():
+    import jax
+
+    data = make_synthetic(500, n_modes=3, rank=2, n_unique=15, seed=6)
+    model = FunBaT(rank=(2, 1, 3), max_iter=5, random_state=0).fit(data.X, data.y)
+    Xq = data.X.iloc[:7].to_numpy() + 0.013
+    mean, std = model.predict(Xq, return_std=True)
+    with jax.enable_x64(True):
+        mom = [model._mode_moments(k, Xq[:, k]) for k in range(3)]
+    m_w = np.asarray(model._core.mean)
+    Eww = np.asarray(model._core.cov) + np.outer(m_w, m_w)
+    noise = float(model._noise.rate / (model._noise.shape - 1))
+    for n in range(7):
+        z = np.kron(np.kron(mom[0][0][n], mom[1][0][n]), mom[2][0][n])
+        S = np.kron(np.kron(mom[0][1][n], mom[1][1][n]), mom[2][1][n])
+        f = m_w @ z
+        var = np.sum(Eww * S) - f**2 + noise
+        assert mean[n] == pytest.approx(f * model._y_scale + model._y_mean, rel=1e-9)
+        assert std[n] == pytest.approx(np.sqrt(var) * model._y_scale, rel=1e-9)

@@ -105,25 +105,25 @@ def _mode_marginals(fit: ModeFit, query, *, n_valid):
     return interpolate(fit.kernel, fit.coords, n_valid, fit.posterior, query)
 
 
-def _contract(tensor_or_matrix, factors, second: bool):
-    """Contract core moments with per-query mode moments.
+def _contract(core_moment, factors, second: bool):
+    """Contract core moments with per-query mode moments, one mode at a time.
 
     ``second=False``: mean (P,) with factors (n, R_k) -> (n,).
     ``second=True``: E[w w^T] (P, P) with factors (n, R_k, R_k) -> (n,).
+    The first contraction is a matrix product, so nothing of size (n, P^2) is formed:
+    the largest intermediate is (n, P^2 / R_1^2).
     """
     ranks = [f.shape[1] for f in factors]
-    n = factors[0].shape[0]
-    K = len(ranks)
+    n, K = factors[0].shape[0], len(ranks)
     if second:
-        T = tensor_or_matrix.reshape(tuple(ranks) * 2)
-        perm = [a for k in range(K) for a in (k, K + k)]
-        X = jnp.transpose(T, perm).reshape(1, -1)
-        X = jnp.broadcast_to(X, (n, X.shape[1]))
-        for f in factors:
-            X = jnp.sum(X.reshape(n, f.shape[1] ** 2, -1) * f.reshape(n, -1, 1), axis=1)
-        return X[:, 0]
-    X = jnp.broadcast_to(tensor_or_matrix.reshape(1, -1), (n, tensor_or_matrix.size))
-    for f in factors:
+        T = core_moment.reshape(tuple(ranks) * 2)
+        T = jnp.transpose(T, [a for k in range(K) for a in (k, K + k)])
+        flat = [f.reshape(n, -1) for f in factors]
+    else:
+        T = core_moment
+        flat = list(factors)
+    X = flat[0] @ T.reshape(flat[0].shape[1], -1)
+    for f in flat[1:]:
         X = jnp.sum(X.reshape(n, f.shape[1], -1) * f[:, :, None], axis=1)
     return X[:, 0]
 
@@ -436,7 +436,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         columns = self._query_columns(X)
         n = columns[0].shape[0]
         means_out, var_out = np.empty(n), np.empty(n)
-        block = 16384
+        # queries per block: the largest intermediate is (block, P^2 / R_1^2) doubles
+        inner = int(np.prod(self.ranks_)) ** 2 // self.ranks_[0] ** 2
+        block = int(np.clip(2**22 // max(inner, 1), 256, 16384))
         with jax.enable_x64(True):
             for s in range(0, n, block):
                 cols = [c[s : s + block] for c in columns]
