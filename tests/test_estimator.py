@@ -167,4 +167,4 @@ def test_predictive_moments_equal_explicit_kronecker_formula():
         f = m_w @ z
         var = np.sum(Eww * S) - f**2 + noise
         assert mean[n] == pytest.approx(f * model._y_scale + model._y_mean, rel=1e-9)
-        assert std[n] == pytest.approx(np.sqrt(var) * model._y_scale, rel=1e-9)
+        assert std[n] == pytest.approx(np.sqrt(var) * model._y_scale, rel=1e-7)  # E[f^2] - f^2 cancels
