@@ -115,10 +115,13 @@ def _load_training_table(data: Path, target: str, coords: str | None, dropna: bo
 
     df = read_table(data)
     X, y, dropped = select_columns(df, _parse_list(coords), target, dropna=dropna)
+    if len(X) < 2:
+        after = f" after dropping {dropped} with missing or infinite values" if dropped else ""
+        raise InputError(
+            f"need at least 2 rows to fit; {str(data)!r} has {len(X)} usable row(s){after}"
+        )
     if dropped:
         _say(f"dropped {dropped} row(s) with missing or infinite values", quiet)
-    if len(X) < 2:
-        raise InputError(f"need at least 2 rows to fit; {str(data)!r} has {len(X)} usable row(s)")
     return X, y
 
 
@@ -337,7 +340,13 @@ def plot(
         Path, typer.Argument(metavar="MODEL", help="A model saved by funbat fit.")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Image file (.png, .pdf, .svg).")],
-    points: Annotated[int, typer.Option("--points", help="Evaluation points per mode.")] = 300,
+    points: Annotated[
+        int | None,
+        typer.Option(
+            "--points",
+            help="Evaluation points per mode [default: 2 per training coordinate, 300-4000].",
+        ),
+    ] = None,
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of raster images.")] = 120,
     quiet: Annotated[bool, _QUIET] = False,
 ):

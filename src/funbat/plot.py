@@ -23,14 +23,15 @@ def _as_dates(days: np.ndarray) -> np.ndarray:
     return (np.round(np.asarray(days) * _NS_PER_DAY).astype(np.int64)).astype("datetime64[ns]")
 
 
-def plot_latent_functions(model, *, n_points: int = 300, modes=None, figsize=None):
+def plot_latent_functions(model, *, n_points: int | None = None, modes=None, figsize=None):
     """One panel per mode: the posterior mean of each latent function ``u^k_r`` and its
     95% band over the mode's training range, with the training coordinates marked.
 
     Parameters
     ----------
     model : a fitted FunBaT or FunBaTCP.
-    n_points : evaluation points per mode.
+    n_points : evaluation points per mode; default: twice the mode's unique training
+        coordinates, between 300 and 4000 (enough to resolve short lengthscales).
     modes : optional list of mode names or indices to draw (default all).
     figsize : optional matplotlib figure size.
 
@@ -43,7 +44,9 @@ def plot_latent_functions(model, *, n_points: int = 300, modes=None, figsize=Non
 
     if not hasattr(model, "elbo_"):
         raise InputError("the model is not fitted yet; call fit before plotting")
-    if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2:
+    if n_points is not None and (
+        isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 2
+    ):
         raise InputError(f"n_points must be an integer >= 2; got {n_points!r}")
     names = list(model.modes_)
     if modes is None:
@@ -63,7 +66,8 @@ def plot_latent_functions(model, *, n_points: int = 300, modes=None, figsize=Non
         train = enc.unscaled(enc.unique)
         lo, hi = float(train.min()), float(train.max())
         pad = 0.0 if hi > lo else 1.0
-        grid = np.linspace(lo - pad, hi + pad, n_points)
+        n = n_points or int(np.clip(2 * enc.unique.size, 300, 4000))
+        grid = np.linspace(lo - pad, hi + pad, n)
         query = _as_dates(grid) if enc.is_datetime else grid
         mean, std = model.latent_functions(k, query)
         xs = query if enc.is_datetime else grid
@@ -94,7 +98,9 @@ def plot_latent_functions(model, *, n_points: int = 300, modes=None, figsize=Non
             loc = mdates.AutoDateLocator()
             ax.xaxis.set_major_locator(loc)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles, labels = max(
+        (ax.get_legend_handles_labels() for ax in axes[:, 0]), key=lambda hl: len(hl[0])
+    )
     fig.suptitle(f"{type(model).__name__} latent functions, 95% bands", fontsize=11)
     fig.legend(
         handles,
@@ -105,7 +111,7 @@ def plot_latent_functions(model, *, n_points: int = 300, modes=None, figsize=Non
         fontsize=8,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if len(ks) > 1 else 0.88))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / figsize[1]))
     return fig
 
 
