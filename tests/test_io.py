@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -198,6 +199,13 @@ def test_write_table_round_trip_and_atomicity(tmp_path):
     write_table(df, tmp_path / "o.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "o.parquet"), df)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv", "o.parquet"]
+    # Not the 0600 of a temporary file: the umask's default, or the replaced file's mode.
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "o.csv").stat().st_mode & 0o777 == 0o666 & ~mask
+    os.chmod(tmp_path / "o.csv", 0o640)
+    write_table(df, tmp_path / "o.csv")
+    assert (tmp_path / "o.csv").stat().st_mode & 0o777 == 0o640
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])

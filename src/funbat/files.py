@@ -51,6 +51,16 @@ def _table_format(path: Path) -> str:
     return fmt
 
 
+def _permissions(path: Path) -> int:
+    """Mode bits for a new file at ``path``: the old file's, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "wb") -> Iterator:
     """Open a temporary file next to ``path``; rename it over ``path`` on success.
@@ -68,6 +78,7 @@ def atomic_write(path, mode: str = "wb") -> Iterator:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _permissions(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

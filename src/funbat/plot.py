@@ -57,7 +57,7 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
             if isinstance(m, str) and m not in names:
                 raise InputError(f"mode {m!r} does not exist; the modes are {names}")
             ks.append(names.index(m) if isinstance(m, str) else int(m))
-    figsize = figsize or (6.4, 2.6 * len(ks))
+    figsize = figsize or (7.5, 2.6 * len(ks))
     fig = Figure(figsize=figsize)
     axes = fig.subplots(len(ks), 1, squeeze=False)
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -111,7 +111,7 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
         fontsize=8,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / figsize[1]))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figsize[1]))
     return fig
 
 
