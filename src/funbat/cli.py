@@ -443,7 +443,7 @@ def info(
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option("--n", help="Number of synthetic observations.")] = 2000,
+    n: Annotated[int, typer.Option("--n", help="Number of synthetic observations.")] = 20_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data and the fit.")] = 0,
     model: Annotated[str, _MODEL] = "tucker",
     rank: Annotated[int, typer.Option("--rank", "-r", help="Rank per mode.")] = 3,
