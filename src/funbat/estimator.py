@@ -28,6 +28,9 @@ from .stats import mode_statistics
 
 __all__ = ["FunBaT", "FunBaTCP"]
 
+#: Sweeps with the noise and lengthscales held before they are learned (see ``_fit``).
+_WARMUP_SWEEPS = 10
+
 #: Bounds of learned lengthscales in scaled coordinates (the training range is 1).
 _LOG_LENGTHSCALE_BOUNDS = (math.log(1e-4), math.log(10.0))
 
@@ -81,7 +84,8 @@ _unfold_core = jax.jit(U.unfold_core, static_argnames=("ranks", "mode"))
 
 @partial(jax.jit, static_argnames=("structure", "ranks", "mode"))
 def _update_core_and_noise(
-    G, g, means, seconds, core, noise, mode_kls, sum_y2, n, priors, *, structure, ranks, mode
+    G, g, means, seconds, core, noise, mode_kls, sum_y2, n, priors, hold_noise, *, structure,
+    ranks, mode
 ):
     """Core, then noise, then the ELBO, from mode ``mode``'s statistics and new moments.
 
@@ -93,7 +97,8 @@ def _update_core_and_noise(
     if structure != "cp":
         core = U.core_update(T, b, noise.mean, core_var)
     esq = U.expected_sq_error(sum_y2, T, b, core)
-    noise = U.noise_update(n, esq, a0, b0)
+    new = U.noise_update(n, esq, a0, b0)
+    noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise, new)
     elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
     if core is not None:
         elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
@@ -302,6 +307,12 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         sum_y2 = f64(np.sum(ys**2))
 
         mode_kls = [jnp.zeros(())] * K
+        # Warm-up: the first sweeps hold the noise precision at its confident start and
+        # the lengthscales at their defaults, so the functions take up the signal before
+        # the noise and smoothness are learned. From a weak start, learning them at
+        # once can settle in the all-noise fixed point (core ~ 0, noise = var(y)), which
+        # message passing never leaves.
+        warmup = min(_WARMUP_SWEEPS, int(self.max_iter) // 2)
         # Fit the core (least squares with its prior) and the noise to the starting
         # functions before the first sweep, so the first messages are informative.
         G, g = mode_statistics(
@@ -310,7 +321,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         )
         core, noise, _ = _update_core_and_noise(
             G, g, fits[0].means, fits[0].seconds, core, noise, sum(mode_kls), sum_y2, N,
-            priors, structure=self._structure, ranks=ranks, mode=0,
+            priors, jnp.asarray(warmup > 0), structure=self._structure, ranks=ranks, mode=0,
         )
         history: list[float] = []
         converged = False
@@ -337,7 +348,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     unfolded,
                     steps[k],
                     jnp.asarray(n_valid[k], dtype=jnp.int32),
-                    learn=learn,
+                    learn=learn and it >= warmup,
                 )
                 core, noise, elbo = _update_core_and_noise(
                     G,
@@ -350,6 +361,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     sum_y2,
                     N,
                     priors,
+                    jnp.asarray(it < warmup),
                     structure=self._structure,
                     ranks=ranks,
                     mode=k,
@@ -363,7 +375,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             history.append(elbo)
             if callback is not None:
                 callback(it + 1, elbo)
-            if it > 0 and abs(history[-1] - history[-2]) <= self.tol * abs(history[-1]):
+            if it > warmup and abs(history[-1] - history[-2]) <= self.tol * abs(history[-1]):
                 converged = True
                 break
 
