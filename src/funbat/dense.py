@@ -45,6 +45,7 @@ __all__ = [
     "dense_posterior",
     "mode_posterior",
     "sample_points",
+    "spatial_map",
 ]
 
 #: Largest number of unique points of a spatial mode (its dense posterior has
@@ -282,3 +283,37 @@ def default_lengthscales(points: np.ndarray) -> np.ndarray:
     d2[d2 == 0] = np.inf
     nn = float(np.median(np.sqrt(d2.min(axis=1))))
     return np.full(D, max(0.1, 3.0 * nn))
+
+
+def spatial_map(model, mode, ax=None, cmap="viridis"):
+    """Draw a fitted spatial mode's latent functions as maps (for ``funbat plot``).
+
+    One column per latent function: top, the training points coloured by the
+    posterior mean; bottom, by the posterior std. Returns the matplotlib figure.
+    ``ax`` may be a (2, R) array of axes.
+    """
+    import matplotlib.pyplot as plt
+
+    k = model.modes_.index(mode) if isinstance(mode, str) else int(mode)
+    enc = model._encodings[k]
+    if enc.kind != "spatial":
+        from .data import InputError
+
+        raise InputError(f"mode {model.modes_[k]!r} is {enc.kind}, not spatial")
+    pts = enc.unscaled(enc.unique)
+    mean, std = model.latent_functions(k, pts)
+    R = mean.shape[1]
+    if ax is None:
+        fig, ax = plt.subplots(2, R, figsize=(3.2 * R, 5.6), squeeze=False)
+    else:
+        fig = np.asarray(ax).flat[0].figure
+    for r in range(R):
+        for row, (vals, what) in enumerate([(mean, "mean"), (std, "std")]):
+            a = ax[row][r]
+            sc = a.scatter(pts[:, 1], pts[:, 0], c=vals[:, r], cmap=cmap, s=18)
+            fig.colorbar(sc, ax=a, shrink=0.8)
+            a.set_title(f"{model.modes_[k]} u_{r + 1} {what}", fontsize=9)
+            a.set_xlabel(enc.columns[1] if len(enc.columns) > 1 else "")
+            a.set_ylabel(enc.columns[0])
+    fig.tight_layout()
+    return fig
