@@ -30,22 +30,23 @@ def _fits(kernel):
     return FunBaT(**kw).fit(X, y), FunBaT(learn_hyperparameters=False, **kw).fit(X, y)
 
 
-@pytest.mark.parametrize("kernel", ["matern12", "matern32", "matern52"])
-def test_learning_moves_lengthscale_towards_truth_and_elbo_not_lower(kernel):
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        pytest.param(
+            "matern12",
+            marks=pytest.mark.xfail(
+                strict=True, reason="measured 0.081 against a true 0.15: just outside 1.5x"
+            ),
+        ),
+        "matern32",
+        "matern52",
+    ],
+)
+def test_learned_lengthscale_within_factor_1_5_and_elbo_not_lower(kernel):
     learned, fixed = _fits(kernel)
     assert fixed.lengthscales_[0] == pytest.approx(0.6)
-    if kernel != "matern12":  # measured: matern12 drifts *up* to ~1.4 (see below)
-        assert learned.lengthscales_[0] < 0.6
     assert learned.elbo_ >= fixed.elbo_
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 4 target not met yet: learned lengthscales 1.44 / 0.32 / 0.25 for "
-    "Matérn 1/2, 3/2, 5/2 against a true 0.15 (noise variance over-estimated ~2x)",
-)
-def test_learned_lengthscale_within_factor_1_5_of_truth():
-    learned, _ = _fits("matern32")
     assert TRUE_ELL / 1.5 < learned.lengthscales_[0] < TRUE_ELL * 1.5
 
 

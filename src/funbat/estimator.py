@@ -22,6 +22,7 @@ from . import dense as DN
 from . import updates as U
 from .data import InputError, ModeEncoding, as_mode_columns, as_modes, as_target, encode_modes
 from .hyper import smooth_with_lengthscale_search
+from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
 from .sampling import chain_samples
@@ -60,10 +61,11 @@ def _bucket(n: int, minimum: int = 8) -> int:
 
 
 @partial(jax.jit, static_argnames=("learn",))
-def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, *, learn):
+def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, n_valid, *, learn):
     """Messages to one mode, optional lengthscale search, smoothing, and the mode's KL.
 
-    Compiled once per shape and shared by every mode with the same shapes.
+    Compiled once per shape and shared by every mode with the same shapes: chains are
+    padded to one length and ``n_valid`` (traced) says how many steps are real.
     """
     Lams, etas = U.mode_messages(G, g, tau_mean, unfolded)
     if not isinstance(kernel, Matern):  # spatial or discrete: a dense GP (funbat.dense)
@@ -75,10 +77,10 @@ def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, *, learn):
         return ModeFit(coords, kernel, post, means, seconds), kl, step
     if learn:
         kernel, post, step = smooth_with_lengthscale_search(
-            kernel, coords, Lams, etas, step, jnp.array(_LOG_LENGTHSCALE_BOUNDS)
+            kernel, coords, Lams, etas, step, jnp.array(_LOG_LENGTHSCALE_BOUNDS), n_valid
         )
     else:
-        post = smooth(kernel, coords, Lams, etas)
+        post = smooth(kernel, coords, Lams, etas, n_valid=n_valid)
     d = kernel.state_dim
     means = post.smoothed_means[:, ::d]
     seconds = post.smoothed_covs[:, ::d, ::d] + means[:, :, None] * means[:, None, :]
@@ -261,6 +263,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         ys = (y - y_mean) / y_scale
 
         chunk = min(int(self.chunk_size), _bucket(N, 64))
+        # memory: a chunk's per-entry Kronecker statistics are (chunk, P, P); keep the
+        # few live copies of them under ~64 MB whatever the rank (R = 7, K = 3: P = 49)
+        P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
+        chunk = max(64, min(chunk, _bucket(2**26 // (32 * P_max * P_max), 64) // 2))
         n_pad = -(-N // chunk) * chunk
         idx_p = np.zeros((n_pad, K), np.int32)
         idx_p[:N] = idx
@@ -273,16 +279,19 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         # Chains are padded past their last coordinate: unobserved points there leave
         # the posterior at the real points unchanged, and shapes fall in few buckets.
         fits, n_valid, steps = [], [], []
-        for enc, R, kern in zip(encodings, ranks, kernels):
-            if enc.kind != "continuous":  # dense modes are not padded
-                fits.append(_init_dense_mode(enc, R, kern, rng))
+        starts = svd_init(idx, ys, [e.unique.shape[0] for e in encodings], ranks, rng)
+        # one padded length for all continuous modes: their chain updates share one
+        # compilation; dense (spatial, discrete) modes are not padded
+        Ip = _bucket(max([e.unique.size for e in encodings if e.kind == "continuous"] or [1]))
+        for enc, R, kern, start in zip(encodings, ranks, kernels, starts):
+            if enc.kind != "continuous":
+                fits.append(_init_dense_mode(enc, R, kern, start))
                 n_valid.append(enc.unique.shape[0])
                 steps.append(jnp.asarray(0.5, dtype=jnp.float64))
                 continue
             I = enc.unique.size
-            Ip = _bucket(I)
             coords = np.concatenate([enc.unique, enc.unique[-1] + 1.0 + np.arange(Ip - I)])
-            means = rng.normal(size=(Ip, R))
+            means = np.concatenate([start, np.zeros((Ip - I, R))])
             seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(R)
             D = R * kern.state_dim
             empty = ChainPosterior(
@@ -310,6 +319,34 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         sum_y2 = f64(np.sum(ys**2))
 
         mode_kls = [jnp.zeros(())] * K
+        # Fit the core (least squares with its prior) and the noise to the starting
+        # functions before the first sweep, so the first messages are informative.
+        G, g = mode_statistics(
+            idx_j,
+            y_j,
+            w_j,
+            tuple(f.means for f in fits),
+            tuple(f.seconds for f in fits),
+            mode=0,
+            n_groups=fits[0].coords.shape[0],
+            chunk=chunk,
+            structure=self._structure,
+        )
+        core, noise, _ = _update_core_and_noise(
+            G,
+            g,
+            fits[0].means,
+            fits[0].seconds,
+            core,
+            noise,
+            sum(mode_kls),
+            sum_y2,
+            N,
+            priors,
+            structure=self._structure,
+            ranks=ranks,
+            mode=0,
+        )
         history: list[float] = []
         converged = False
         for it in range(int(self.max_iter)):
@@ -334,6 +371,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     noise.mean,
                     unfolded,
                     steps[k],
+                    jnp.asarray(n_valid[k], dtype=jnp.int32),
                     learn=learn,
                 )
                 core, noise, elbo = _update_core_and_noise(
@@ -597,10 +635,10 @@ def _dense_kernel(name, ell, var, enc: ModeEncoding):
     return DN.PointMatern(KERNELS[name], jnp.asarray(ells, float), jnp.asarray(float(var)))
 
 
-def _init_dense_mode(enc: ModeEncoding, R: int, kern, rng) -> ModeFit:
-    """Random initial moments of a spatial or discrete mode (no padding)."""
+def _init_dense_mode(enc: ModeEncoding, R: int, kern, start) -> ModeFit:
+    """Initial moments of a spatial or discrete mode from ``start`` (I, R); no padding."""
     I = enc.unique.shape[0]
-    means = rng.normal(size=(I, R))
+    means = np.asarray(start, float)
     seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(R)
     G = 1 if enc.kind == "discrete" else I
     B = I if enc.kind == "discrete" else 1

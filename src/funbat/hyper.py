@@ -2,11 +2,16 @@
 
 With mode ``k``'s messages fixed, the ELBO as a function of its kernel is
 ``sum_j log Z_j(theta) + const`` (``shared/DESIGN.md`` section 3), so any step that
-raises the log normaliser raises the ELBO: coordinate ascent. We take the gradient of
-``log Z`` with respect to the log-lengthscale through the Kalman filter (``jax.grad``),
-try a few step lengths along it in one vectorised pass (the candidates' chains are
-smoothed side by side, which costs little more than one chain on a CPU), and keep the
-best, the current value included, so the ELBO never decreases.
+raises the log normaliser raises the ELBO: coordinate ascent. Each sweep tries a few
+log-lengthscales around the current one, ``theta + step * {0, +-1/4, +-1}``, with one
+forward Kalman pass each (run side by side with ``vmap``: on a CPU a batch of five
+small chains costs about twice one), keeps the best, the current value included, so
+the ELBO never decreases, and runs the backward (RTS) pass for that one only. The step grows when the search
+goes to the end of its range and shrinks when it stays near the current value.
+
+(An earlier version took ``jax.grad`` of the filter to choose a direction; the reverse
+pass through the scan cost more than all the candidates together and tripled the
+compilation time, for no better fit: see ``benchmarks/README.md``.)
 """
 
 from __future__ import annotations
@@ -16,27 +21,31 @@ from dataclasses import replace
 import jax
 import jax.numpy as jnp
 
-from .kalman import ChainPosterior, log_normaliser, smooth
+from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
 from .kernels import Matern
 
 __all__ = ["ascend_log_normaliser", "smooth_with_lengthscale_search"]
 
-#: Fractions of the current step tried along the gradient (0 keeps the current value).
-_FRACTIONS = jnp.array([0.0, 0.25, 0.5, 1.0, 2.0])
+#: Fractions of the current step tried around the current value (index 0 keeps it).
+_FRACTIONS = (0.0, -1.0, -0.25, 0.25, 1.0)
+
+
+#: Fractions of the step tried along the gradient's sign by :func:`ascend_log_normaliser`.
+_GRAD_FRACTIONS = jnp.array([0.0, 0.25, 0.5, 1.0, 2.0])
 
 
 def ascend_log_normaliser(objective, posterior_fn, get_logz, theta, step, log_bounds):
     """One gradient-guided line search on log-hyperparameters ``theta`` (scalar or (D,)).
 
-    Shared by every kind of mode: the chain of a continuous mode and the dense GP of a
-    spatial one (:mod:`funbat.dense`). Candidates move each coordinate of ``theta`` by
-    ``step * fraction`` in the direction of its gradient's sign; the candidates'
+    Used by the dense GP of a spatial mode (:mod:`funbat.dense`), whose lengthscales are
+    a vector: candidates move each coordinate of ``theta`` by ``step * fraction`` in the
+    direction of its gradient's sign (``jax.grad`` of ``objective``); the candidates'
     posteriors are computed side by side (``vmap``) and the best ``log Z`` wins, the
     current value included, so the ELBO never decreases.
 
     Parameters
     ----------
-    objective : ``theta -> log Z`` (cheap form, differentiated).
+    objective : ``theta -> log Z`` (differentiated).
     posterior_fn : ``theta -> posterior`` (any pytree); ``get_logz(posterior) -> log Z``.
     theta : current log-hyperparameters; step : scalar step length.
     log_bounds : (2,) lower and upper bound of each coordinate of ``theta``.
@@ -46,7 +55,7 @@ def ascend_log_normaliser(objective, posterior_fn, get_logz, theta, step, log_bo
     The best ``theta``, its posterior, and the next step.
     """
     grad = jax.grad(objective)(theta)
-    frac = _FRACTIONS.reshape((-1,) + (1,) * jnp.ndim(theta))
+    frac = _GRAD_FRACTIONS.reshape((-1,) + (1,) * jnp.ndim(theta))
     cands = jnp.clip(theta + jnp.sign(grad) * step * frac, log_bounds[0], log_bounds[1])
     cands = cands.at[0].set(theta)
     posts = jax.vmap(posterior_fn)(cands)
@@ -60,9 +69,9 @@ def ascend_log_normaliser(objective, posterior_fn, get_logz, theta, step, log_bo
 
 
 def smooth_with_lengthscale_search(
-    kernel: Matern, coords, Lams, etas, step, log_bounds
+    kernel: Matern, coords, Lams, etas, step, log_bounds, n_valid=None
 ) -> tuple[Matern, ChainPosterior, jax.Array]:
-    """One gradient-guided line search on ``log(lengthscale)``, then the smoothed chain.
+    """One line search on ``log(lengthscale)``, then the smoothed chain.
 
     Parameters
     ----------
@@ -70,21 +79,26 @@ def smooth_with_lengthscale_search(
     coords : (I,) sorted coordinates; Lams (I, R, R), etas (I, R): the mode's messages.
     step : scalar, current step length in log-lengthscale.
     log_bounds : (2,) lower and upper bound of ``log(lengthscale)``.
+    n_valid : number of real coordinates (the rest pad), see :func:`funbat.kalman.filter_chain`.
 
     Returns
     -------
     The kernel with the best lengthscale found, its smoothed chain, and the next step.
     """
-
-    def with_theta(theta):
-        return replace(kernel, lengthscale=jnp.exp(theta))
-
-    theta, post, next_step = ascend_log_normaliser(
-        lambda th: log_normaliser(with_theta(th), coords, Lams, etas),
-        lambda th: smooth(with_theta(th), coords, Lams, etas),
-        lambda p: p.log_normaliser,
-        jnp.log(kernel.lengthscale),
-        step,
-        log_bounds,
-    )
-    return with_theta(theta), post, next_step
+    factors = message_factors(Lams)
+    theta = jnp.log(kernel.lengthscale)
+    cands = jnp.clip(theta + step * jnp.array(_FRACTIONS), log_bounds[0], log_bounds[1])
+    cands = cands.at[0].set(theta)
+    filtered, logzs = jax.vmap(
+        lambda th: filter_chain(
+            replace(kernel, lengthscale=jnp.exp(th)), coords, Lams, etas, factors, n_valid
+        )
+    )(cands)
+    best = jnp.argmax(jnp.where(jnp.isfinite(logzs), logzs, -jnp.inf))
+    kernel = replace(kernel, lengthscale=jnp.exp(cands[best]))
+    filtered = jax.tree_util.tree_map(lambda x: x[best], filtered)
+    post = rts_smooth(kernel, coords, filtered, logzs[best], n_valid)
+    moved = jnp.abs(cands[best] - theta)
+    next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
+    next_step = jnp.clip(next_step, 1e-3, 2.0)
+    return kernel, post, next_step

@@ -7,6 +7,19 @@ The data reach the chain as Gaussian messages in information form,
 ``exp(eta_j^T u_j - 1/2 u_j^T Lambda_j u_j)``, one per sorted unique coordinate
 (``shared/DESIGN.md`` section 3). ``Lambda_j`` is often singular (a coordinate seen
 by few entries), so the update never inverts it.
+
+Speed (see ``benchmarks/README.md``): on a CPU a scan step over such small matrices
+costs what its operations cost to *launch*, not their flops, so the sequential loops
+hold only a few small matrix products:
+
+* the update uses a factor ``Lambda_j = L_j L_j^T`` computed for all ``j`` at once
+  before the loop, so that the only matrix to factorise inside it,
+  ``M_j = I + L_j^T B_j L_j``, is symmetric with eigenvalues ``>= 1``; its Cholesky
+  factor and triangular solves are unrolled into plain arithmetic for small ``R``
+  (no LAPACK call per step), and the same factor gives ``log|I + Lambda_j B_j|``;
+* the RTS gains ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}`` depend on filtered moments
+  only, so they are solved for all ``j`` in one batched call between the two loops;
+* transitions are kept as the ``d x d`` blocks ``A_1, Q_1`` (memory ``I d^2``).
 """
 
 from __future__ import annotations
@@ -21,10 +34,16 @@ from .kernels import Matern
 __all__ = [
     "ChainPosterior",
     "chain_matrices",
+    "filter_chain",
     "interpolate",
     "log_normaliser",
+    "message_factors",
+    "rts_smooth",
     "smooth",
 ]
+
+#: Largest rank whose small Cholesky factorisations are unrolled into arithmetic.
+_UNROLL_MAX_RANK = 8
 
 
 class ChainPosterior(NamedTuple):
@@ -47,14 +66,20 @@ class ChainPosterior(NamedTuple):
     log_normaliser: jax.Array
 
 
+def _transitions(kernel: Matern, coords):
+    """Per-step ``A_1``, ``Q_1`` (I, d, d); step 0 starts from the stationary prior."""
+    gaps = jnp.concatenate([jnp.array([jnp.inf]), jnp.diff(coords)])
+    return kernel.transition(gaps)
+
+
 def chain_matrices(kernel: Matern, coords, rank: int):
     """Stacked transitions of a rank-``rank`` chain over sorted ``coords`` (I,).
 
     Returns ``A`` (I, Rd, Rd), ``Q`` (I, Rd, Rd) and ``Pinf`` (Rd, Rd); step ``j``
     moves from coordinate ``j-1`` to ``j`` and step 0 starts from the stationary prior.
+    (The filter itself uses the ``d x d`` blocks; this is the dense form, for checks.)
     """
-    gaps = jnp.concatenate([jnp.array([jnp.inf]), jnp.diff(coords)])
-    A1, Q1 = kernel.transition(gaps)
+    A1, Q1 = _transitions(kernel, coords)
     eye = jnp.eye(rank)
     A = jax.vmap(lambda a: jnp.kron(eye, a))(A1)
     Q = jax.vmap(lambda q: jnp.kron(eye, q))(Q1)
@@ -62,42 +87,131 @@ def chain_matrices(kernel: Matern, coords, rank: int):
     return A, Q, Pinf
 
 
-def _observe(m_pred, P_pred, Lam, eta, d):
-    """Information-form update and its log normaliser (DESIGN.md section 3)."""
-    R = Lam.shape[0]
-    mu = m_pred[::d]
-    PHt = P_pred[:, ::d]  # P- H^T
-    B = PHt[::d, :]  # H P- H^T
-    IpLB = jnp.eye(R) + Lam @ B
-    # K = P- H^T (I + Lambda B)^{-1}, computed as a solve on the transpose
-    K = jnp.linalg.solve(IpLB.T, PHt.T).T
-    r = eta - Lam @ mu
-    m = m_pred + K @ r
-    P = P_pred - K @ (Lam @ PHt.T)
-    P = 0.5 * (P + P.T)
-    _, logdet = jnp.linalg.slogdet(IpLB)
-    # B (I + Lambda B)^{-1} r = H K r
-    logZ = -0.5 * logdet + eta @ mu - 0.5 * mu @ Lam @ mu + 0.5 * r @ (K @ r)[::d]
-    return m, P, logZ
+def message_factors(Lams):
+    """``L`` (I, R, R) with ``L_j L_j^T = Lambda_j`` for PSD ``Lams`` (I, R, R).
+
+    From one batched symmetric eigendecomposition; round-off negative eigenvalues
+    are clipped to zero (``Lambda_j`` is PSD by construction).
+    """
+    s, V = jnp.linalg.eigh(Lams)
+    return V * jnp.sqrt(jnp.maximum(s, 0.0))[..., None, :]
 
 
-def _filter(A, Q, Lams, etas, d):
-    D = A.shape[-1]
+def _cholesky(S):
+    """Lower Cholesky factor of a small SPD matrix, unrolled for small sizes."""
+    n = S.shape[0]
+    if n > _UNROLL_MAX_RANK:
+        return jnp.linalg.cholesky(S)
+    L = [[None] * n for _ in range(n)]
+    for j in range(n):
+        s = S[j, j]
+        for k in range(j):
+            s = s - L[j][k] * L[j][k]
+        L[j][j] = jnp.sqrt(s)
+        for i in range(j + 1, n):
+            s = S[i, j]
+            for k in range(j):
+                s = s - L[i][k] * L[j][k]
+            L[i][j] = s / L[j][j]
+    zero = jnp.zeros_like(S[0, 0])
+    return jnp.stack([jnp.stack([L[i][j] if j <= i else zero for j in range(n)]) for i in range(n)])
 
-    def step(carry, inp):
-        m, P, logZ = carry
-        A_j, Q_j, Lam, eta = inp
-        m_pred = A_j @ m
-        P_pred = A_j @ P @ A_j.T + Q_j
-        m, P, lz = _observe(m_pred, P_pred, Lam, eta, d)
-        return (m, P, logZ + lz), (m, P)
 
-    init = (jnp.zeros(D), jnp.zeros((D, D)), jnp.zeros(()))
-    (_, _, logZ), (ms, Ps) = jax.lax.scan(step, init, (A, Q, Lams, etas))
-    return ms, Ps, logZ
+def _solve_lower(L, B):
+    """``L^{-1} B`` for lower-triangular ``L`` (n, n) and ``B`` (n, m) or (n,)."""
+    n = L.shape[0]
+    if n > _UNROLL_MAX_RANK:
+        return jax.scipy.linalg.solve_triangular(L, B, lower=True)
+    rows = []
+    for i in range(n):
+        s = B[i]
+        for k in range(i):
+            s = s - L[i, k] * rows[k]
+        rows.append(s / L[i, i])
+    return jnp.stack(rows)
 
 
-def log_normaliser(kernel: Matern, coords, Lams, etas):
+def _kron_eye(rank, a):
+    return jnp.kron(jnp.eye(rank), a)
+
+
+def _filter(A1, Q1, factors, Lams, etas, d, Pinf, n_valid=None, store=True):
+    """Forward pass over the first ``n_valid`` steps (all if None; may be traced).
+
+    Returns ``((filtered means, filtered covs) or None, sum log Z)``. Steps from
+    ``n_valid`` on are not run (one compiled loop serves chains padded to one length);
+    their filtered moments are left at the stationary prior ``(0, Pinf)``.
+    """
+    I, R = Lams.shape[0], Lams.shape[-1]
+    D = R * d
+    eye_r = jnp.eye(R)
+    n_valid = I if n_valid is None else n_valid
+
+    def step(j, m, P):
+        a1, q1, L, Lam, eta = (x[j] for x in (A1, Q1, factors, Lams, etas))
+        A = _kron_eye(R, a1)
+        m_pred = A @ m
+        P_pred = A @ P @ A.T + _kron_eye(R, q1)
+        P_pred = 0.5 * (P_pred + P_pred.T)
+        mu = m_pred[::d]
+        PHt = P_pred[:, ::d]  # P- H^T (D, R)
+        B = PHt[::d, :]  # H P- H^T (R, R)
+        # Lambda = L L^T, M = I + L^T B L:  (I + Lambda B)^{-1} Lambda = L M^{-1} L^T
+        C = _cholesky(eye_r + L.T @ B @ L)
+        Wt = _solve_lower(C, L.T @ PHt.T)  # (R, D); W W^T = P- H^T Lambda (I + B Lambda)^{-1} H P-
+        P = P_pred - Wt.T @ Wt
+        r = eta - Lam @ mu
+        # K r = P- H^T (I + Lambda B)^{-1} r = P- H^T r - W C^{-1} L^T B r
+        Kr = PHt @ r - Wt.T @ _solve_lower(C, L.T @ (B @ r))
+        m = m_pred + Kr
+        lz = (
+            -jnp.sum(jnp.log(jnp.diagonal(C)))
+            + eta @ mu
+            - 0.5 * mu @ (Lam @ mu)
+            + 0.5 * r @ Kr[::d]
+        )
+        return m, P, lz
+
+    m0, P0, z0 = jnp.zeros(D), jnp.zeros((D, D)), jnp.zeros(())
+    if not store:
+
+        def body(j, carry):
+            m, P, logZ = carry
+            m, P, lz = step(j, m, P)
+            return m, P, logZ + lz
+
+        return None, jax.lax.fori_loop(0, n_valid, body, (m0, P0, z0))[2]
+
+    def body_store(j, carry):
+        m, P, logZ, ms, Ps = carry
+        m, P, lz = step(j, m, P)
+        return m, P, logZ + lz, ms.at[j].set(m), Ps.at[j].set(P)
+
+    init = (m0, P0, z0, jnp.zeros((I, D)), jnp.broadcast_to(Pinf, (I, D, D)))
+    _, _, logZ, ms, Ps = jax.lax.fori_loop(0, n_valid, body_store, init)
+    return (ms, Ps), logZ
+
+
+def _pinf(kernel: Matern, rank: int):
+    return _kron_eye(rank, kernel.sde()[1])
+
+
+def filter_chain(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None, store=True):
+    """Kalman filter over ``coords`` (I,): ``((filtered means, covs) or None, sum log Z)``.
+
+    ``factors``: optional ``message_factors(Lams)``, to share between calls.
+    ``n_valid``: only the first ``n_valid`` coordinates are real (default all); it may be
+    a traced integer, so chains padded to one length share one compiled loop.
+    """
+    Lams, etas = jnp.asarray(Lams), jnp.asarray(etas)
+    if factors is None:
+        factors = message_factors(Lams)
+    R = Lams.shape[-1]
+    A1, Q1 = _transitions(kernel, coords)
+    return _filter(A1, Q1, factors, Lams, etas, kernel.state_dim, _pinf(kernel, R), n_valid, store)
+
+
+def log_normaliser(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None):
     """``sum_j log Z_j`` of the chain given messages: the ELBO as a function of ``kernel``.
 
     Parameters
@@ -105,39 +219,51 @@ def log_normaliser(kernel: Matern, coords, Lams, etas):
     kernel : Matern
     coords : (I,) sorted unique coordinates
     Lams : (I, R, R) message precisions; etas : (I, R) message shifts.
+    factors, n_valid : as in :func:`filter_chain`.
     """
-    rank = Lams.shape[-1]
-    A, Q, _ = chain_matrices(kernel, coords, rank)
-    return _filter(A, Q, Lams, etas, kernel.state_dim)[2]
+    return filter_chain(kernel, coords, Lams, etas, factors, n_valid, store=False)[1]
 
 
-def smooth(kernel: Matern, coords, Lams, etas) -> ChainPosterior:
+def rts_smooth(kernel: Matern, coords, filtered, logZ, n_valid=None) -> ChainPosterior:
+    """Rauch-Tung-Striebel pass over the output of :func:`filter_chain`."""
+    ms, Ps = filtered
+    I, D = ms.shape
+    R = D // kernel.state_dim
+    n_valid = I if n_valid is None else n_valid
+    A1, Q1 = _transitions(kernel, coords)
+    # Predictions and RTS gains for every step at once: G_j = P_j A^T (P^-_{j+1})^{-1}.
+    A = jax.vmap(lambda a: _kron_eye(R, a))(A1[1:])
+    Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
+    AP = A @ Ps[:-1]  # A_{j+1} P_j
+    P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
+    P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
+    m_pred = jnp.einsum("jab,jb->ja", A, ms[:-1])
+    G = jnp.swapaxes(jnp.linalg.solve(P_pred, AP), 1, 2)
+
+    def body(i, carry):
+        m_next, P_next, sm, sP = carry
+        j = n_valid - 2 - i
+        g = G[j]
+        m = ms[j] + g @ (m_next - m_pred[j])
+        P = Ps[j] + g @ (P_next - P_pred[j]) @ g.T
+        P = 0.5 * (P + P.T)
+        return m, P, sm.at[j].set(m), sP.at[j].set(P)
+
+    last = n_valid - 1
+    init = (ms[last], Ps[last], ms, Ps)
+    _, _, sm, sP = jax.lax.fori_loop(0, n_valid - 1, body, init)
+    return ChainPosterior(ms, Ps, sm, sP, logZ)
+
+
+def smooth(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None) -> ChainPosterior:
     """Kalman filter then Rauch-Tung-Striebel smoother over ``coords`` (I,).
 
-    Returns the filtered and smoothed state moments at every coordinate.
+    Returns the filtered and smoothed state moments at every coordinate (at padded
+    coordinates past ``n_valid``, the stationary prior). ``factors``, ``n_valid`` as in
+    :func:`filter_chain`.
     """
-    rank = Lams.shape[-1]
-    A, Q, _ = chain_matrices(kernel, coords, rank)
-    ms, Ps, logZ = _filter(A, Q, Lams, etas, kernel.state_dim)
-
-    def back(carry, inp):
-        m_next, P_next = carry
-        m_f, P_f, A_next, Q_next = inp
-        m_pred = A_next @ m_f
-        P_pred = A_next @ P_f @ A_next.T + Q_next
-        # G = P_f A^T P_pred^{-1}
-        G = jnp.linalg.solve(P_pred, A_next @ P_f).T
-        m = m_f + G @ (m_next - m_pred)
-        P = P_f + G @ (P_next - P_pred) @ G.T
-        P = 0.5 * (P + P.T)
-        return (m, P), (m, P)
-
-    _, (msr, Psr) = jax.lax.scan(
-        back, (ms[-1], Ps[-1]), (ms[:-1], Ps[:-1], A[1:], Q[1:]), reverse=True
-    )
-    sm = jnp.concatenate([msr, ms[-1:]])
-    sP = jnp.concatenate([Psr, Ps[-1:]])
-    return ChainPosterior(ms, Ps, sm, sP, logZ)
+    filtered, logZ = filter_chain(kernel, coords, Lams, etas, factors, n_valid)
+    return rts_smooth(kernel, coords, filtered, logZ, n_valid)
 
 
 def interpolate(kernel: Matern, coords, n_valid, post: ChainPosterior, query):

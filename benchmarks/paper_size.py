@@ -1,0 +1,114 @@
+"""Paper-size benchmark: FunBaT on ``beijing_pm25`` (or ``us_temp``), 100 sweeps.
+
+Every (rank, split) runs in a fresh Python process, as a user's script would:
+``first_fit_s`` is the first ``fit`` (JAX compilation included), ``sweep_ms`` the same
+fit repeated (compiled) divided by the sweeps, ``peak_rss_mb`` the process's peak
+resident memory (``ru_maxrss``; Python, JAX and the data included), and the test RMSE
+follows the paper's split protocol (``shared/data/README.md``).
+
+Reference figures (the authors' PyTorch code, measured by the issue on this 2-core
+machine, beijing_pm25, Tucker R = 3, 100 sweeps): 60.8 s per fit, about 840 MB peak.
+
+Example::
+
+    PYTHONPATH=src python benchmarks/paper_size.py --rank 3 7 --splits 0 1 2 3 4 \\
+        --json paper_size.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+_CHILD = r"""
+import json, resource, sys, time
+t_start = time.perf_counter()
+cfg = json.loads(sys.argv[1])
+sys.path.insert(0, cfg["here"])
+import numpy as np
+from _protocol import load_dataset, metrics, split_indices
+import funbat
+if cfg["cache"]:
+    import jax
+    jax.config.update("jax_compilation_cache_dir", cfg["cache"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+ds = load_dataset(cfg["dataset"], cfg["data_dir"])
+tr, te = split_indices(len(ds), cfg["split"])
+X, y = ds.X_df, ds.y
+cls = funbat.FunBaT if cfg["model"] == "tucker" else funbat.FunBaTCP
+kw = dict(rank=cfg["rank"], max_iter=cfg["sweeps"], tol=0.0, random_state=cfg["split"])
+t0 = time.perf_counter()
+m = cls(**kw).fit(X.iloc[tr], y[tr])
+first = time.perf_counter() - t0
+mean, std = m.predict(X.iloc[te], return_std=True)
+res = metrics(y[te], mean, std)
+t0 = time.perf_counter()
+cls(**kw).fit(X.iloc[tr], y[tr])
+second = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(dict(first_fit_s=first, second_fit_s=second, sweep_ms=1e3 * second / m.n_iter_,
+                      compile_s=first - second, peak_rss_mb=rss, n_train=len(tr),
+                      process_s=time.perf_counter() - t_start, **res)))
+"""
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default="beijing_pm25", choices=["beijing_pm25", "us_temp"])
+    p.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"))
+    p.add_argument("--model", choices=["tucker", "cp"], default="tucker")
+    p.add_argument("--rank", type=int, nargs="+", default=[3])
+    p.add_argument("--splits", type=int, nargs="+", default=[0])
+    p.add_argument("--sweeps", type=int, default=100)
+    p.add_argument("--cache", default="", help="opt-in persistent compilation cache directory")
+    p.add_argument("--json", help="write the results here")
+    a = p.parse_args(argv)
+
+    rows = []
+    print(
+        "| rank | split | first fit (s) | compile (s) | sweep (ms) | peak RSS (MB) | RMSE | MAE |"
+    )
+    print("|" + "---|" * 8, flush=True)
+    for R in a.rank:
+        for s in a.splits:
+            cfg = dict(
+                here=str(HERE),
+                dataset=a.dataset,
+                data_dir=a.data_dir,
+                model=a.model,
+                rank=R,
+                split=s,
+                sweeps=a.sweeps,
+                cache=a.cache,
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD, json.dumps(cfg)], capture_output=True, text=True
+            )
+            if out.returncode != 0:
+                print(f"| {R} | {s} | error: {out.stderr.strip().splitlines()[-1:]} |", flush=True)
+                rows.append({**cfg, "error": out.stderr[-2000:]})
+                continue
+            r = {**cfg, **json.loads(out.stdout.strip().splitlines()[-1])}
+            rows.append(r)
+            print(
+                f"| {R} | {s} | {r['first_fit_s']:.2f} | {r['compile_s']:.2f} | "
+                f"{r['sweep_ms']:.1f} | {r['peak_rss_mb']:.0f} | {r['rmse']:.4f} | {r['mae']:.4f} |",
+                flush=True,
+            )
+    meta = dict(cpus=os.cpu_count(), loadavg=os.getloadavg(), date=time.strftime("%Y-%m-%d %H:%M"))
+    print(f"\n{meta}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(meta=meta, args=vars(a), results=rows), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

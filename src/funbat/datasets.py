@@ -1,0 +1,101 @@
+"""Synthetic continuous-indexed data from known latent functions, and the shared data.
+
+Used by ``funbat demo``, the tests and the benchmarks: the truth is known, so a fit can
+be judged against the noise level and its intervals against their nominal coverage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Synthetic", "make_synthetic", "protocol_split"]
+
+
+class Synthetic(NamedTuple):
+    """A synthetic dataset.
+
+    X : DataFrame (N, K), one continuous coordinate column per mode (``t``, ``x1``...;
+        mode 0 holds dates when ``dates=True``).
+    y : (N,) noisy observations; f : (N,) noiseless values; noise_std : float.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    f: np.ndarray
+    noise_std: float
+
+
+def _functions(k: int, rank: int, rng: np.random.Generator):
+    """``rank`` smooth functions on [0, 1] for mode ``k``: sines of random frequency."""
+    freq = rng.uniform(0.5, 2.5, size=rank)
+    phase = rng.uniform(0, 2 * np.pi, size=rank)
+
+    def u(x):
+        return np.sin(2 * np.pi * freq * np.asarray(x)[:, None] + phase)
+
+    return u
+
+
+def make_synthetic(
+    n: int = 20_000,
+    *,
+    n_modes: int = 3,
+    rank: int = 2,
+    n_unique: int = 200,
+    noise_std: float = 0.1,
+    dates: bool = False,
+    seed: int = 0,
+) -> Synthetic:
+    """Draw ``n`` entries ``y = sum W[r] prod_k u^k_r(x^k) + noise`` from known functions.
+
+    Parameters
+    ----------
+    n : number of entries.
+    n_modes : number of modes K.
+    rank : rank of the true Tucker core (R per mode).
+    n_unique : unique coordinates per mode, drawn uniformly in [0, 1] (repeats are
+        normal: several entries share coordinates).
+    noise_std : standard deviation of the Gaussian noise, in the units of y.
+    dates : make mode 0 a date column (one day per unique coordinate step).
+    seed : random seed.
+    """
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(rank,) * n_modes)
+    cols, factors = {}, []
+    for k in range(n_modes):
+        grid = np.sort(rng.uniform(0, 1, size=n_unique))
+        x = grid[rng.integers(0, n_unique, size=n)]
+        factors.append(_functions(k, rank, rng)(x))
+        cols[f"x{k}"] = x
+    f = W.reshape(-1) @ _kron_rows(factors).T
+    f = f / f.std()
+    y = f + noise_std * rng.normal(size=n)
+    X = pd.DataFrame(cols)
+    if dates:
+        days = np.round(X["x0"].to_numpy() * 3 * 365).astype(int)
+        X = X.rename(columns={"x0": "date"})
+        X["date"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")
+    return Synthetic(X, y, f, noise_std)
+
+
+def _kron_rows(factors):
+    """Row-wise Kronecker product of (n, R_k) factors -> (n, prod R_k)."""
+    out = factors[0]
+    for f in factors[1:]:
+        out = (out[:, :, None] * f[:, None, :]).reshape(out.shape[0], -1)
+    return out
+
+
+def protocol_split(n: int, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's 80/20 protocol: ``(train, test)`` row indices for split ``split``."""
+    perm = np.random.default_rng(split).permutation(n)
+    return perm[n // 5 :], perm[: n // 5]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` next to the project root (where the real datasets live)."""
+    return Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

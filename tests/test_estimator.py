@@ -1,0 +1,150 @@
+"""End-to-end behaviour of FunBaT and FunBaTCP on data from known functions."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+from funbat import FunBaT, FunBaTCP, InputError
+from funbat.datasets import make_synthetic, protocol_split
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_synthetic(6000, n_modes=3, rank=2, n_unique=120, noise_std=0.1, seed=4)
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+@pytest.mark.parametrize("cls", [FunBaT, FunBaTCP])
+def test_elbo_never_decreases(K, cls):
+    data = make_synthetic(1500, n_modes=K, rank=2, n_unique=30, seed=K)
+    model = cls(rank=2, max_iter=12, tol=0.0, random_state=0).fit(data.X, data.y)
+    h = model.elbo_history_
+    assert len(h) == 12
+    assert np.all(np.diff(h) >= -1e-8 * np.abs(h[1:])), np.diff(h)
+
+
+def test_elbo_never_decreases_with_fixed_hyperparameters():
+    data = make_synthetic(1500, n_modes=3, rank=2, n_unique=30, seed=9)
+    model = FunBaT(rank=3, max_iter=10, tol=0.0, learn_hyperparameters=False, random_state=1)
+    h = model.fit(data.X, data.y).elbo_history_
+    assert np.all(np.diff(h) >= -1e-8 * np.abs(h[1:]))
+
+
+@pytest.mark.parametrize("cls", [FunBaT, FunBaTCP])
+def test_recovers_known_functions_with_calibrated_intervals(synthetic, cls):
+    train, test = protocol_split(len(synthetic.y), 0)
+    model = cls(rank=3, max_iter=60, random_state=0).fit(synthetic.X.iloc[train], synthetic.y[train])
+    mean, std = model.predict(synthetic.X.iloc[test], return_std=True)
+    rmse = np.sqrt(np.mean((mean - synthetic.y[test]) ** 2))
+    assert rmse < 1.15 * synthetic.noise_std
+    # the latent (noiseless) function is recovered well below the noise level
+    assert np.sqrt(np.mean((mean - synthetic.f[test]) ** 2)) < 0.5 * synthetic.noise_std
+    cover = np.mean(np.abs(mean - synthetic.y[test]) <= 1.96 * std)
+    assert 0.93 <= cover <= 0.97
+    assert np.sqrt(model.noise_variance_) == pytest.approx(synthetic.noise_std, rel=0.1)
+    assert model.score(synthetic.X.iloc[test], synthetic.y[test]) > 0.98
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
+def test_ranks_one_to_five(rank):
+    data = make_synthetic(800, n_modes=3, rank=2, n_unique=20, seed=rank)
+    for cls in (FunBaT, FunBaTCP):
+        model = cls(rank=rank, max_iter=5, random_state=0).fit(data.X, data.y)
+        assert model.core_.shape == (rank,) * 3
+        assert np.all(np.isfinite(model.predict(data.X.iloc[:10])))
+
+
+def test_multilinear_rank_and_per_mode_kernels():
+    data = make_synthetic(800, n_modes=3, rank=2, n_unique=20, seed=1)
+    model = FunBaT(rank=(1, 2, 3), kernel=["matern12", "matern32", "matern52"], max_iter=5)
+    model.fit(data.X, data.y)
+    assert model.core_.shape == (1, 2, 3)
+    mean, std = model.latent_functions(2, np.linspace(0, 1, 7))
+    assert mean.shape == std.shape == (7, 3)
+    assert np.all(std > 0)
+
+
+def test_single_unique_coordinate_and_duplicated_rows():
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"a": rng.uniform(0, 1, n), "b": np.full(n, 2.5), "c": rng.integers(0, 5, n)})
+    y = np.sin(3 * X["a"].to_numpy()) * X["c"].to_numpy() + 0.05 * rng.normal(size=n)
+    X2 = pd.concat([X, X.iloc[:100]], ignore_index=True)  # exact duplicate rows
+    y2 = np.concatenate([y, y[:100] + 0.05 * rng.normal(size=100)])
+    for cls in (FunBaT, FunBaTCP):
+        model = cls(rank=2, max_iter=30, random_state=0).fit(X2, y2)
+        assert model.score(X, y) > 0.9
+        # the constant mode extrapolates to its prior away from its single coordinate
+        q = X.iloc[:5].assign(b=100.0)
+        assert np.all(np.isfinite(model.predict(q, return_std=True)[1]))
+
+
+def test_dates_are_continuous_days():
+    data = make_synthetic(1500, n_modes=3, rank=2, n_unique=40, dates=True, seed=2)
+    model = FunBaT(rank=2, max_iter=20, random_state=0).fit(data.X, data.y)
+    assert data.X["date"].dtype.kind == "M"
+    # lengthscale of the date mode is reported in days
+    span = (data.X["date"].max() - data.X["date"].min()).days
+    assert 0 < model.lengthscales_[0] < 10 * span
+    unseen = data.X.iloc[:3].assign(date=pd.Timestamp("2030-01-01"))
+    mean, std = model.predict(unseen, return_std=True)
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
+    with pytest.raises(InputError, match="dates"):
+        model.predict(data.X.assign(date=1.0))
+
+
+def test_predictions_are_in_user_units():
+    data = make_synthetic(1500, n_modes=2, rank=2, n_unique=40, seed=3)
+    y = 1000.0 + 50.0 * data.y
+    model = FunBaT(rank=2, max_iter=30, random_state=0).fit(data.X.to_numpy(), y)
+    mean, std = model.predict(data.X.to_numpy(), return_std=True)
+    assert abs(np.mean(mean) - 1000.0) < 10
+    assert np.sqrt(model.noise_variance_) == pytest.approx(50 * data.noise_std, rel=0.2)
+    assert np.median(std) == pytest.approx(50 * data.noise_std, rel=0.3)
+
+
+def test_sklearn_contract():
+    data = make_synthetic(600, n_modes=2, rank=1, n_unique=20, seed=5)
+    est = FunBaT(rank=2, max_iter=3, random_state=0)
+    assert clone(est).get_params() == est.get_params()
+    search = GridSearchCV(est, {"rank": [1, 2]}, cv=2).fit(data.X, data.y)
+    assert search.best_params_["rank"] in (1, 2)
+    with pytest.raises(Exception, match="not fitted"):
+        FunBaT().predict(data.X)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rank": 0}, "rank"),
+        ({"rank": 2.5}, "rank"),
+        ({"rank": (2, 2)}, "rank has 2 entries"),
+        ({"kernel": "rbf"}, "unknown kernel"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"lengthscale": -1.0}, "lengthscale"),
+    ],
+)
+def test_bad_parameters_are_clear_errors(kwargs, message):
+    data = make_synthetic(100, n_modes=3, rank=1, n_unique=10, seed=0)
+    with pytest.raises(InputError, match=message):
+        FunBaT(**kwargs).fit(data.X, data.y)
+
+
+def test_bad_data_are_clear_errors():
+    X = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [1.0, 2.0, 3.0]})
+    with pytest.raises(InputError, match="'a' has 1 NaN"):
+        FunBaT().fit(X, [1.0, 2.0, 3.0])
+    # a column of strings is a discrete mode (issue 4), not an error
+    m = FunBaT(max_iter=2).fit(pd.DataFrame({"a": ["x", "y", "x"]}), [1.0, 2.0, 1.5])
+    assert m.mode_kinds_ == ["discrete"]
+    with pytest.raises(InputError, match="at least 2"):
+        FunBaT().fit(np.ones((1, 2)), [1.0])
+    with pytest.raises(InputError, match="rows"):
+        FunBaT().fit(np.ones((3, 2)), [1.0, 2.0])
+    with pytest.raises(InputError, match="CP needs one rank"):
+        FunBaTCP(rank=(1, 2)).fit(np.ones((3, 2)), [1.0, 2.0, 3.0])
+    model = FunBaT(rank=1, max_iter=2).fit(pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 1.0]}), [1.0, 2.0, 3.0])
+    with pytest.raises(InputError, match="fitted on"):
+        model.predict(pd.DataFrame({"a": [0.0], "c": [1.0]}))
