@@ -204,6 +204,7 @@ def test_version_1_files_of_continuous_models_still_load(fitted, tmp_path):
     old = funbat.load(_rewrite(good, tmp_path / "v1.funbat", as_version_1))
     Q = _query(X)
     np.testing.assert_array_equal(old.predict(Q), tucker.predict(Q))
+    assert old.mode_kinds_ == ["continuous", "continuous"]
 
 
 def _rewrite(src: Path, dst: Path, edit_meta=None, drop=()):

@@ -329,6 +329,8 @@ def load(path):
         raise InputError(f"{str(path)!r} is a damaged funbat model file ({err})") from None
     if "elbo_" not in state:
         raise InputError(f"{str(path)!r} is a damaged funbat model file (no fitted state)")
+    if "mode_kinds_" not in state and "_encodings" in state:  # saved before modes had kinds
+        state["mode_kinds_"] = [getattr(e, "kind", "continuous") for e in state["_encodings"]]
     for k, v in state.items():
         setattr(model, k, v)
     return model
