@@ -7,12 +7,16 @@ the test set and the rest the training set.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from funbat.calibration import coverage, nlpd
+from funbat.evaluation import split_indices
+
+__all__ = ["DATASETS", "Dataset", "load_dataset", "metrics", "split_indices", "validation_split"]
 
 # name -> (file, coordinate columns (mode order), target column, date columns)
 DATASETS: dict[str, tuple[str, list[str], str, list[str]]] = {
@@ -69,13 +73,6 @@ def load_dataset(name: str, data_dir: Path) -> Dataset:
     return Dataset(name=name, frame=frame[[*coords, target]], coord_cols=coords, target=target)
 
 
-def split_indices(n: int, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) row indices of split ``s`` (paper protocol)."""
-    perm = np.random.default_rng(s).permutation(n)
-    test, train = perm[: n // 5], perm[n // 5 :]
-    return train, test
-
-
 def validation_split(n: int, seed: int, frac: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """(fit, validation) indices inside a *training* set, for hyperparameter tuning."""
     perm = np.random.default_rng(10_000 + seed).permutation(n)
@@ -85,9 +82,7 @@ def validation_split(n: int, seed: int, frac: float = 0.2) -> tuple[np.ndarray, 
 
 def metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None = None) -> dict[str, float]:
     """RMSE, MAE and, given a Gaussian predictive std, NLPD and 95% coverage."""
-    y = np.asarray(y, dtype=float)
-    mean = np.asarray(mean, dtype=float)
-    err = y - mean
+    err = np.asarray(y, dtype=float) - np.asarray(mean, dtype=float)
     out = {
         "rmse": float(np.sqrt(np.mean(err**2))),
         "mae": float(np.mean(np.abs(err))),
@@ -95,8 +90,6 @@ def metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None = None) -> d
         "coverage95": None,
     }
     if std is not None:
-        sd = np.maximum(np.asarray(std, dtype=float), 1e-12)
-        nlpd = 0.5 * np.log(2 * math.pi) + np.log(sd) + 0.5 * (err / sd) ** 2
-        out["nlpd"] = float(np.mean(nlpd))
-        out["coverage95"] = float(np.mean(np.abs(err) <= 1.959964 * sd))
+        out["nlpd"] = nlpd(y, mean, std)
+        out["coverage95"] = coverage(y, mean, std, 0.95)
     return out

@@ -264,7 +264,6 @@ def test_evaluate_with_spatial_and_discrete_modes(work, kinds, capsys):
 
 
 def test_demo(capsys):
-    pytest.importorskip("funbat.demo", reason="funbat.demo (the lead's branch) is not merged yet")
     code, out, _ = run(capsys, "demo", "--n", "300", "--rank", "2")
     assert code == 0
     for text in ("test RMSE", "95% coverage", "noise std", "fit time"):

@@ -7,7 +7,8 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from funbat import FunBaT, FunBaTCP, InputError
-from funbat.datasets import make_synthetic, protocol_split
+from funbat.datasets import make_synthetic
+from funbat.evaluation import split_indices
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_elbo_never_decreases_with_fixed_hyperparameters():
 
 @pytest.mark.parametrize("cls", [FunBaT, FunBaTCP])
 def test_recovers_known_functions_with_calibrated_intervals(synthetic, cls):
-    train, test = protocol_split(len(synthetic.y), 0)
+    train, test = split_indices(len(synthetic.y), 0)
     model = cls(rank=3, max_iter=60, random_state=0).fit(
         synthetic.X.iloc[train], synthetic.y[train]
     )

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["Synthetic", "make_synthetic", "protocol_split"]
+__all__ = ["Synthetic", "make_synthetic", "shared_data_dir"]
 
 
 class Synthetic(NamedTuple):
@@ -88,12 +88,6 @@ def _kron_rows(factors):
     for f in factors[1:]:
         out = (out[:, :, None] * f[:, None, :]).reshape(out.shape[0], -1)
     return out
-
-
-def protocol_split(n: int, split: int) -> tuple[np.ndarray, np.ndarray]:
-    """The paper's 80/20 protocol: ``(train, test)`` row indices for split ``split``."""
-    perm = np.random.default_rng(split).permutation(n)
-    return perm[n // 5 :], perm[: n // 5]
 
 
 def shared_data_dir() -> Path:

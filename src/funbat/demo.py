@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
-from .datasets import make_synthetic, protocol_split
+from .datasets import make_synthetic
 from .estimator import FunBaT, FunBaTCP
+from .evaluation import predictive_metrics, split_indices
 
 __all__ = ["run_demo"]
 
@@ -17,28 +16,29 @@ def run_demo(
 ) -> dict:
     """Fit a synthetic 3-mode dataset (dates in mode 0) and score it on held-out entries.
 
-    Returns a dict: rmse and noise_std (same units), coverage95 (fraction of test targets
+    Returns a dict: rmse, noise_std (the true noise) and fitted_noise_std (same units), coverage95 (fraction of test targets
     inside the 95% predictive interval), nlpd, fit_time_s (compilation included),
     n_train, n_test, n_iter.
     """
     if model not in ("tucker", "cp"):
         raise ValueError(f"unknown model {model!r}; choose 'tucker' or 'cp'")
     data = make_synthetic(n, dates=True, seed=seed)
-    train, test = protocol_split(n, seed)
+    train, test = split_indices(n, seed)
     cls = FunBaT if model == "tucker" else FunBaTCP
     est = cls(rank=rank, max_iter=max_iter, random_state=seed)
     t0 = time.perf_counter()
     est.fit(data.X.iloc[train], data.y[train])
     fit_time = time.perf_counter() - t0
     mean, std = est.predict(data.X.iloc[test], return_std=True)
-    err = data.y[test] - mean
+    scores = predictive_metrics(data.y[test], mean, std)
     return {
         "model": model,
         "rank": rank,
-        "rmse": float(np.sqrt(np.mean(err**2))),
+        "rmse": scores["rmse"],
         "noise_std": data.noise_std,
-        "coverage95": float(np.mean(np.abs(err) <= 1.959964 * std)),
-        "nlpd": float(np.mean(0.5 * np.log(2 * np.pi * std**2) + 0.5 * (err / std) ** 2)),
+        "fitted_noise_std": float(est.noise_variance_) ** 0.5,
+        "coverage95": scores["coverage95"],
+        "nlpd": scores["nlpd"],
         "fit_time_s": fit_time,
         "n_train": int(train.size),
         "n_test": int(test.size),

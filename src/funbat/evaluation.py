@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from .calibration import coverage, nlpd
 from .data import InputError
 
 __all__ = ["METRICS", "predictive_metrics", "split_indices", "evaluate_splits", "summarise"]
@@ -20,19 +21,15 @@ __all__ = ["METRICS", "predictive_metrics", "split_indices", "evaluate_splits", 
 #: Metric names, in report order.
 METRICS = ("rmse", "mae", "nlpd", "coverage95", "fit_time_s")
 
-_Z95 = 1.959963984540054
-
 
 def predictive_metrics(y, mean, std) -> dict[str, float]:
     """RMSE, MAE, Gaussian negative log predictive density and 95% interval coverage."""
-    y, mean, std = (np.asarray(a, float) for a in (y, mean, std))
-    err = y - mean
-    nlpd = 0.5 * np.log(2 * np.pi * std**2) + 0.5 * (err / std) ** 2
+    err = np.asarray(y, float) - np.asarray(mean, float)
     return {
         "rmse": float(np.sqrt(np.mean(err**2))),
         "mae": float(np.mean(np.abs(err))),
-        "nlpd": float(np.mean(nlpd)),
-        "coverage95": float(np.mean(np.abs(err) <= _Z95 * std)),
+        "nlpd": nlpd(y, mean, std),
+        "coverage95": coverage(y, mean, std, 0.95),
     }
 
 
