@@ -332,7 +332,10 @@ class DaskEntries:
         )
         frames = [dask.delayed(_unfolding_frame)(b, k, strides) for b in self.blocks]
         ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
-        shuffled = ddf.shuffle(on="key", npartitions=len(self.blocks))
+        # p2p needs the distributed scheduler; a local scheduler (even beside a client) uses tasks
+        client = getattr(dask.base.get_scheduler(), "__self__", None)
+        method = None if type(client).__name__ == "Client" else "tasks"
+        shuffled = ddf.shuffle(on="key", npartitions=len(self.blocks), shuffle_method=method)
         I = sizes[k]
         return list(
             dask.persist(*[dask.delayed(_unfolding_block)(p, I) for p in shuffled.to_delayed()])
