@@ -103,3 +103,29 @@ def test_bad_dask_input_says_what_to_do():
     bad.loc[3, "value"] = np.nan
     with pytest.raises(InputError, match="NaN"):
         FunBaT().fit(dd.from_pandas(bad, npartitions=2), y="value")
+
+
+def test_cli_fit_dask_with_scheduler_address(client, parquet, tmp_path, capsys):
+    from funbat import cli
+    from funbat.io import load
+
+    df, glob = parquet
+    out = tmp_path / "model.zip"
+    args = [
+        "fit",
+        glob,
+        "-t",
+        "value",
+        "-o",
+        out,
+        "--dask",
+        "--scheduler",
+        client.scheduler.address,
+    ]
+    code = cli.main([str(a) for a in [*args, "--max-iter", "3", "--rank", "2", "-q"]])
+    assert code == 0, capsys.readouterr().err
+    X = df[["a", "t", "b"]]
+    mem = FunBaT(rank=2, max_iter=3, random_state=0).fit(X, df["value"])
+    _assert_same(load(out).predict(X), mem.predict(X))
+    assert cli.main(["fit", "x.csv", "-t", "v", "-o", str(out), "--scheduler", "tcp://x:1"]) == 2
+    assert "--scheduler needs --dask" in capsys.readouterr().err

@@ -7,8 +7,22 @@
 
 from .data import InputError
 from .estimator import FunBaT, FunBaTCP
+from .files import predict_grid, read_table
+from .io import load, save
 from .kernels import KERNELS, Matern, make_kernel
 
 __version__ = "0.1.0"
 
-__all__ = ["KERNELS", "FunBaT", "FunBaTCP", "InputError", "Matern", "make_kernel", "__version__"]
+__all__ = [
+    "KERNELS",
+    "FunBaT",
+    "FunBaTCP",
+    "InputError",
+    "Matern",
+    "load",
+    "make_kernel",
+    "predict_grid",
+    "read_table",
+    "save",
+    "__version__",
+]

@@ -204,15 +204,17 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------
 
-    def fit(self, X, y, callback=None):
+    def fit(self, X, y=None, callback=None):
         """Fit the posterior by message passing sweeps until the ELBO converges.
 
         Parameters
         ----------
-        X : pandas DataFrame (one column per mode) or array (N, K)
-            Coordinates; ``datetime64`` columns are read as days. Or a dask DataFrame,
-            or a path/glob of Parquet files: then the sweeps run on the Dask cluster
-            (see :mod:`funbat.distributed`) and ``y`` names the target column.
+        X : pandas DataFrame (one column per mode), array (N, K) or xarray.DataArray
+            Coordinates; ``datetime64`` columns are read as days. A DataArray (with
+            ``y=None``) gives both: its dims are the modes, NaN cells are missing.
+            Or a dask DataFrame, or a path/glob of Parquet files: then the sweeps run
+            on the Dask cluster (see :mod:`funbat.distributed`) and ``y`` names the
+            target column.
         y : array (N,), or for Dask data the target column's name (or a dask Series)
             Observed values.
         callback : optional callable ``callback(iteration, elbo)`` after each sweep.
@@ -227,8 +229,12 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             from .distributed import DaskEntries  # needs the [dask] extra
 
             entries = DaskEntries.from_input(X, y)
-            names, columns, is_dt, X = entries.names, None, entries.is_datetime, entries
+            names, columns, is_dt = entries.names, None, entries.is_datetime
         else:
+            if y is None:
+                from .files import from_dataarray
+
+                X, y = from_dataarray(X)
             names, columns, is_dt = as_mode_columns(X)
             y = as_target(y, columns[0].shape[0])
             if y.shape[0] < 2:
@@ -475,6 +481,30 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             return mean
         std = np.sqrt(var_out + noise_var) * self._y_scale
         return mean, std
+
+    def predict_grid(self, coords=None, **coords_kw):
+        """Predictions on a grid as an ``xarray.Dataset``; see :func:`funbat.files.predict_grid`."""
+        from .files import predict_grid
+
+        return predict_grid(self, coords, **coords_kw)
+
+    # -- files ---------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Save the fitted model to ``path`` (no pickle; format in :mod:`funbat.io`)."""
+        from .io import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save`."""
+        from .io import load
+
+        model = load(path)
+        if not isinstance(model, cls):
+            raise InputError(f"{str(path)!r} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     def latent_functions(self, mode, coords):
         """Posterior mean and std of one mode's latent functions at ``coords``.

@@ -1,0 +1,86 @@
+"""Predictive metrics and the paper's random-split evaluation protocol.
+
+Protocol (``shared/data/README.md``): for split ``s``, with rows in file order,
+``perm = np.random.default_rng(s).permutation(N)``; the first ``N // 5`` rows of
+``perm`` are the test set, the rest the training set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from .data import InputError
+
+__all__ = ["METRICS", "predictive_metrics", "split_indices", "evaluate_splits", "summarise"]
+
+#: Metric names, in report order.
+METRICS = ("rmse", "mae", "nlpd", "coverage95", "fit_time_s")
+
+_Z95 = 1.959963984540054
+
+
+def predictive_metrics(y, mean, std) -> dict[str, float]:
+    """RMSE, MAE, Gaussian negative log predictive density and 95% interval coverage."""
+    y, mean, std = (np.asarray(a, float) for a in (y, mean, std))
+    err = y - mean
+    nlpd = 0.5 * np.log(2 * np.pi * std**2) + 0.5 * (err / std) ** 2
+    return {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "nlpd": float(np.mean(nlpd)),
+        "coverage95": float(np.mean(np.abs(err) <= _Z95 * std)),
+    }
+
+
+def split_indices(n: int, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices of split ``split`` of ``n`` rows (an 80/20 split)."""
+    perm = np.random.default_rng(split).permutation(n)
+    return perm[n // 5 :], perm[: n // 5]
+
+
+def evaluate_splits(
+    make_model: Callable,
+    X: pd.DataFrame,
+    y,
+    n_splits: int = 5,
+    on_split: Callable | None = None,
+) -> list[dict]:
+    """Fit a fresh ``make_model()`` on each split's training rows, score its test rows.
+
+    Returns one dict per split: ``split``, ``n_train``, ``n_test`` and :data:`METRICS`.
+    ``on_split(result)`` is called after each split.
+    """
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int) or n_splits < 1:
+        raise InputError(f"the number of splits must be a positive integer; got {n_splits!r}")
+    y = np.asarray(y)
+    n = len(y)
+    if n // 5 < 1 or n - n // 5 < 2:
+        raise InputError(f"need at least 5 rows to make an 80/20 split; got {n}")
+    results = []
+    for s in range(n_splits):
+        train, test = split_indices(n, s)
+        model = make_model()
+        model.fit(X.iloc[train].reset_index(drop=True), y[train])
+        mean, std = model.predict(X.iloc[test].reset_index(drop=True), return_std=True)
+        res = {"split": s, "n_train": int(train.size), "n_test": int(test.size)}
+        res.update(predictive_metrics(y[test], mean, std))
+        res["fit_time_s"] = float(model.fit_time_)
+        results.append(res)
+        if on_split is not None:
+            on_split(res)
+    return results
+
+
+def summarise(results: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation (ddof=1; 0 for one split) of each metric."""
+    out = {}
+    for k in METRICS:
+        v = np.array([r[k] for r in results], float)
+        out[k] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0}
+        if not math.isfinite(out[k]["std"]):
+            out[k]["std"] = 0.0
+    return out
