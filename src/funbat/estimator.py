@@ -224,6 +224,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self
         """
         self._check_params()
+        t0 = time.perf_counter()  # with Dask, reading and encoding the data count too
         entries = None
         if isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask":
             from .distributed import DaskEntries  # needs the [dask] extra
@@ -243,7 +244,6 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        t0 = time.perf_counter()
         with jax.enable_x64(True):
             self._fit(names, columns, is_dt, y, callback, entries)
         self.fit_time_ = time.perf_counter() - t0
