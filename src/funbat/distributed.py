@@ -300,7 +300,7 @@ class DaskEntries:
             n_svd = 0
             if I > 1:
                 blocks = self._unfolding_blocks(k)
-                C = sum(self._compute([_n_columns], blocks)[0])
+                C = sum(self._compute(_n_columns, blocks))
                 n_svd = min(R, min(I, C) - 1) if min(I, C) > 1 else 0
                 if n_svd > 0:
                     seed = int(rng.integers(2**31 - 1))
@@ -342,13 +342,15 @@ class DaskEntries:
         )
 
     @staticmethod
-    def _compute(fns, blocks, *args):
+    def _compute(fn, blocks, *args):
+        """``[fn(block, *args) for block in blocks]``, run where the blocks live."""
         import dask
 
-        return dask.compute([dask.delayed(fns[0])(b, *args) for b in blocks])
+        return dask.compute([dask.delayed(fn)(b, *args) for b in blocks])[0]
 
     @staticmethod
     def _reduce(fn, blocks, *args, combine=_add):
+        """``combine``-reduction of ``fn(block, *args)`` over the blocks, on the workers."""
         import dask
 
         args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a for a in args]
@@ -378,7 +380,7 @@ class DaskEntries:
             signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
             return (Vt * signs[:, None])[:n_svd].T
         # I >= C: the (C, s) side is small too; columns ordered by their sorted keys
-        keys = np.sort(np.concatenate(self._compute([_column_keys], blocks)[0]))
+        keys = np.sort(np.concatenate(self._compute(_column_keys, blocks)))
         Q = rs.normal(size=(C, s))
         for _ in range(n_iter):
             Q = _orth(self._reduce(_right, blocks, Q, keys))
@@ -392,7 +394,7 @@ class DaskEntries:
 
     def _left_product(self, blocks, Y, keys):
         """``M^T Y`` (C, s), assembled from the partitions' columns in key order."""
-        parts = self._compute([_left], blocks, Y)[0]
+        parts = self._compute(_left, blocks, Y)
         out = np.zeros((keys.size, Y.shape[1]))
         for k, v in parts:
             out[np.searchsorted(keys, k)] = v
