@@ -99,6 +99,10 @@ def test_bad_dask_input_says_what_to_do():
         FunBaT().fit(ddf, np.zeros(50))
     with pytest.raises(InputError, match="not in the data"):
         FunBaT().fit(ddf, y="missing")
+    with pytest.raises(InputError, match="in-memory data"):
+        FunBaT(discrete=["b"]).fit(ddf, y="value")
+    with pytest.raises(InputError, match="numbers or dates"):
+        FunBaT().fit(ddf.assign(s="x"), y="value")
     bad = _table(n=50)
     bad.loc[3, "value"] = np.nan
     with pytest.raises(InputError, match="NaN"):

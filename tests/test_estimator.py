@@ -35,7 +35,9 @@ def test_elbo_never_decreases_with_fixed_hyperparameters():
 @pytest.mark.parametrize("cls", [FunBaT, FunBaTCP])
 def test_recovers_known_functions_with_calibrated_intervals(synthetic, cls):
     train, test = protocol_split(len(synthetic.y), 0)
-    model = cls(rank=3, max_iter=60, random_state=0).fit(synthetic.X.iloc[train], synthetic.y[train])
+    model = cls(rank=3, max_iter=60, random_state=0).fit(
+        synthetic.X.iloc[train], synthetic.y[train]
+    )
     mean, std = model.predict(synthetic.X.iloc[test], return_std=True)
     rmse = np.sqrt(np.mean((mean - synthetic.y[test]) ** 2))
     assert rmse < 1.15 * synthetic.noise_std
@@ -136,15 +138,18 @@ def test_bad_data_are_clear_errors():
     X = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [1.0, 2.0, 3.0]})
     with pytest.raises(InputError, match="'a' has 1 NaN"):
         FunBaT().fit(X, [1.0, 2.0, 3.0])
-    with pytest.raises(InputError, match="not numeric"):
-        FunBaT().fit(pd.DataFrame({"a": ["x", "y"]}), [1.0, 2.0])
+    # a column of strings is a discrete mode (issue 4), not an error
+    m = FunBaT(max_iter=2).fit(pd.DataFrame({"a": ["x", "y", "x"]}), [1.0, 2.0, 1.5])
+    assert m.mode_kinds_ == ["discrete"]
     with pytest.raises(InputError, match="at least 2"):
         FunBaT().fit(np.ones((1, 2)), [1.0])
     with pytest.raises(InputError, match="rows"):
         FunBaT().fit(np.ones((3, 2)), [1.0, 2.0])
     with pytest.raises(InputError, match="CP needs one rank"):
         FunBaTCP(rank=(1, 2)).fit(np.ones((3, 2)), [1.0, 2.0, 3.0])
-    model = FunBaT(rank=1, max_iter=2).fit(pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 1.0]}), [1.0, 2.0, 3.0])
+    model = FunBaT(rank=1, max_iter=2).fit(
+        pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 1.0]}), [1.0, 2.0, 3.0]
+    )
     with pytest.raises(InputError, match="fitted on"):
         model.predict(pd.DataFrame({"a": [0.0], "c": [1.0]}))
 
@@ -167,4 +172,6 @@ def test_predictive_moments_equal_explicit_kronecker_formula():
         f = m_w @ z
         var = np.sum(Eww * S) - f**2 + noise
         assert mean[n] == pytest.approx(f * model._y_scale + model._y_mean, rel=1e-9)
-        assert std[n] == pytest.approx(np.sqrt(var) * model._y_scale, rel=1e-7)  # E[f^2] - f^2 cancels
+        assert std[n] == pytest.approx(
+            np.sqrt(var) * model._y_scale, rel=1e-7
+        )  # E[f^2] - f^2 cancels

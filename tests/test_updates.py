@@ -49,9 +49,15 @@ def test_tucker_messages_equal_per_entry_expectations(ranks):
     tau = 1.7
     for k in range(K):
         G, g = mode_statistics(
-            jnp.asarray(idx), jnp.asarray(y), jnp.ones(len(y)),
-            tuple(map(jnp.asarray, means)), tuple(map(jnp.asarray, seconds)),
-            mode=k, n_groups=sizes[k], chunk=8, structure="tucker",
+            jnp.asarray(idx),
+            jnp.asarray(y),
+            jnp.ones(len(y)),
+            tuple(map(jnp.asarray, means)),
+            tuple(map(jnp.asarray, seconds)),
+            mode=k,
+            n_groups=sizes[k],
+            chunk=8,
+            structure="tucker",
         )
         Lams, etas = U.mode_messages(G, g, tau, U.unfold_core(core, ranks, k))
         ref_L = np.zeros((sizes[k], ranks[k], ranks[k]))
@@ -94,9 +100,15 @@ def test_core_sums_equal_brute_force_kronecker_sums(ranks):
         b_ref = b_ref + y[n] * m
     for k in range(K):
         G, g = mode_statistics(
-            jnp.asarray(idx), jnp.asarray(y), jnp.ones(len(y)),
-            tuple(map(jnp.asarray, means)), tuple(map(jnp.asarray, seconds)),
-            mode=k, n_groups=sizes[k], chunk=10, structure="tucker",
+            jnp.asarray(idx),
+            jnp.asarray(y),
+            jnp.ones(len(y)),
+            tuple(map(jnp.asarray, means)),
+            tuple(map(jnp.asarray, seconds)),
+            mode=k,
+            n_groups=sizes[k],
+            chunk=10,
+            structure="tucker",
         )
         T, b = U.core_from_statistics(G, g, means[k], seconds[k], "tucker", ranks, k)
         np.testing.assert_allclose(T, T_ref, atol=1e-10)
@@ -115,9 +127,15 @@ def test_cp_sums_equal_brute_force():
         b_ref += y[n] * m.sum()
     for k in range(3):
         G, g = mode_statistics(
-            jnp.asarray(idx), jnp.asarray(y), jnp.ones(len(y)),
-            tuple(map(jnp.asarray, means)), tuple(map(jnp.asarray, seconds)),
-            mode=k, n_groups=sizes[k], chunk=6, structure="cp",
+            jnp.asarray(idx),
+            jnp.asarray(y),
+            jnp.ones(len(y)),
+            tuple(map(jnp.asarray, means)),
+            tuple(map(jnp.asarray, seconds)),
+            mode=k,
+            n_groups=sizes[k],
+            chunk=6,
+            structure="cp",
         )
         T, b = U.core_from_statistics(G, g, means[k], seconds[k], "cp")
         np.testing.assert_allclose(T, T_ref, rtol=1e-12)

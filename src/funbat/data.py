@@ -1,9 +1,16 @@
 """From user tables to per-mode coordinates, index maps and scaling.
 
-A *mode* is one column of the input: its values are real coordinates (floats, or dates
-read as days since 1970-01-01). Each mode is scaled to ``[0, 1]`` by its training
-range, and each entry is mapped to the rank of its coordinate among the mode's sorted
-unique training coordinates.
+A *mode* is one column of the input, or several. Its kind is
+
+* ``"continuous"``: one column of real coordinates (floats, or dates read as days since
+  1970-01-01), scaled to ``[0, 1]`` by its training range;
+* ``"spatial"``: several numeric columns read together as points (``("lat", "lon")``),
+  each dimension scaled to ``[0, 1]`` by its own training range;
+* ``"discrete"``: one column of categories (strings, pandas categoricals, booleans, or
+  any column declared discrete), each category its own index.
+
+Each entry is mapped to the position of its coordinate among the mode's sorted unique
+training coordinates (points sorted lexicographically, categories sorted).
 """
 
 from __future__ import annotations
@@ -14,14 +21,19 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "KINDS",
     "InputError",
     "ModeEncoding",
     "as_mode_columns",
+    "as_modes",
     "as_target",
     "encode_modes",
 ]
 
 _NS_PER_DAY = 86_400 * 10**9
+
+#: Kinds of modes.
+KINDS = ("continuous", "spatial", "discrete")
 
 
 class InputError(ValueError):
@@ -35,28 +47,51 @@ class ModeEncoding:
     Attributes
     ----------
     name : str
-        Column name (``"x0"``, ``"x1"``... for arrays).
+        Column name (``"x0"``, ``"x1"``... for arrays); ``"a+b"`` for a spatial mode.
     is_datetime : bool
         True when the user gave dates; coordinates are then days since 1970-01-01.
-    offset, scale : float
+    offset, scale : float, or (D,) arrays for a spatial mode
         ``scaled = (x - offset) / scale``: the training range maps to ``[0, 1]``.
-    unique : (I,) array
-        Sorted unique training coordinates, scaled.
+    unique : (I,) array, or (I, D) for a spatial mode
+        Sorted unique training coordinates, scaled (category codes ``0..I-1`` for a
+        discrete mode).
+    kind : ``"continuous"``, ``"spatial"`` or ``"discrete"``
+    columns : the user's column names making up the mode.
+    categories : (I,) object array of a discrete mode's categories, sorted.
     """
 
     name: str
     is_datetime: bool
-    offset: float
-    scale: float
+    offset: float | np.ndarray
+    scale: float | np.ndarray
     unique: np.ndarray
+    kind: str = "continuous"
+    columns: tuple[str, ...] = ()
+    categories: np.ndarray | None = None
 
     def scaled(self, x: np.ndarray) -> np.ndarray:
-        """User coordinates (n,) -> scaled coordinates (n,)."""
+        """User coordinates (n,) or points (n, D) -> scaled ones; categories -> codes."""
+        if self.kind == "discrete":
+            return self.codes(x).astype(float)
         return (np.asarray(x, float) - self.offset) / self.scale
 
     def unscaled(self, s: np.ndarray) -> np.ndarray:
-        """Scaled coordinates (n,) -> user coordinates (n,) (days for dates)."""
+        """Scaled coordinates -> user coordinates (days for dates)."""
         return np.asarray(s, float) * self.scale + self.offset
+
+    def codes(self, labels) -> np.ndarray:
+        """Categories (n,) of a discrete mode -> codes (n,); unseen ones are an error."""
+        labels = np.asarray(labels, dtype=object)
+        pos = pd.Index(self.categories).get_indexer(labels)
+        if np.any(pos < 0):
+            unseen = pd.unique(labels[pos < 0])
+            raise InputError(
+                f"mode {self.name!r} is discrete and {len(unseen)} categor"
+                f"{'y was' if len(unseen) == 1 else 'ies were'} not seen in training "
+                f"(e.g. {unseen[0]!r}); a discrete mode knows nothing about new categories. "
+                "Drop those rows, or refit with them"
+            )
+        return pos.astype(np.int32)
 
 
 def _column_to_float(values, name: str) -> tuple[np.ndarray, bool]:
@@ -120,6 +155,118 @@ def as_mode_columns(
     return cols, out, dt
 
 
+def _is_categorical(s: pd.Series) -> bool:
+    dt = s.dtype
+    return (
+        isinstance(dt, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(dt)
+        or pd.api.types.is_string_dtype(dt)
+        or pd.api.types.is_object_dtype(dt)
+    )
+
+
+def _raw_series(X, names=None) -> tuple[list[str], list[pd.Series]]:
+    if isinstance(X, pd.DataFrame):
+        return [str(c) for c in X.columns], [X.iloc[:, i] for i in range(X.shape[1])]
+    arr = np.asarray(X)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InputError(f"X must be a table or a 2-D array (N, K); got {arr.ndim} dimensions")
+    cols = list(names) if names else [f"x{i}" for i in range(arr.shape[1])]
+    if len(cols) != arr.shape[1]:
+        raise InputError(f"X has {arr.shape[1]} columns but {len(cols)} mode names were given")
+    return cols, [pd.Series(arr[:, i]) for i in range(arr.shape[1])]
+
+
+def as_modes(X, modes=None, discrete=None, kinds=None):
+    """Group ``X``'s columns into modes and read each according to its kind.
+
+    Parameters
+    ----------
+    X : pandas DataFrame or array-like (N, C)
+    modes : None (one mode per column) or a list whose entries are a column (name or
+        position: one mode) or a tuple of columns (a spatial mode over those columns).
+        Columns not named are ignored.
+    discrete : None or columns declared discrete (besides string, categorical and
+        boolean columns, which are discrete anyway).
+    kinds : optional kinds to enforce (as found in training), one per mode.
+
+    Returns
+    -------
+    names, columns, is_datetime, kinds: per mode, ``columns`` is (N,) floats for a
+    continuous mode, (N, D) floats for a spatial one and (N,) objects (the categories)
+    for a discrete one.
+    """
+    cols, series = _raw_series(X)
+
+    def position(c):
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+            if not 0 <= c < len(cols):
+                raise InputError(f"column {c} does not exist; X has {len(cols)} columns")
+            return int(c)
+        if str(c) not in cols:
+            raise InputError(f"column {c!r} is not in X; its columns are {cols}")
+        return cols.index(str(c))
+
+    if modes is None:
+        groups = [(i,) for i in range(len(cols))]
+    else:
+        if isinstance(modes, (str, int)) or not len(modes):
+            raise InputError(
+                "modes must be a list of columns or tuples of columns, "
+                "e.g. [('lat', 'lon'), 'year']"
+            )
+        groups = [
+            tuple(position(c) for c in m) if isinstance(m, (tuple, list)) else (position(m),)
+            for m in modes
+        ]
+    used = [i for g in groups for i in g]
+    if len(set(used)) != len(used):
+        raise InputError(f"a column appears in more than one mode: {modes}")
+    if kinds is not None and len(groups) != len(kinds):
+        raise InputError(
+            f"X has {len(groups)} modes ({[cols[g[0]] for g in groups]}) but the model was "
+            f"fitted on {len(kinds)}"
+        )
+    declared = {position(c) for c in (discrete or ())}
+    if not groups:
+        raise InputError("X has no columns; give one column per mode")
+    names, out, dts, out_kinds = [], [], [], []
+    for m, g in enumerate(groups):
+        name = "+".join(cols[i] for i in g)
+        want = None if kinds is None else kinds[m]
+        if len(g) > 1 or want == "spatial":
+            if declared & set(g):
+                raise InputError(f"spatial mode {name!r} cannot contain a discrete column")
+            pts = []
+            for i in g:
+                x, is_dt = _column_to_float(series[i], cols[i])
+                if is_dt:
+                    raise InputError(f"column {cols[i]!r} of spatial mode {name!r} holds dates")
+                pts.append(x)
+            names.append(name)
+            out.append(np.stack(pts, axis=1))
+            dts.append(False)
+            out_kinds.append("spatial")
+            continue
+        s = series[g[0]]
+        if want == "discrete" or (want is None and (g[0] in declared or _is_categorical(s))):
+            if s.isna().any():
+                raise InputError(f"column {name!r} has missing categories; drop those rows")
+            names.append(name)
+            out.append(s.to_numpy(dtype=object))
+            dts.append(False)
+            out_kinds.append("discrete")
+            continue
+        x, is_dt = _column_to_float(s, name)
+        names.append(name)
+        out.append(x)
+        dts.append(is_dt)
+        out_kinds.append("continuous")
+    return names, out, dts, out_kinds
+
+
 def as_target(y, n: int) -> np.ndarray:
     """Validate the target: (N,) finite floats matching ``X``'s rows."""
     try:
@@ -137,17 +284,34 @@ def as_target(y, n: int) -> np.ndarray:
     return arr
 
 
-def encode_modes(names, columns, is_datetime) -> tuple[list[ModeEncoding], np.ndarray]:
+def encode_modes(names, columns, is_datetime, kinds=None) -> tuple[list[ModeEncoding], np.ndarray]:
     """Scale each mode to ``[0, 1]`` and index entries by unique coordinate.
 
-    Returns the encodings and ``idx`` (N, K) int32 with ``idx[n, k]`` the position of
-    entry ``n``'s coordinate among mode ``k``'s sorted unique coordinates.
+    ``kinds`` (from :func:`as_modes`) defaults to all continuous. Returns the encodings
+    and ``idx`` (N, K) int32 with ``idx[n, k]`` the position of entry ``n``'s coordinate
+    among mode ``k``'s sorted unique coordinates (or categories).
     """
+    kinds = kinds or ["continuous"] * len(names)
     encodings, idx = [], []
-    for name, x, is_dt in zip(names, columns, is_datetime):
+    for name, x, is_dt, kind in zip(names, columns, is_datetime, kinds):
+        cols = tuple(name.split("+")) if kind == "spatial" else (name,)
+        if kind == "discrete":
+            codes, cats = pd.factorize(pd.Series(x, dtype=object), sort=True)
+            cats = np.asarray(cats, dtype=object)
+            uniq = np.arange(cats.size, dtype=float)
+            encodings.append(ModeEncoding(name, False, 0.0, 1.0, uniq, kind, cols, cats))
+            idx.append(codes.astype(np.int32))
+            continue
+        if kind == "spatial":
+            uniq, inverse = np.unique(x, axis=0, return_inverse=True)
+            lo, hi = uniq.min(axis=0), uniq.max(axis=0)
+            scale = np.where(hi > lo, hi - lo, 1.0)
+            encodings.append(ModeEncoding(name, False, lo, scale, (uniq - lo) / scale, kind, cols))
+            idx.append(inverse.reshape(-1).astype(np.int32))
+            continue
         uniq, inverse = np.unique(x, return_inverse=True)
         lo, hi = float(uniq[0]), float(uniq[-1])
         scale = hi - lo if hi > lo else 1.0
-        encodings.append(ModeEncoding(name, is_dt, lo, scale, (uniq - lo) / scale))
+        encodings.append(ModeEncoding(name, is_dt, lo, scale, (uniq - lo) / scale, kind, cols))
         idx.append(inverse.astype(np.int32))
     return encodings, np.stack(idx, axis=1)

@@ -252,6 +252,14 @@ class DaskEntries:
         if not names:
             raise InputError("the data has no mode columns besides the target")
         is_dt = [bool(pd.api.types.is_datetime64_any_dtype(X[c].dtype)) for c in names]
+        for c in names:
+            dtype = X[c].dtype
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            if not (numeric or pd.api.types.is_datetime64_any_dtype(dtype)):
+                raise InputError(
+                    f"column {c!r} holds {dtype}: with Dask data every mode must be numbers or "
+                    "dates (discrete and spatial modes need in-memory data)"
+                )
 
         delayed = dask.delayed
         floats = dask.persist(*[delayed(_float_block)(p, names, target) for p in X.to_delayed()])
@@ -272,7 +280,9 @@ class DaskEntries:
         for name, dt, u in zip(names, is_dt, uniques):
             lo, hi = float(u[0]), float(u[-1])
             scale = hi - lo if hi > lo else 1.0
-            encodings.append(ModeEncoding(name, dt, lo, scale, (u - lo) / scale))
+            encodings.append(
+                ModeEncoding(name, dt, lo, scale, (u - lo) / scale, "continuous", (name,))
+            )
         return cls(names, is_dt, encodings, list(blocks), int(n), y_mean, y_scale, sum_y2)
 
     def statistics(self, means, seconds, *, mode, n_groups, chunk, structure):

@@ -19,15 +19,20 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from . import dense as DN
 from . import updates as U
-from .data import InputError, ModeEncoding, as_mode_columns, as_target, encode_modes
+from .data import InputError, ModeEncoding, as_mode_columns, as_modes, as_target, encode_modes
 from .hyper import smooth_with_lengthscale_search
 from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
+from .sampling import chain_samples
 from .stats import mode_statistics
 
 __all__ = ["FunBaT", "FunBaTCP"]
+
+#: Sweeps with the noise and lengthscales held before they are learned (see ``_fit``).
+_WARMUP_SWEEPS = 10
 
 #: Bounds of learned lengthscales in scaled coordinates (the training range is 1).
 _LOG_LENGTHSCALE_BOUNDS = (math.log(1e-4), math.log(10.0))
@@ -36,9 +41,12 @@ _LOG_LENGTHSCALE_BOUNDS = (math.log(1e-4), math.log(10.0))
 class ModeFit(NamedTuple):
     """Fitted state of one mode.
 
-    coords : (I_pad,) sorted unique scaled coordinates, padded past the last one.
-    kernel : Matern, in scaled units.
-    posterior : ChainPosterior over ``coords``.
+    coords : (I_pad,) sorted unique scaled coordinates, padded past the last one;
+        (I, D) points of a spatial mode; (I,) category codes of a discrete one.
+    kernel : Matern, in scaled units (``dense.PointMatern`` / ``dense.Identity`` for
+        spatial / discrete modes).
+    posterior : ChainPosterior over ``coords`` (``dense.DensePosterior`` for spatial
+        and discrete modes).
     means : (I_pad, R) and seconds : (I_pad, R, R): marginal moments at ``coords``.
     """
 
@@ -64,6 +72,13 @@ def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, n_valid, *, lea
     padded to one length and ``n_valid`` (traced) says how many steps are real.
     """
     Lams, etas = U.mode_messages(G, g, tau_mean, unfolded)
+    if not isinstance(kernel, Matern):  # spatial or discrete: a dense GP (funbat.dense)
+        bounds = jnp.array(_LOG_LENGTHSCALE_BOUNDS)
+        kernel, post, means, seconds, step = DN.mode_posterior(
+            kernel, coords, Lams, etas, step, bounds, learn=learn
+        )
+        kl = U.mode_kl(Lams, etas, means, seconds, post.log_normaliser)
+        return ModeFit(coords, kernel, post, means, seconds), kl, step
     if learn:
         kernel, post, step = smooth_with_lengthscale_search(
             kernel, coords, Lams, etas, step, jnp.array(_LOG_LENGTHSCALE_BOUNDS), n_valid
@@ -77,12 +92,27 @@ def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, n_valid, *, lea
     return ModeFit(coords, kernel, post, means, seconds), kl, step
 
 
+_dense_marginals = jax.jit(DN.conditional)
 _unfold_core = jax.jit(U.unfold_core, static_argnames=("ranks", "mode"))
 
 
 @partial(jax.jit, static_argnames=("structure", "ranks", "mode"))
 def _update_core_and_noise(
-    G, g, means, seconds, core, noise, mode_kls, sum_y2, n, priors, *, structure, ranks, mode
+    G,
+    g,
+    means,
+    seconds,
+    core,
+    noise,
+    mode_kls,
+    sum_y2,
+    n,
+    priors,
+    hold_noise,
+    *,
+    structure,
+    ranks,
+    mode,
 ):
     """Core, then noise, then the ELBO, from mode ``mode``'s statistics and new moments.
 
@@ -94,7 +124,8 @@ def _update_core_and_noise(
     if structure != "cp":
         core = U.core_update(T, b, noise.mean, core_var)
     esq = U.expected_sq_error(sum_y2, T, b, core)
-    noise = U.noise_update(n, esq, a0, b0)
+    new = U.noise_update(n, esq, a0, b0)
+    noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise, new)
     elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
     if core is not None:
         elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
@@ -171,6 +202,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         variances = self._resolve_per_mode(self.variance, K, "variance")
         kernels = []
         for name, ell, var, enc in zip(names, lengthscales, variances, encodings):
+            if enc.kind != "continuous":
+                kernels.append(_dense_kernel(name, ell, var, enc))
+                continue
             if name not in KERNELS:
                 raise InputError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}")
             if ell is None:
@@ -229,14 +263,19 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         if isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask":
             from .distributed import DaskEntries  # needs the [dask] extra
 
+            if self.modes is not None or self.discrete is not None:
+                raise InputError(
+                    "with Dask data every column but the target is one continuous mode; "
+                    "modes= and discrete= need in-memory data"
+                )
             entries = DaskEntries.from_input(X, y)
-            names, columns, is_dt = entries.names, None, entries.is_datetime
+            names, columns, is_dt, kinds = entries.names, None, entries.is_datetime, None
         else:
             if y is None:
                 from .files import from_dataarray
 
                 X, y = from_dataarray(X)
-            names, columns, is_dt = as_mode_columns(X)
+            names, columns, is_dt, kinds = as_modes(X, self.modes, self.discrete)
             y = as_target(y, columns[0].shape[0])
             if y.shape[0] < 2:
                 raise InputError(f"need at least 2 observations to fit; got {y.shape[0]}")
@@ -245,14 +284,14 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         with jax.enable_x64(True):
-            self._fit(names, columns, is_dt, y, callback, entries)
+            self._fit(names, columns, is_dt, y, callback, kinds, entries)
         self.fit_time_ = time.perf_counter() - t0
         return self
 
-    def _fit(self, names, columns, is_dt, y, callback, entries=None):
+    def _fit(self, names, columns, is_dt, y, callback, kinds=None, entries=None):
         # entries: DaskEntries when the data lives on a Dask cluster (funbat.distributed)
         if entries is None:
-            encodings, idx = encode_modes(names, columns, is_dt)
+            encodings, idx = encode_modes(names, columns, is_dt, kinds)
         else:
             encodings = entries.encodings
         K = len(encodings)
@@ -290,14 +329,20 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         # Chains are padded past their last coordinate: unobserved points there leave
         # the posterior at the real points unchanged, and shapes fall in few buckets.
         fits, n_valid, steps = [], [], []
-        sizes = [e.unique.size for e in encodings]
+        sizes = [e.unique.shape[0] for e in encodings]
         if entries is None:
             starts = svd_init(idx, ys, sizes, ranks, rng)
         else:
             starts = entries.svd_init(sizes, ranks, rng)
-        # one padded length for all modes: their chain updates share one compilation
-        Ip = _bucket(max(enc.unique.size for enc in encodings))
+        # one padded length for all continuous modes: their chain updates share one
+        # compilation; dense (spatial, discrete) modes are not padded
+        Ip = _bucket(max([e.unique.size for e in encodings if e.kind == "continuous"] or [1]))
         for enc, R, kern, start in zip(encodings, ranks, kernels, starts):
+            if enc.kind != "continuous":
+                fits.append(_init_dense_mode(enc, R, kern, start))
+                n_valid.append(enc.unique.shape[0])
+                steps.append(jnp.asarray(0.5, dtype=jnp.float64))
+                continue
             I = enc.unique.size
             coords = np.concatenate([enc.unique, enc.unique[-1] + 1.0 + np.arange(Ip - I)])
             means = np.concatenate([start, np.zeros((Ip - I, R))])
@@ -328,15 +373,36 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         sum_y2 = f64(np.sum(ys**2) if entries is None else entries.sum_y2)
 
         mode_kls = [jnp.zeros(())] * K
+        # Warm-up: the first sweeps hold the noise precision at its confident start and
+        # the lengthscales at their defaults, so the functions take up the signal before
+        # the noise and smoothness are learned. From a weak start, learning them at
+        # once can settle in the all-noise fixed point (core ~ 0, noise = var(y)), which
+        # message passing never leaves.
+        warmup = min(_WARMUP_SWEEPS, int(self.max_iter) // 2)
         # Fit the core (least squares with its prior) and the noise to the starting
         # functions before the first sweep, so the first messages are informative.
         G, g = statistics(
-            tuple(f.means for f in fits), tuple(f.seconds for f in fits),
-            mode=0, n_groups=fits[0].coords.shape[0], structure=self._structure,
+            tuple(f.means for f in fits),
+            tuple(f.seconds for f in fits),
+            mode=0,
+            n_groups=fits[0].coords.shape[0],
+            structure=self._structure,
         )
         core, noise, _ = _update_core_and_noise(
-            G, g, fits[0].means, fits[0].seconds, core, noise, sum(mode_kls), sum_y2, N,
-            priors, structure=self._structure, ranks=ranks, mode=0,
+            G,
+            g,
+            fits[0].means,
+            fits[0].seconds,
+            core,
+            noise,
+            sum(mode_kls),
+            sum_y2,
+            N,
+            priors,
+            jnp.asarray(warmup > 0),
+            structure=self._structure,
+            ranks=ranks,
+            mode=0,
         )
         history: list[float] = []
         converged = False
@@ -359,7 +425,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     unfolded,
                     steps[k],
                     jnp.asarray(n_valid[k], dtype=jnp.int32),
-                    learn=learn,
+                    learn=learn and it >= warmup,
                 )
                 core, noise, elbo = _update_core_and_noise(
                     G,
@@ -372,6 +438,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     sum_y2,
                     N,
                     priors,
+                    jnp.asarray(it < warmup),
                     structure=self._structure,
                     ranks=ranks,
                     mode=k,
@@ -385,7 +452,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             history.append(elbo)
             if callback is not None:
                 callback(it + 1, elbo)
-            if it > 0 and abs(history[-1] - history[-2]) <= self.tol * abs(history[-1]):
+            if it > warmup and abs(history[-1] - history[-2]) <= self.tol * abs(history[-1]):
                 converged = True
                 break
 
@@ -403,10 +470,12 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.elbo_history_ = np.asarray(history)
         self.n_iter_ = len(history)
         self.converged_ = converged
-        self.kernels_ = [self._resolve_per_mode(self.kernel, K, "kernel")[k] for k in range(K)]
-        self.lengthscales_ = np.array(
-            [float(f.kernel.lengthscale) * e.scale for f, e in zip(fits, encodings)]
-        )
+        self.kernels_ = [
+            "identity" if e.kind == "discrete" else name
+            for e, name in zip(encodings, self._resolve_per_mode(self.kernel, K, "kernel"))
+        ]
+        self.mode_kinds_ = [e.kind for e in encodings]
+        self.lengthscales_ = [_user_lengthscale(f.kernel, e) for f, e in zip(fits, encodings)]
         self.noise_variance_ = float(noise.rate / (noise.shape - 1.0)) * y_scale**2
         if core is None:
             R = ranks[0]
@@ -419,7 +488,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
 
     def _query_columns(self, X) -> list[np.ndarray]:
         check_is_fitted(self, "elbo_")
-        names, columns, is_dt = as_mode_columns(X, names=None)
+        kinds = [e.kind for e in self._encodings]
+        names, columns, is_dt, _ = as_modes(X, self.modes, self.discrete, kinds)
         if len(columns) != self.n_features_in_:
             raise InputError(
                 f"X has {len(columns)} columns but the model was fitted on {self.n_features_in_} "
@@ -440,7 +510,18 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
     def _mode_moments(self, k: int, x_user: np.ndarray):
         """Posterior mean (n, R) and second moment (n, R, R) of mode k at user coords."""
         enc = self._encodings[k]
+        if enc.kind == "discrete":
+            codes = enc.codes(x_user)
+            return self._fits[k].means[codes], self._fits[k].seconds[codes]
         q = enc.scaled(x_user)
+        if enc.kind == "spatial":  # exact GP conditional at the unique query points
+            uq, inv = np.unique(q, axis=0, return_inverse=True)
+            n_u = uq.shape[0]
+            uq = np.concatenate([uq, np.zeros((_bucket(n_u, 16) - n_u, uq.shape[1]))])
+            fit = self._fits[k]
+            m, s = _dense_marginals(fit.kernel, fit.coords, fit.posterior, jnp.asarray(uq))
+            inv = inv.reshape(-1)
+            return m[inv], s[inv]
         n = q.shape[0]
         n_pad = _bucket(n, 64)
         qp = np.concatenate([q, np.zeros(n_pad - n)])
@@ -482,6 +563,65 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         std = np.sqrt(var_out + noise_var) * self._y_scale
         return mean, std
 
+    def sample_y(self, X, n_samples: int = 1, random_state=None):
+        """Joint draws from the posterior predictive distribution at ``X``.
+
+        Each draw samples the core, every mode's latent functions *jointly* over the
+        query coordinates (backward sampling through a continuous mode's chain, the
+        exact GP conditional for a spatial mode), the noise precision, and the noise.
+
+        Parameters
+        ----------
+        X : table or array (n, K) of coordinates.
+        n_samples : number of draws.
+        random_state : int, numpy Generator or None.
+
+        Returns
+        -------
+        (n, n_samples) array in the target's units (scikit-learn's ``sample_y`` layout).
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+            raise InputError(f"n_samples must be a positive integer; got {n_samples!r}")
+        columns = self._query_columns(X)
+        rng = np.random.default_rng(random_state)
+        S, n = int(n_samples), columns[0].shape[0]
+        with jax.enable_x64(True):
+            key = jax.random.PRNGKey(int(rng.integers(2**31)))
+            keys = jax.random.split(key, len(columns) + 1)
+            factors = [self._mode_samples(k, c, keys[k], S) for k, c in enumerate(columns)]
+            if self._core is None:
+                f = jnp.prod(jnp.stack(factors), axis=0).sum(axis=-1)  # (S, n)
+            else:
+                C = jnp.linalg.cholesky(self._core.cov + 1e-12 * jnp.eye(self._core.cov.shape[0]))
+                w = self._core.mean + jax.random.normal(keys[-1], (S, C.shape[0])) @ C.T
+                f = jax.vmap(
+                    lambda wi, *fs: _contract(wi, list(fs), second=False),
+                )(w, *factors)
+            f = np.asarray(f)
+        tau = rng.gamma(float(self._noise.shape), 1.0 / float(self._noise.rate), size=(S, 1))
+        y = f + rng.normal(size=(S, n)) / np.sqrt(tau)
+        return (y * self._y_scale + self._y_mean).T
+
+    def _mode_samples(self, k: int, x_user, key, S: int):
+        """Joint draws (S, n, R_k) of mode k's functions at user coordinates (n,)."""
+        enc, fit = self._encodings[k], self._fits[k]
+        if enc.kind == "discrete":  # categories are independent under q
+            codes = enc.codes(x_user)
+            uniq, inv = np.unique(codes, return_inverse=True)
+            m = fit.means[uniq]
+            cov = fit.seconds[uniq] - m[:, :, None] * m[:, None, :]
+            C = jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(m.shape[1]))
+            u = m + jnp.einsum("irs,nis->nir", C, jax.random.normal(key, (S,) + m.shape))
+            return u[:, inv]
+        q = enc.scaled(x_user)
+        if enc.kind == "spatial":
+            uq, inv = np.unique(q, axis=0, return_inverse=True)
+            u = DN.sample_points(fit.kernel, fit.coords, fit.posterior, jnp.asarray(uq), key, S)
+            return u[:, inv.reshape(-1)]
+        uq, inv = np.unique(q, return_inverse=True)
+        u = chain_samples(fit.kernel, fit.coords, self._n_valid[k], fit.posterior, uq, key, S)
+        return u[:, inv]
+
     def predict_grid(self, coords=None, **coords_kw):
         """Predictions on a grid as an ``xarray.Dataset``; see :func:`funbat.files.predict_grid`."""
         from .files import predict_grid
@@ -511,8 +651,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        mode : int or str (the column name)
-        coords : (n,) coordinates in the user's units (dates allowed for date modes).
+        mode : int or str (the mode's name: ``"lat+lon"`` for a spatial mode)
+        coords : (n,) coordinates in the user's units (dates allowed for date modes);
+            (n, D) points for a spatial mode; categories for a discrete one.
 
         Returns
         -------
@@ -522,7 +663,18 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         k = self.modes_.index(mode) if isinstance(mode, str) else int(mode)
         if not 0 <= k < self.n_features_in_:
             raise InputError(f"mode {mode!r} does not exist; the modes are {self.modes_}")
-        x = _coords_column(coords, self._encodings[k])
+        enc = self._encodings[k]
+        if enc.kind == "continuous":
+            x = _coords_column(coords, enc)
+        elif enc.kind == "spatial":
+            x = np.asarray(coords, dtype=float)
+            if x.ndim != 2 or x.shape[1] != len(enc.columns):
+                raise InputError(
+                    f"mode {enc.name!r} is spatial: give points as an (n, {len(enc.columns)}) "
+                    f"array of {enc.columns}; got shape {x.shape}"
+                )
+        else:
+            x = np.asarray(coords, dtype=object).reshape(-1)
         with jax.enable_x64(True):
             m, s = self._mode_moments(k, x)
             var = jnp.diagonal(s, axis1=1, axis2=2) - m**2
@@ -538,6 +690,53 @@ def _coords_column(coords, enc: ModeEncoding) -> np.ndarray:
         s = pd.to_datetime(s)
     _, (x,), _ = as_mode_columns(pd.DataFrame({enc.name: s}))
     return x
+
+
+def _dense_kernel(name, ell, var, enc: ModeEncoding):
+    """Kernel of a spatial (Matérn on points) or discrete (identity) mode, scaled units."""
+    if not np.isfinite(var) or var <= 0:
+        raise InputError(f"variance must be positive; got {var!r} for mode {enc.name!r}")
+    if enc.kind == "discrete":
+        return DN.Identity(jnp.asarray(float(var)))
+    DN.check_size(enc.unique.shape[0], enc.name)
+    if name not in KERNELS:
+        raise InputError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}")
+    D = enc.unique.shape[1]
+    if ell is None:
+        ells = DN.default_lengthscales(enc.unique)
+    else:
+        ells = np.broadcast_to(np.asarray(ell, dtype=float), (D,)) if np.ndim(ell) < 2 else None
+        if ells is None or not np.all(np.isfinite(ells)) or np.any(ells <= 0):
+            raise InputError(
+                f"lengthscale of spatial mode {enc.name!r} must be a positive number or "
+                f"{D} of them (one per column {enc.columns}); got {ell!r}"
+            )
+        ells = ells / enc.scale
+    return DN.PointMatern(KERNELS[name], jnp.asarray(ells, float), jnp.asarray(float(var)))
+
+
+def _init_dense_mode(enc: ModeEncoding, R: int, kern, start) -> ModeFit:
+    """Initial moments of a spatial or discrete mode from ``start`` (I, R); no padding."""
+    I = enc.unique.shape[0]
+    means = np.asarray(start, float)
+    seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(R)
+    G = 1 if enc.kind == "discrete" else I
+    B = I if enc.kind == "discrete" else 1
+    empty = DN.DensePosterior(
+        jnp.zeros((B, G, G)), jnp.zeros((B, G, R)), jnp.zeros((B, G * R, G * R)), jnp.zeros(())
+    )
+    coords = enc.unique if enc.kind == "spatial" else np.arange(I, dtype=float)
+    return ModeFit(jnp.asarray(coords), kern, empty, jnp.asarray(means), jnp.asarray(seconds))
+
+
+def _user_lengthscale(kernel, enc: ModeEncoding):
+    """A mode's lengthscale in the user's units: float (continuous; days for dates),
+    (D,) array (spatial, one per column) or None (discrete)."""
+    if enc.kind == "discrete":
+        return None
+    if enc.kind == "spatial":
+        return np.asarray(kernel.lengthscales) * enc.scale
+    return float(kernel.lengthscale) * enc.scale
 
 
 def _default_lengthscale(unique_scaled: np.ndarray) -> float:
@@ -564,15 +763,28 @@ class FunBaT(_FunBaTBase):
     ----------
     rank : int or sequence of int, default 3
         Number of latent functions per mode (one int per mode for a multilinear rank).
+    modes : list or None, default None
+        How columns form modes. None: one mode per column. Otherwise a list whose
+        entries are a column (name, or position for arrays) or a tuple of columns, which
+        makes a *spatial* mode: its coordinates are points, its functions have a GP prior
+        with a Matérn kernel on the (per-dimension scaled) Euclidean distance, e.g.
+        ``modes=[("lat", "lon"), "year"]``. Columns not listed are ignored.
+    discrete : list or None, default None
+        Columns declared *discrete* (categories with an iid ``N(0, variance I)`` prior
+        per category, as in classic Bayesian Tucker). String, categorical and boolean
+        columns are discrete anyway. Predicting an unseen category is an error.
     kernel : str or sequence of str, default "matern32"
-        ``"matern12"``, ``"matern32"`` or ``"matern52"``, or one per mode.
+        ``"matern12"``, ``"matern32"`` or ``"matern52"``, or one per mode (ignored for
+        discrete modes).
     lengthscale : float, sequence or None, default None
-        Initial (or fixed) lengthscale per mode in the user's units (days for dates).
-        None: a tenth of the mode's range, at least three typical coordinate gaps.
+        Initial (or fixed) lengthscale per mode in the user's units (days for dates);
+        for a spatial mode a number or one per column. None: a tenth of the mode's
+        range, at least three typical coordinate gaps (nearest-neighbour distances).
     variance : float or sequence, default 1.0
         Prior variance of the latent functions.
     learn_hyperparameters : bool, default True
-        Learn each mode's lengthscale by maximising the ELBO between sweeps.
+        Learn each mode's lengthscale (per dimension for spatial modes) by maximising
+        the ELBO between sweeps; see ``lengthscales_``.
     max_iter : int, default 100
         Maximum number of sweeps.
     tol : float, default 1e-5
@@ -591,6 +803,8 @@ class FunBaT(_FunBaTBase):
         self,
         rank=3,
         *,
+        modes=None,
+        discrete=None,
         kernel="matern32",
         lengthscale=None,
         variance=1.0,
@@ -602,6 +816,8 @@ class FunBaT(_FunBaTBase):
         random_state=None,
     ):
         self.rank = rank
+        self.modes = modes
+        self.discrete = discrete
         self.kernel = kernel
         self.lengthscale = lengthscale
         self.variance = variance
@@ -626,6 +842,8 @@ class FunBaTCP(_FunBaTBase):
         self,
         rank=3,
         *,
+        modes=None,
+        discrete=None,
         kernel="matern32",
         lengthscale=None,
         variance=1.0,
@@ -636,6 +854,8 @@ class FunBaTCP(_FunBaTBase):
         random_state=None,
     ):
         self.rank = rank
+        self.modes = modes
+        self.discrete = discrete
         self.kernel = kernel
         self.lengthscale = lengthscale
         self.variance = variance
