@@ -63,6 +63,36 @@ def work(tmp_path_factory):
     return d
 
 
+def kinds_table(n: int = 90, seed: int = 0) -> pd.DataFrame:
+    """Points (a, b) on 8 sites, a continuous c, a text category s and an integer one."""
+    rng = np.random.default_rng(seed)
+    sites = rng.uniform(size=(8, 2)).round(3) * [10.0, 4.0]
+    i = rng.integers(0, 8, n)
+    c = rng.uniform(0, 1, n).round(2)
+    s = rng.choice(["north", "south", "east"], n)
+    lvl = rng.integers(1, 4, n)
+    y = np.sin(sites[i, 0] / 3) * np.cos(3 * c) + 0.3 * lvl + 0.1 * rng.normal(size=n)
+    return pd.DataFrame(
+        {"a": sites[i, 0], "b": sites[i, 1], "c": c, "s": s, "lvl": lvl, "y": y.round(5)}
+    )
+
+
+@pytest.fixture(scope="module")
+def kinds(work):
+    """A model with a spatial mode a+b, a continuous c, a text (discrete) s and a declared
+    discrete lvl, fitted through the CLI."""
+    kinds_table().to_csv(work / "kinds.csv", index=False)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(
+            ["fit", str(work / "kinds.csv"), "-t", "y", "--coords", "a+b,c,s,lvl",
+             "--discrete", "lvl", "-r", "2", "--max-iter", "6", "-o", str(work / "kinds.funbat")]
+        )  # fmt: skip
+    assert code == 0, err.getvalue()
+    assert "a+b (spatial), c, s (discrete), lvl (discrete)" in err.getvalue()
+    return work / "kinds.funbat"
+
+
 # -- help -----------------------------------------------------------------------------
 
 
@@ -190,6 +220,49 @@ def test_evaluate_json_and_table(work, capsys):
     assert lines[-2].split()[0] == "mean" and lines[-1].split()[0] == "std"
 
 
+def test_fit_predict_info_plot_with_spatial_and_discrete_modes(work, kinds, capsys):
+    model = funbat.load(kinds)
+    assert model.modes_ == ["a+b", "c", "s", "lvl"]
+    assert model.mode_kinds_ == ["spatial", "continuous", "discrete", "discrete"]
+    # predict reads the spatial mode's columns, in any column order
+    data = kinds_table()[["y", "lvl", "s", "c", "b", "a"]]
+    data.to_csv(work / "kinds_in.csv", index=False)
+    code, _, err = run(capsys, "predict", kinds, work / "kinds_in.csv", "-o",
+                       work / "kinds_pred.csv")  # fmt: skip
+    assert code == 0, err
+    pred = pd.read_csv(work / "kinds_pred.csv")
+    assert list(pred.columns) == list(data.columns) + ["mean", "std", "lower95", "upper95"]
+    np.testing.assert_allclose(pred["mean"], model.predict(data), rtol=1e-12)
+    # info: kinds, a spatial mode's columns and lengthscales, number of categories
+    code, out, _ = run(capsys, "info", kinds)
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines()[3:7]}
+    assert rows["a+b"].split()[1] == "spatial" and "a " in rows["a+b"] and "b " in rows["a+b"]
+    ell = model.lengthscales_[0]
+    assert rows["a+b"].endswith(f"a {ell[0]:.4g}, b {ell[1]:.4g}")
+    assert "discrete" in rows["s"] and "3 categories: east, north, south" in rows["s"]
+    assert "3 categories: 1, 2, 3" in rows["lvl"] and "identity" in rows["lvl"]
+    code, out, _ = run(capsys, "info", kinds, "--json")
+    d = {m["name"]: m for m in json.loads(out)["modes"]}
+    assert d["a+b"]["kind"] == "spatial" and d["a+b"]["columns"] == ["a", "b"]
+    assert d["a+b"]["lengthscale"] == pytest.approx(list(ell))
+    assert d["s"]["n_categories"] == 3 and d["lvl"]["categories"] == [1, 2, 3]
+    assert d["c"]["kind"] == "continuous"
+    # plot: maps for a+b, a line panel for c, error bars for s and lvl
+    code, _, err = run(capsys, "plot", kinds, "-o", work / "kinds.png", "--points", "50")
+    assert code == 0 and (work / "kinds.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_with_spatial_and_discrete_modes(work, kinds, capsys):
+    code, out, err = run(capsys, "evaluate", work / "kinds.csv", "-t", "y", "--coords",
+                         "a+b,c,s,lvl", "--discrete", "lvl", "-r", "2", "--max-iter", "6",
+                         "--splits", "1", "--json")  # fmt: skip
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["modes"] == ["a+b", "c", "s", "lvl"] and res["discrete"] == ["lvl"]
+    assert res["splits"][0]["n_test"] == 18 and np.isfinite(res["summary"]["rmse"]["mean"])
+
+
 def test_demo(capsys):
     pytest.importorskip("funbat.demo", reason="funbat.demo (the lead's branch) is not merged yet")
     code, out, _ = run(capsys, "demo", "--n", "300", "--rank", "2")
@@ -212,7 +285,7 @@ def _write(d: Path, name: str, content) -> Path:
     return p
 
 
-def _bad_inputs(d: Path, model: Path) -> dict[str, tuple[list, str]]:
+def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str]]:
     """name -> (arguments with OUT for the output path, expected message part)."""
     t = small_table(10)
     newer = d / "newer.funbat"
@@ -295,6 +368,42 @@ def _bad_inputs(d: Path, model: Path) -> dict[str, tuple[list, str]]:
             ["predict", model, _write(d, "numday.csv", t.assign(day=1.0)), "-o", "OUT"],
             "column 'day' must hold dates, as in training",
         ),
+        "predict with an unseen category": (
+            [
+                "predict",
+                kinds,
+                _write(d, "west.csv", kinds_table(10).assign(s="west")),
+                "-o",
+                "OUT",
+            ],
+            "mode 's' is discrete and 1 category was not seen in training (e.g. 'west')",
+        ),  # fmt: skip
+        "predict without a spatial mode's column": (
+            [
+                "predict",
+                kinds,
+                _write(d, "nob.csv", kinds_table(10).drop(columns="b")),
+                "-o",
+                "OUT",
+            ],
+            "the data lacks the model's mode column(s) b; the model's modes are a+b, c, s, lvl",
+        ),  # fmt: skip
+        "empty column in a spatial mode": (
+            fit_on(d / "t.csv", "--coords", "lat+,day"),
+            "+ joining the columns of a spatial mode",
+        ),
+        "discrete column not a mode": (
+            fit_on(d / "t.csv", "--coords", "lat", "--discrete", "day"),
+            "--discrete column 'day' is not a mode column; the mode columns are lat",
+        ),
+        "discrete column in a spatial mode": (
+            fit_on(d / "t.csv", "--coords", "lat+day", "--discrete", "lat"),
+            "spatial mode 'lat+day' cannot contain a discrete column",
+        ),
+        "dates in a spatial mode": (
+            fit_on(d / "t.csv", "--coords", "lat+day"),
+            "column 'day' of spatial mode 'lat+day' holds dates",
+        ),
         "predict to an unknown format": (
             ["predict", model, d / "t.csv", "-o", "OUT.xlsx"],
             "unknown table extension",
@@ -321,8 +430,8 @@ def _zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(work, tmp_path, capsys):
-    cases = _bad_inputs(tmp_path, work / "model.funbat")
+def test_every_bad_input_is_one_line_exit_2_and_writes_nothing(work, kinds, tmp_path, capsys):
+    cases = _bad_inputs(tmp_path, work / "model.funbat", kinds)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     before = files_in(tmp_path)

@@ -90,7 +90,8 @@ def test_file_is_plain_json_and_npy(fitted, tmp_path):
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("metadata.json"))
         names = zf.namelist()
-    assert meta["format"] == "funbat-model" and meta["format_version"] == FORMAT_VERSION
+    # a continuous-only model needs nothing beyond version 1: older funbats read it
+    assert meta["format"] == "funbat-model" and meta["format_version"] == 1
     assert meta["class"] == "FunBaT" and meta["funbat_version"] == funbat.__version__
     assert meta["params"]["rank"] == 2 and meta["params"]["kernel"] == "matern32"
     assert meta["state"]["modes_"] == {"__list__": ["lat", "day"]}
@@ -109,6 +110,101 @@ def test_save_is_atomic_and_refuses_unfitted(fitted, tmp_path):
     with pytest.raises(InputError, match="holds a FunBaT, not a FunBaTCP"):
         tucker.save(tmp_path / "t.funbat")
         FunBaTCP.load(tmp_path / "t.funbat")
+
+
+def _kinds_data(n: int = 90, seed: int = 0):
+    """Points (a, b) on 8 sites, a time t, a text category and a numeric one."""
+    rng = np.random.default_rng(seed)
+    sites = rng.uniform(size=(8, 2)) * [10.0, 4.0]
+    i = rng.integers(0, 8, n)
+    t = rng.uniform(0, 1, n).round(2)
+    X = pd.DataFrame(
+        {
+            "a": sites[i, 0],
+            "b": sites[i, 1],
+            "t": t,
+            "station": rng.choice(["north", "south", "east"], n),
+            "level": rng.integers(1, 4, n),
+        }
+    )
+    y = np.sin(X["a"] / 3) * np.cos(3 * t) + 0.3 * X["level"] + 0.1 * rng.normal(size=n)
+    return X, y.to_numpy()
+
+
+def _assert_same_model(model, loaded, Q):
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    m0, s0 = model.predict(Q, return_std=True)
+    m1, s1 = loaded.predict(Q, return_std=True)
+    np.testing.assert_array_equal(m0, m1)
+    np.testing.assert_array_equal(s0, s1)
+    assert set(vars(loaded)) == set(vars(model))
+    for k, v in vars(model).items():
+        assert type(getattr(loaded, k)) is type(v), k
+    assert loaded.mode_kinds_ == model.mode_kinds_
+    for a, b in zip(loaded._encodings, model._encodings):
+        assert a.kind == b.kind and a.columns == b.columns
+        np.testing.assert_array_equal(a.offset, b.offset)
+        np.testing.assert_array_equal(a.scale, b.scale)
+        if b.categories is not None:
+            assert list(a.categories) == list(b.categories)
+
+
+def test_round_trip_spatial_and_continuous(tmp_path):
+    X, y = _kinds_data()
+    model = FunBaT(rank=2, modes=[("a", "b"), "t"], max_iter=6, random_state=0)
+    model.fit(X, y)
+    assert model.mode_kinds_ == ["spatial", "continuous"]
+    path = tmp_path / "s.funbat"
+    model.save(path)
+    loaded = FunBaT.load(path)
+    assert loaded.modes == [("a", "b"), "t"]
+    new = pd.DataFrame({"a": [0.5, 20.0], "b": [1.0, -3.0], "t": [0.333, 1.5]})
+    _assert_same_model(model, loaded, pd.concat([X[["a", "b", "t"]], new], ignore_index=True))
+    pts = [[5.0, 2.0], [1.0, 1.0]]
+    for a, b in zip(model.latent_functions("a+b", pts), loaded.latent_functions("a+b", pts)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.lengthscales_[0], model.lengthscales_[0])
+    assert read_metadata(path)["format_version"] == 1  # only version-1 entries
+
+
+def test_round_trip_discrete_and_continuous(tmp_path):
+    X, y = _kinds_data()
+    X = X[["station", "level", "t"]]
+    model = FunBaTCP(rank=2, discrete=["level"], max_iter=6, random_state=0).fit(X, y)
+    assert model.mode_kinds_ == ["discrete", "discrete", "continuous"]
+    path = tmp_path / "d.funbat"
+    model.save(path)
+    meta = read_metadata(path)
+    assert meta["format_version"] == 2  # numeric categories are a version-2 entry
+    assert meta["state"]["_encodings"]["__list__"][1]["fields"]["categories"] == {
+        "__objects__": [1, 2, 3]
+    }
+    loaded = FunBaTCP.load(path)
+    _assert_same_model(model, loaded, X.iloc[::-1])
+    with pytest.raises(InputError, match="not seen in training"):
+        loaded.predict(X.assign(station="west"))
+
+
+def test_version_1_files_of_continuous_models_still_load(fitted, tmp_path):
+    """A file from before modes had kinds: encodings without kind, columns, categories."""
+    X, _, tucker, _ = fitted
+    good = tmp_path / "good.funbat"
+    tucker.save(good)
+
+    def as_version_1(m):
+        m["format_version"] = 1
+        for p in ("modes", "discrete"):
+            del m["params"][p]
+        del m["state"]["mode_kinds_"]
+        for enc in m["state"]["_encodings"]["__list__"]:
+            for f in ("kind", "columns", "categories"):
+                del enc["fields"][f]
+
+    old = funbat.load(_rewrite(good, tmp_path / "v1.funbat", as_version_1))
+    Q = _query(X)
+    np.testing.assert_array_equal(old.predict(Q), tucker.predict(Q))
+    assert old.mode_kinds_ == ["continuous", "continuous"]
 
 
 def _rewrite(src: Path, dst: Path, edit_meta=None, drop=()):

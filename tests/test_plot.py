@@ -72,3 +72,35 @@ def test_bad_arguments(model):
         plot_latent_functions(model, modes=["depth"])
     with pytest.raises(InputError, match="n_points"):
         plot_latent_functions(model, n_points=1)
+
+
+def test_spatial_maps_and_discrete_error_bars(tmp_path):
+    rng = np.random.default_rng(2)
+    sites = rng.uniform(size=(7, 2)) * [10.0, 4.0]
+    n = 80
+    i = rng.integers(0, 7, n)
+    X = pd.DataFrame({"a": sites[i, 0], "b": sites[i, 1], "s": rng.choice(["x", "y", "z"], n)})
+    y = np.sin(X["a"] / 3).to_numpy() * (X["s"] == "x") + 0.1 * rng.normal(size=n)
+    model = FunBaT(rank=2, modes=[("a", "b"), "s"], max_iter=5, random_state=0).fit(X, y)
+    fig = plot_latent_functions(model)
+    maps = [ax for ax in fig.axes if ax.get_title().startswith("a+b u_")]
+    assert sorted(ax.get_title() for ax in maps) == [
+        "a+b u_1 mean", "a+b u_1 std", "a+b u_2 mean", "a+b u_2 std"
+    ]  # fmt: skip
+    enc = model._encodings[0]
+    pts = enc.unscaled(enc.unique)
+    mean, std = model.latent_functions("a+b", pts)
+    for ax in maps:
+        r = int(ax.get_title().split("u_")[1][0]) - 1
+        (sc,) = ax.collections
+        np.testing.assert_allclose(sc.get_offsets(), pts[:, ::-1])  # x: b, y: a
+        want = mean if ax.get_title().endswith("mean") else std
+        np.testing.assert_allclose(sc.get_array(), want[:, r])
+    (disc,) = [ax for ax in fig.axes if "discrete" in ax.get_title()]
+    assert [t.get_text() for t in disc.get_xticklabels()] == ["x", "y", "z"]
+    m, s = model.latent_functions("s", ["x", "y", "z"])
+    bars = disc.containers
+    assert len(bars) == 2
+    np.testing.assert_allclose(bars[1].lines[0].get_ydata(), m[:, 1])
+    save_figure(fig, tmp_path / "k.png")
+    assert (tmp_path / "k.png").read_bytes()[:4] == b"\x89PNG"

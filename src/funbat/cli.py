@@ -65,13 +65,34 @@ def _say(msg: str, quiet: bool = False) -> None:
         typer.echo(msg, err=True)
 
 
-def _parse_list(value: str | None) -> list[str] | None:
+def _parse_list(value: str | None, option: str = "--coords") -> list[str] | None:
     if value is None:
         return None
     items = [v.strip() for v in value.split(",")]
     if not all(items):
-        raise InputError(f"--coords must be comma-separated column names; got {value!r}")
+        raise InputError(f"{option} must be comma-separated column names; got {value!r}")
     return items
+
+
+def _parse_coords(value: str | None) -> tuple[list[str] | None, list | None]:
+    """``--coords "lat+lon,year"`` -> the columns to read and the estimator's ``modes``.
+
+    ``+`` joins columns into one spatial mode; ``modes`` is None (one mode per column)
+    when there is none.
+    """
+    items = _parse_list(value)
+    if items is None:
+        return None, None
+    groups = [[c.strip() for c in item.split("+")] for item in items]
+    if not all(all(g) for g in groups):
+        raise InputError(
+            f"--coords must be comma-separated columns, with + joining the columns of a "
+            f"spatial mode (e.g. lat+lon,year); got {value!r}"
+        )
+    columns = [c for g in groups for c in g]
+    if all(len(g) == 1 for g in groups):
+        return columns, None
+    return columns, [tuple(g) if len(g) > 1 else g[0] for g in groups]
 
 
 def _parse_rank(value: str):
@@ -90,7 +111,15 @@ def _parse_rank(value: str):
     return ranks[0] if len(ranks) == 1 else ranks
 
 
-def _make_estimator(model: str, rank: str, kernel: str, max_iter: int, seed: int | None):
+def _make_estimator(
+    model: str,
+    rank: str,
+    kernel: str,
+    max_iter: int,
+    seed: int | None,
+    modes: list | None = None,
+    discrete: list[str] | None = None,
+):
     from .estimator import FunBaT, FunBaTCP
     from .kernels import KERNELS
 
@@ -107,14 +136,26 @@ def _make_estimator(model: str, rank: str, kernel: str, max_iter: int, seed: int
     r = _parse_rank(rank)
     if model == "cp" and isinstance(r, list):
         raise InputError("the cp model takes one rank shared by all modes")
-    return cls(rank=r, kernel=kern, max_iter=max_iter, random_state=seed)
+    return cls(
+        rank=r, kernel=kern, max_iter=max_iter, random_state=seed, modes=modes, discrete=discrete
+    )
 
 
-def _load_training_table(data: Path, target: str, coords: str | None, dropna: bool, quiet: bool):
+def _load_training_table(
+    data: Path, target: str, coords: str | None, dropna: bool, quiet: bool, discrete=None
+):
     from .files import read_table, select_columns
 
     df = read_table(data)
-    X, y, dropped = select_columns(df, _parse_list(coords), target, dropna=dropna)
+    columns, _ = _parse_coords(coords)
+    X, y, dropped = select_columns(df, columns, target, dropna=dropna)
+    for c in discrete or ():
+        if c not in X.columns:
+            raise InputError(
+                f"--discrete column {c!r} is not a mode column; the mode columns are "
+                f"{', '.join(map(str, X.columns))}"
+            )
+    _check_text_columns(X, discrete or ())
     if len(X) < 2:
         after = f" after dropping {dropped} with missing or infinite values" if dropped else ""
         raise InputError(
@@ -138,9 +179,43 @@ def _dask_training_data(data: Path, target: str, coords: str | None, dropna: boo
         from distributed import Client
 
         client = Client(scheduler)
-    cols = _parse_list(coords)
+    cols, _ = _parse_coords(coords)
     X = dd.read_parquet(str(data), columns=None if cols is None else [*cols, target])
     return X, target, client
+
+
+def _check_text_columns(X, discrete) -> None:
+    """Text columns are discrete modes, but one mixing numbers with a few words is more
+    likely a numeric column with typos: refuse it unless declared ``--discrete``."""
+    import pandas as pd
+
+    for c in X.columns:
+        s = X[c]
+        if c in discrete or not (
+            pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
+        ):
+            continue
+        values = s.dropna()
+        numeric = pd.to_numeric(values, errors="coerce").notna()
+        if numeric.any() and not numeric.all():
+            raise InputError(
+                f"column {c!r} is not numeric (e.g. {values[~numeric].iloc[0]!r}) though most "
+                f"of it is numbers; fix those values, or pass --discrete {c} to read its "
+                "values as categories"
+            )
+
+
+def _mode_columns(est) -> list[str]:
+    """The table columns a fitted model reads, in order (a spatial mode has several)."""
+    return [c for enc in est._encodings for c in (enc.columns or (enc.name,))]
+
+
+def _describe_modes(est) -> str:
+    kinds = getattr(est, "mode_kinds_", None) or ["continuous"] * len(est.modes_)
+    return ", ".join(
+        name if kind == "continuous" else f"{name} ({kind})"
+        for name, kind in zip(est.modes_, kinds)
+    )
 
 
 def _check_output(path: Path, kind: str) -> None:
@@ -187,13 +262,23 @@ def _fmt_rank(ranks) -> str:
 
 _TARGET = typer.Option("--target", "-t", help="Name of the column to model.")
 _COORDS = typer.Option(
-    "--coords", "-c", help="Comma-separated mode columns [default: all but the target]."
+    "--coords",
+    "-c",
+    help=(
+        "Comma-separated mode columns; join columns with + for one spatial mode, e.g. "
+        "lat+lon,year [default: all but the target, one mode each]."
+    ),
 )
 _MODEL = typer.Option("--model", "-m", help="tucker (FunBaT) or cp (FunBaT-CP).")
 _RANK = typer.Option("--rank", "-r", help="Rank per mode: one integer, or one per mode.")
 _KERNEL = typer.Option("--kernel", "-k", help="matern12, matern32 or matern52 (or one per mode).")
 _MAX_ITER = typer.Option("--max-iter", help="Maximum number of sweeps.")
 _SEED = typer.Option("--seed", help="Seed of the random initialisation.")
+_DISCRETE = typer.Option(
+    "--discrete",
+    "-d",
+    help="Comma-separated columns to treat as categories (text columns are anyway).",
+)
 _DROPNA = typer.Option(
     "--dropna", help="Drop rows with missing or infinite values (and say how many)."
 )
@@ -208,6 +293,7 @@ def fit(
     target: Annotated[str, _TARGET],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to save the model.")],
     coords: Annotated[str | None, _COORDS] = None,
+    discrete: Annotated[str | None, _DISCRETE] = None,
     model: Annotated[str, _MODEL] = "tucker",
     rank: Annotated[str, _RANK] = "3",
     kernel: Annotated[str, _KERNEL] = "matern32",
@@ -230,13 +316,15 @@ def fit(
     from .io import save
 
     _check_output(output, "model")
-    est = _make_estimator(model, rank, kernel, max_iter, seed)
+    _, modes = _parse_coords(coords)
+    disc = _parse_list(discrete, "--discrete")
+    est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc)
     if dask:
         X, y, client = _dask_training_data(data, target, coords, dropna, scheduler)
     elif scheduler is not None:
         raise InputError("--scheduler needs --dask")
     else:
-        X, y = _load_training_table(data, target, coords, dropna, quiet)
+        X, y = _load_training_table(data, target, coords, dropna, quiet, disc)
         y, client = y.to_numpy(), None
     bar = _Progress(max_iter, quiet)
     try:
@@ -249,10 +337,25 @@ def fit(
     status = "converged" if est.converged_ else "stopped at --max-iter"
     _say(
         f"fitted {type(est).__name__} rank {_fmt_rank(est.ranks_)} on {est.n_train_} rows, "
-        f"modes {', '.join(est.modes_)}: ELBO {est.elbo_:.6g} after {est.n_iter_} sweeps "
+        f"modes {_describe_modes(est)}: ELBO {est.elbo_:.6g} after {est.n_iter_} sweeps "
         f"({status}) in {est.fit_time_:.1f} s; saved {output}",
         quiet,
     )
+
+
+def _as_training_categories(est, X):
+    """Discrete columns as text when the training categories were text: categories
+    such as "1", "2" and "x" may read as numbers from another file."""
+    import pandas as pd
+
+    X = X.copy()
+    for enc in est._encodings:
+        if enc.kind != "discrete" or enc.categories is None:
+            continue
+        s = X[enc.name]
+        if all(isinstance(v, str) for v in enc.categories) and not pd.api.types.is_string_dtype(s):
+            X[enc.name] = s.astype(str).astype(object)
+    return X
 
 
 @app.command()
@@ -277,21 +380,23 @@ def predict(
     _check_output(output, "table")
     est = load(model_path)
     df = read_table(data)
-    modes = list(est.modes_)
-    absent = [m for m in modes if m not in df.columns]
+    columns = _mode_columns(est)
+    absent = [c for c in columns if c not in df.columns]
     if absent:
         raise InputError(
             f"the data lacks the model's mode column(s) {', '.join(absent)}; the model's modes "
-            f"are {', '.join(modes)} and the data's columns are {', '.join(map(str, df.columns))}"
+            f"are {', '.join(est.modes_)} and the data's columns are "
+            f"{', '.join(map(str, df.columns))}"
         )
     clash = [c for c in ("mean", "std", "lower95", "upper95") if c in df.columns]
     if clash:
         raise InputError(f"the data already has a column {clash[0]!r}; rename it first")
-    bad = missing_rows(df, modes)
+    bad = missing_rows(df, columns)
     if bad.any() and dropna:
         _say(f"dropped {int(bad.sum())} row(s) with missing or infinite values", quiet)
         df = df.loc[~bad]
-    X, _, _ = select_columns(df, modes, None)
+    X, _, _ = select_columns(df, columns, None)
+    X = _as_training_categories(est, X)
     mean, std = est.predict(X, return_std=True)
     out = df.reset_index(drop=True).copy()
     z = 1.959963984540054
@@ -308,6 +413,7 @@ def evaluate(
     ],
     target: Annotated[str, _TARGET],
     coords: Annotated[str | None, _COORDS] = None,
+    discrete: Annotated[str | None, _DISCRETE] = None,
     model: Annotated[str, _MODEL] = "tucker",
     rank: Annotated[str, _RANK] = "3",
     kernel: Annotated[str, _KERNEL] = "matern32",
@@ -325,15 +431,26 @@ def evaluate(
 
     if splits < 1:
         raise InputError(f"--splits must be a positive integer; got {splits}")
-    _make_estimator(model, rank, kernel, max_iter, seed)  # validate before reading data
-    X, y = _load_training_table(data, target, coords, dropna, quiet)
+    _, modes = _parse_coords(coords)
+    disc = _parse_list(discrete, "--discrete")
+
+    def make():
+        return _make_estimator(model, rank, kernel, max_iter, seed, modes, disc)
+
+    make()  # validate before reading data
+    X, y = _load_training_table(data, target, coords, dropna, quiet, disc)
+    mode_names = (
+        list(X.columns)
+        if modes is None
+        else ["+".join(m) if isinstance(m, tuple) else m for m in modes]
+    )
     header = f"{'split':>5} {'n_train':>8} {'n_test':>7} " + " ".join(f"{m:>10}" for m in METRICS)
 
     def row(label, values):
         return f"{label:>5} {'':>8} {'':>7} " + " ".join(f"{v:>10.4f}" for v in values)
 
     if not as_json:
-        typer.echo(f"{data.name}: target {target}, modes {', '.join(X.columns)}, {len(X)} rows")
+        typer.echo(f"{data.name}: target {target}, modes {', '.join(mode_names)}, {len(X)} rows")
         typer.echo(header)
 
     def on_split(res):
@@ -344,7 +461,7 @@ def evaluate(
             )
 
     results = evaluate_splits(
-        lambda: _make_estimator(model, rank, kernel, max_iter, seed),
+        make,
         X,
         y.to_numpy(),
         n_splits=splits,
@@ -355,7 +472,8 @@ def evaluate(
         payload = {
             "data": str(data),
             "target": target,
-            "modes": list(X.columns),
+            "modes": mode_names,
+            "discrete": disc or [],
             "model": model,
             "rank": rank,
             "kernel": kernel,
@@ -397,11 +515,54 @@ def plot(
     _say(f"wrote {output}", quiet)
 
 
+def _json_scalar(v):
+    """A category as JSON: numbers and booleans as they are, anything else as text."""
+    import numpy as np
+
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    return str(v)
+
+
 def _info_dict(est, meta: dict) -> dict:
     import numpy as np
 
     modes = []
     for k, enc in enumerate(est._encodings):
+        common = {"name": enc.name, "rank": int(est.ranks_[k]), "kernel": est.kernels_[k]}
+        if enc.kind == "discrete":
+            cats = [_json_scalar(v) for v in enc.categories]
+            modes.append(
+                {
+                    **common,
+                    "kind": "discrete",
+                    "n_unique": len(cats),
+                    "n_categories": len(cats),
+                    "categories": cats,
+                    "lengthscale": None,
+                }
+            )
+            continue
+        if enc.kind == "spatial":
+            pts = enc.unscaled(enc.unique)
+            ells = np.asarray(est.lengthscales_[k], float)
+            modes.append(
+                {
+                    **common,
+                    "kind": "spatial",
+                    "columns": list(enc.columns),
+                    "min": [float(v) for v in pts.min(axis=0)],
+                    "max": [float(v) for v in pts.max(axis=0)],
+                    "n_unique": int(pts.shape[0]),
+                    "lengthscale": [float(v) for v in ells],
+                    "lengthscale_unit": "coordinate units, per column",
+                }
+            )
+            continue
         lo, hi = enc.unscaled(enc.unique[[0, -1]])
         if enc.is_datetime:
             lo, hi = (
@@ -412,13 +573,11 @@ def _info_dict(est, meta: dict) -> dict:
             lo, hi = float(lo), float(hi)
         modes.append(
             {
-                "name": enc.name,
+                **common,
                 "kind": "date" if enc.is_datetime else "continuous",
                 "min": lo,
                 "max": hi,
                 "n_unique": int(enc.unique.size),
-                "rank": int(est.ranks_[k]),
-                "kernel": est.kernels_[k],
                 "lengthscale": float(est.lengthscales_[k]),
                 "lengthscale_unit": "days" if enc.is_datetime else "coordinate units",
             }
@@ -438,6 +597,29 @@ def _info_dict(est, meta: dict) -> dict:
     }
 
 
+def _info_range(m: dict) -> str:
+    if m["kind"] == "discrete":
+        shown = ", ".join(map(str, m["categories"][:4]))
+        more = ", ..." if m["n_categories"] > 4 else ""
+        text = f"{m['n_categories']} categories: {shown}{more}"
+        return text if len(text) <= 40 else text[:37] + "..."
+    if m["kind"] == "spatial":
+        return "; ".join(
+            f"{c} {lo:.4g}..{hi:.4g}" for c, lo, hi in zip(m["columns"], m["min"], m["max"])
+        )
+    if m["kind"] == "date":
+        return f"{m['min']} .. {m['max']}"
+    return f"{m['min']:.6g} .. {m['max']:.6g}"
+
+
+def _info_lengthscale(m: dict) -> str:
+    if m["kind"] == "discrete":
+        return "- (categories are independent)"
+    if m["kind"] == "spatial":
+        return ", ".join(f"{c} {v:.4g}" for c, v in zip(m["columns"], m["lengthscale"]))
+    return f"{m['lengthscale']:.4g}" + (" days" if m["kind"] == "date" else "")
+
+
 @app.command()
 def info(
     model_path: Annotated[
@@ -453,20 +635,20 @@ def info(
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
+    ranges = [_info_range(m) for m in d["modes"]]
+    wn = max([12] + [len(m["name"]) for m in d["modes"]])
+    wr = max([27] + [len(r) for r in ranges])
     lines = [
         f"{model_path}: {d['model']} model (saved by funbat {d['funbat_version']}, "
         f"format {d['format_version']})",
         f"  data      {d['n_train']} rows, {len(d['modes'])} modes",
-        f"  {'mode':<12} {'kind':<10} {'range':<27} {'unique':>6} {'rank':>4}  {'kernel':<8} "
-        "lengthscale",
+        f"  {'mode':<{wn}} {'kind':<10} {'range':<{wr}} {'unique':>6} {'rank':>4}  "
+        f"{'kernel':<8} lengthscale",
     ]
-    for m in d["modes"]:
-        lo, hi = m["min"], m["max"]
-        rng = f"{lo} .. {hi}" if m["kind"] == "date" else f"{lo:.6g} .. {hi:.6g}"
-        unit = " days" if m["kind"] == "date" else ""
+    for m, rng in zip(d["modes"], ranges):
         lines.append(
-            f"  {m['name']:<12} {m['kind']:<10} {rng:<27} {m['n_unique']:>6} {m['rank']:>4}  "
-            f"{m['kernel']:<8} {m['lengthscale']:.4g}{unit}"
+            f"  {m['name']:<{wn}} {m['kind']:<10} {rng:<{wr}} {m['n_unique']:>6} "
+            f"{m['rank']:>4}  {m['kernel']:<8} {_info_lengthscale(m)}"
         )
     status = "converged" if d["converged"] else "stopped at max_iter"
     lines += [

@@ -292,8 +292,6 @@ def spatial_map(model, mode, ax=None, cmap="viridis"):
     posterior mean; bottom, by the posterior std. Returns the matplotlib figure.
     ``ax`` may be a (2, R) array of axes.
     """
-    import matplotlib.pyplot as plt
-
     k = model.modes_.index(mode) if isinstance(mode, str) else int(mode)
     enc = model._encodings[k]
     if enc.kind != "spatial":
@@ -303,7 +301,10 @@ def spatial_map(model, mode, ax=None, cmap="viridis"):
     pts = enc.unscaled(enc.unique)
     mean, std = model.latent_functions(k, pts)
     R = mean.shape[1]
-    if ax is None:
+    own = ax is None
+    if own:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(2, R, figsize=(3.2 * R, 5.6), squeeze=False)
     else:
         fig = np.asarray(ax).flat[0].figure
@@ -315,5 +316,6 @@ def spatial_map(model, mode, ax=None, cmap="viridis"):
             a.set_title(f"{model.modes_[k]} u_{r + 1} {what}", fontsize=9)
             a.set_xlabel(enc.columns[1] if len(enc.columns) > 1 else "")
             a.set_ylabel(enc.columns[0])
-    fig.tight_layout()
+    if own:  # a caller's figure keeps its own layout (funbat.plot uses constrained)
+        fig.tight_layout()
     return fig

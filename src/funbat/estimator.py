@@ -416,17 +416,22 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     structure=self._structure,
                 )
                 unfolded = None if core is None else _unfold_core(core, ranks=ranks, mode=k)
-                fits[k], mode_kls[k], steps[k] = _update_mode(
+                # a zero step during the warm-up keeps the lengthscale and reuses the
+                # same compiled update (a separate no-learning variant compiled twice)
+                learning = it >= warmup
+                fits[k], mode_kls[k], step = _update_mode(
                     fits[k].kernel,
                     fits[k].coords,
                     G,
                     g,
                     noise.mean,
                     unfolded,
-                    steps[k],
+                    steps[k] if learning else jnp.zeros_like(steps[k]),
                     jnp.asarray(n_valid[k], dtype=jnp.int32),
-                    learn=learn and it >= warmup,
+                    learn=learn,
                 )
+                if learning:
+                    steps[k] = step
                 core, noise, elbo = _update_core_and_noise(
                     G,
                     g,

@@ -1,10 +1,10 @@
 """Saving and loading fitted models without pickle.
 
-File format (version 1)
+File format (version 2)
 -----------------------
 A model file is a zip archive (any name; ``.funbat`` by convention) holding
 
-* ``metadata.json``: ``{"format": "funbat-model", "format_version": 1,
+* ``metadata.json``: ``{"format": "funbat-model", "format_version": 1 | 2,
   "funbat_version": ..., "class": "FunBaT" | "FunBaTCP", "params": get_params(),
   "state": <tree>}``;
 * one ``<key>.npy`` entry per array (so ``numpy.load`` reads the arrays as an npz).
@@ -16,10 +16,30 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
 * ``{"__array__": key, "jax": bool}``: the array stored as ``<key>.npy`` (a JAX array
   when ``jax`` is true), ``{"__scalar__": key}``: a numpy scalar stored the same way;
 * ``{"__list__": [...]}``, ``{"__tuple__": [...]}``, ``{"__dict__": {...}}``;
-* ``{"__strings__": [...]}``: a numpy array of strings (e.g. ``feature_names_in_``);
+* ``{"__strings__": [...]}``: a numpy array of strings (e.g. ``feature_names_in_``, the
+  categories of a discrete mode of text);
+* ``{"__objects__": [...]}`` (version 2): a 1-D numpy object array of other scalars,
+  such as the categories of a declared-discrete column of numbers or booleans; each
+  item is a JSON number, boolean or string, or ``{"__timestamp__": "<ISO 8601>"}``
+  for a date (a ``pandas.Timestamp``);
 * ``{"__record__": "module:Class", "fields": {...}}``: a NamedTuple or dataclass
   defined in a ``funbat`` module (fit state such as ``ModeFit``, ``ChainPosterior``,
   ``Matern``, ``ModeEncoding``), rebuilt from its fields.
+
+``params`` holds the constructor parameters as plain JSON (tuples become lists, arrays
+lists, unrepresentable values such as a numpy Generator seed null); on loading, list
+entries of ``modes`` become tuples again (spatial modes).
+
+The state of spatial and discrete modes needs nothing special: their encodings
+(``ModeEncoding`` with ``kind``, ``columns``, per-dimension ``offset``/``scale`` arrays,
+``categories``), kernels (``dense.PointMatern``, ``dense.Identity``) and dense
+posteriors (``dense.DensePosterior``) are records and arrays like any other.
+
+``format_version`` is the oldest version that can read the file: a file is written as
+version 1 (readable by every funbat that reads model files) unless it holds a version-2
+entry. Version 1 has no ``__objects__``; version-1 files of models fitted before modes
+had kinds (encodings without ``kind``, ``columns``, ``categories``) load as
+continuous-only models.
 
 Array keys are the attribute paths (``_fits/0/posterior/filtered_means``), like JAX
 tree key paths. Loading only reads JSON and ``.npy`` data (``allow_pickle=False``) and
@@ -46,7 +66,7 @@ __all__ = ["FORMAT_VERSION", "load", "read_metadata", "save"]
 
 #: Version of the model file format written by :func:`save`. Readers accept this
 #: version and older ones.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FORMAT_NAME = "funbat-model"
 _METADATA = "metadata.json"
 
@@ -65,8 +85,30 @@ def _class_ref(obj) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
-    """Python/NumPy/JAX object -> JSON-able tree; arrays are moved into ``arrays``."""
+def _object_item(v, key: str):
+    """One item of an object array (a category) -> JSON."""
+    import pandas as pd
+
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return {"__timestamp__": pd.Timestamp(v).isoformat()}
+    raise TypeError(f"cannot save a {type(v).__name__} in the object array at {key!r}")
+
+
+def _encode(obj, key: str, arrays: dict[str, np.ndarray], needs: set | None = None):
+    """Python/NumPy/JAX object -> JSON-able tree; arrays are moved into ``arrays``.
+
+    The format versions the tree needs beyond version 1 are added to ``needs``.
+    """
+    if needs is None:
+        needs = set()
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, int):
@@ -78,8 +120,11 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
         return {"__array__": key, "jax": True}
     if isinstance(obj, np.ndarray):
         if obj.dtype == object or obj.dtype.kind in "US":
-            if all(isinstance(v, str) for v in obj.reshape(-1)) and obj.ndim == 1:
+            if obj.ndim == 1 and all(isinstance(v, str) for v in obj):
                 return {"__strings__": [str(v) for v in obj]}
+            if obj.ndim == 1 and obj.dtype == object:
+                needs.add(2)
+                return {"__objects__": [_object_item(v, key) for v in obj]}
             raise TypeError(f"cannot save the object array at {key!r}")
         arrays[key] = obj
         return {"__array__": key, "jax": False}
@@ -87,21 +132,21 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
         arrays[key] = np.asarray(obj)
         return {"__scalar__": key}
     if _is_namedtuple(obj):
-        fields = {f: _encode(getattr(obj, f), f"{key}/{f}", arrays) for f in obj._fields}
+        fields = {f: _encode(getattr(obj, f), f"{key}/{f}", arrays, needs) for f in obj._fields}
         return {"__record__": _class_ref(obj), "fields": fields}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {
-            f.name: _encode(getattr(obj, f.name), f"{key}/{f.name}", arrays)
+            f.name: _encode(getattr(obj, f.name), f"{key}/{f.name}", arrays, needs)
             for f in dataclasses.fields(obj)
         }
         return {"__record__": _class_ref(obj), "fields": fields}
     if isinstance(obj, (list, tuple)):
-        items = [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
+        items = [_encode(v, f"{key}/{i}", arrays, needs) for i, v in enumerate(obj)]
         return {"__list__" if isinstance(obj, list) else "__tuple__": items}
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
             raise TypeError(f"cannot save a dict with non-string keys at {key!r}")
-        return {"__dict__": {k: _encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}}
+        return {"__dict__": {k: _encode(v, f"{key}/{k}", arrays, needs) for k, v in obj.items()}}
     raise TypeError(f"cannot save {type(obj).__name__} at {key!r}")
 
 
@@ -111,6 +156,8 @@ def _json_param(value):
         return int(value)
     if isinstance(value, np.floating):
         return float(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value.tolist()
     if isinstance(value, (list, tuple)):
         return [_json_param(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -134,10 +181,14 @@ def save(model, path) -> None:
     params = model.get_params(deep=False)
     state_attrs = {k: v for k, v in vars(model).items() if k not in params}
     arrays: dict[str, np.ndarray] = {}
-    state = {k: _encode(v, k, arrays) for k, v in state_attrs.items()}
+    needs: set[int] = set()
+    try:
+        state = {k: _encode(v, k, arrays, needs) for k, v in state_attrs.items()}
+    except TypeError as err:
+        raise InputError(f"cannot save this model: {err}") from None
     meta = {
         "format": _FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": max(needs, default=1),
         "funbat_version": __version__,
         "class": type(model).__name__,
         "params": {k: _json_param(v) for k, v in params.items()},
@@ -172,6 +223,23 @@ def _resolve_class(ref: str):
     return cls
 
 
+def _object_from_json(v):
+    if isinstance(v, dict) and set(v) == {"__timestamp__"}:
+        import pandas as pd
+
+        return pd.Timestamp(v["__timestamp__"])
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise _Corrupt("unknown item in an object array")
+
+
+def _param_from_json(name: str, value):
+    """A constructor parameter read from JSON: spatial modes are tuples again."""
+    if name == "modes" and isinstance(value, list):
+        return [tuple(m) if isinstance(m, list) else m for m in value]
+    return value
+
+
 def _decode(tree, zf: zipfile.ZipFile):
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
@@ -189,6 +257,11 @@ def _decode(tree, zf: zipfile.ZipFile):
         return jnp.asarray(arr) if tree.get("jax") else arr
     if "__strings__" in tree:
         return np.asarray(tree["__strings__"], dtype=object)
+    if "__objects__" in tree:
+        out = np.empty(len(tree["__objects__"]), dtype=object)
+        for i, v in enumerate(tree["__objects__"]):
+            out[i] = _object_from_json(v)
+        return out
     if "__list__" in tree:
         return [_decode(v, zf) for v in tree["__list__"]]
     if "__tuple__" in tree:
@@ -249,13 +322,15 @@ def load(path):
     try:
         params = meta["params"]
         valid = cls().get_params(deep=False)
-        model = cls(**{k: v for k, v in params.items() if k in valid})
+        model = cls(**{k: _param_from_json(k, v) for k, v in params.items() if k in valid})
         with jax.enable_x64(True), zipfile.ZipFile(path) as zf:
             state = {k: _decode(v, zf) for k, v in meta["state"].items()}
     except (_Corrupt, KeyError, TypeError, ValueError, zipfile.BadZipFile, OSError) as err:
         raise InputError(f"{str(path)!r} is a damaged funbat model file ({err})") from None
     if "elbo_" not in state:
         raise InputError(f"{str(path)!r} is a damaged funbat model file (no fitted state)")
+    if "mode_kinds_" not in state and "_encodings" in state:  # saved before modes had kinds
+        state["mode_kinds_"] = [getattr(e, "kind", "continuous") for e in state["_encodings"]]
     for k, v in state.items():
         setattr(model, k, v)
     return model

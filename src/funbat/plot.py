@@ -1,4 +1,4 @@
-"""Pictures of a fitted model: each mode's latent functions with 95% bands.
+"""Pictures of a fitted model: each mode's latent functions with their uncertainty.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly, not pyplot: no
 global state, no GUI backend needed, and saving renders with Agg.
@@ -24,14 +24,20 @@ def _as_dates(days: np.ndarray) -> np.ndarray:
 
 
 def plot_latent_functions(model, *, n_points: int | None = None, modes=None, figsize=None):
-    """One panel per mode: the posterior mean of each latent function ``u^k_r`` and its
-    95% band over the mode's training range, with the training coordinates marked.
+    """One panel per mode: each latent function ``u^k_r`` with its posterior uncertainty.
+
+    * continuous (and date) modes: the posterior mean and 95% band over the mode's
+      training range, training coordinates marked;
+    * spatial modes: maps (:func:`funbat.dense.spatial_map`): the mode's unique
+      training points coloured by each function's posterior mean (top row) and
+      standard deviation (bottom row);
+    * discrete modes: the posterior mean per category with 95% error bars.
 
     Parameters
     ----------
     model : a fitted FunBaT or FunBaTCP.
-    n_points : evaluation points per mode; default: twice the mode's unique training
-        coordinates, between 300 and 4000 (enough to resolve short lengthscales).
+    n_points : evaluation points per continuous mode; default: twice the mode's unique
+        training coordinates, between 300 and 4000 (enough to resolve short lengthscales).
     modes : optional list of mode names or indices to draw (default all).
     figsize : optional matplotlib figure size.
 
@@ -39,7 +45,6 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
     -------
     matplotlib Figure.
     """
-    import matplotlib as mpl
     from matplotlib.figure import Figure
 
     if not hasattr(model, "elbo_"):
@@ -57,62 +62,128 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
             if isinstance(m, str) and m not in names:
                 raise InputError(f"mode {m!r} does not exist; the modes are {names}")
             ks.append(names.index(m) if isinstance(m, str) else int(m))
-    figsize = figsize or (7.5, 2.6 * len(ks))
-    fig = Figure(figsize=figsize)
-    axes = fig.subplots(len(ks), 1, squeeze=False)
-    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, k in zip(axes[:, 0], ks):
-        enc = model._encodings[k]
-        train = enc.unscaled(enc.unique)
-        lo, hi = float(train.min()), float(train.max())
-        pad = 0.0 if hi > lo else 1.0
-        n = n_points or int(np.clip(2 * enc.unique.size, 300, 4000))
-        grid = np.linspace(lo - pad, hi + pad, n)
-        query = _as_dates(grid) if enc.is_datetime else grid
-        mean, std = model.latent_functions(k, query)
-        xs = query if enc.is_datetime else grid
-        marks = _as_dates(train) if enc.is_datetime else train
-        for r in range(mean.shape[1]):
-            c = colors[r % len(colors)]
-            ax.plot(xs, mean[:, r], color=c, lw=1.4, label=f"$u_{{{r + 1}}}$")
-            ax.fill_between(
-                xs, mean[:, r] - _Z95 * std[:, r], mean[:, r] + _Z95 * std[:, r], color=c, alpha=0.2
-            )
-        ax.plot(
-            marks,
-            np.zeros_like(train),
-            "|",
-            color="k",
-            alpha=0.35,
-            ms=6,
-            transform=ax.get_xaxis_transform(),
-            label="training coordinates",
-        )
-        ax.set_xlabel(enc.name)
-        ax.set_ylabel(f"$u^{{{k + 1}}}$")
-        ax.set_title(f"mode {k + 1}: {enc.name} (rank {mean.shape[1]})", fontsize=10)
-        ax.grid(alpha=0.25)
-        if enc.is_datetime:
-            import matplotlib.dates as mdates
+    kinds = [model._encodings[k].kind for k in ks]
+    # a grid: a continuous or discrete mode is one row spanning every column; a spatial
+    # mode is two rows (mean, std) of one map per latent function
+    rows = [2 if kind == "spatial" else 1 for kind in kinds]
+    n_cols = max([model.ranks_[k] for k, kind in zip(ks, kinds) if kind == "spatial"] or [1])
+    figsize = figsize or (max(7.5, 3.2 * n_cols), 2.6 * sum(rows) + 0.4)
+    fig = Figure(figsize=figsize, layout="constrained")
+    grid = fig.add_gridspec(sum(rows), n_cols)
+    row = 0
+    for k, kind, h in zip(ks, kinds, rows):
+        if kind == "spatial":
+            from .dense import spatial_map
 
-            loc = mdates.AutoDateLocator()
-            ax.xaxis.set_major_locator(loc)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
-    handles, labels = max(
-        (ax.get_legend_handles_labels() for ax in axes[:, 0]), key=lambda hl: len(hl[0])
-    )
+            R = model.ranks_[k]
+            axes = np.array([[fig.add_subplot(grid[row + i, j]) for j in range(R)] for i in (0, 1)])
+            spatial_map(model, k, ax=axes)
+        else:
+            ax = fig.add_subplot(grid[row, :])
+            if kind == "discrete":
+                _draw_discrete(ax, model, k)
+            else:
+                _draw_continuous(ax, model, k, n_points)
+        row += h
+    panels = [ax for ax in fig.axes if ax.get_legend_handles_labels()[0]]
     fig.suptitle(f"{type(model).__name__} latent functions, 95% bands", fontsize=11)
-    fig.legend(
-        handles,
-        labels,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.965),
-        ncol=len(labels),
-        fontsize=8,
-        frameon=False,
-    )
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / figsize[1]))
+    if panels:
+        handles, labels = max(
+            (ax.get_legend_handles_labels() for ax in panels), key=lambda hl: len(hl[0])
+        )
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncol=len(labels),
+            fontsize=8,
+            frameon=False,
+        )
     return fig
+
+
+def _colors():
+    import matplotlib as mpl
+
+    return mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _draw_continuous(ax, model, k: int, n_points: int | None) -> None:
+    """Mean and 95% band of a continuous mode's functions, training coordinates marked."""
+    enc = model._encodings[k]
+    colors = _colors()
+    train = enc.unscaled(enc.unique)
+    lo, hi = float(train.min()), float(train.max())
+    pad = 0.0 if hi > lo else 1.0
+    n = n_points or int(np.clip(2 * enc.unique.size, 300, 4000))
+    grid = np.linspace(lo - pad, hi + pad, n)
+    query = _as_dates(grid) if enc.is_datetime else grid
+    mean, std = model.latent_functions(k, query)
+    xs = query if enc.is_datetime else grid
+    marks = _as_dates(train) if enc.is_datetime else train
+    for r in range(mean.shape[1]):
+        c = colors[r % len(colors)]
+        ax.plot(xs, mean[:, r], color=c, lw=1.4, label=f"$u_{{{r + 1}}}$")
+        ax.fill_between(
+            xs, mean[:, r] - _Z95 * std[:, r], mean[:, r] + _Z95 * std[:, r], color=c, alpha=0.2
+        )
+    ax.plot(
+        marks,
+        np.zeros_like(train),
+        "|",
+        color="k",
+        alpha=0.35,
+        ms=6,
+        transform=ax.get_xaxis_transform(),
+        label="training coordinates",
+    )
+    ax.set_xlabel(enc.name)
+    ax.set_ylabel(f"$u^{{{k + 1}}}$")
+    ax.set_title(f"mode {k + 1}: {enc.name} (rank {mean.shape[1]})", fontsize=10)
+    ax.grid(alpha=0.25)
+    if enc.is_datetime:
+        import matplotlib.dates as mdates
+
+        loc = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(loc)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+
+
+#: Most category labels written under a discrete mode's panel.
+_MAX_CATEGORY_LABELS = 30
+
+
+def _draw_discrete(ax, model, k: int) -> None:
+    """Posterior mean of a discrete mode's functions per category, 95% error bars."""
+    enc = model._encodings[k]
+    colors = _colors()
+    cats = enc.categories
+    mean, std = model.latent_functions(k, cats)
+    n_cat, R = mean.shape
+    x = np.arange(n_cat)
+    width = min(0.8 / R, 0.25)
+    for r in range(R):
+        c = colors[r % len(colors)]
+        ax.errorbar(
+            x + (r - (R - 1) / 2) * width,
+            mean[:, r],
+            yerr=_Z95 * std[:, r],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=c,
+            label=f"$u_{{{r + 1}}}$",
+        )
+    step = max(1, -(-n_cat // _MAX_CATEGORY_LABELS))
+    ax.set_xticks(x[::step], [str(v) for v in cats[::step]])
+    if max(len(str(v)) for v in cats[::step]) * min(n_cat, _MAX_CATEGORY_LABELS) > 60:
+        ax.tick_params(axis="x", labelrotation=45)
+    ax.axhline(0.0, color="k", lw=0.6, alpha=0.4)
+    ax.set_xlim(-0.6, n_cat - 0.4)
+    ax.set_xlabel(f"{enc.name} ({n_cat} categories)")
+    ax.set_ylabel(f"$u^{{{k + 1}}}$")
+    ax.set_title(f"mode {k + 1}: {enc.name} (discrete, rank {R})", fontsize=10)
+    ax.grid(alpha=0.25, axis="y")
 
 
 def save_figure(fig, path, dpi: int = 120) -> None:
