@@ -166,6 +166,24 @@ def _load_training_table(
     return X, y
 
 
+def _dask_training_data(data: Path, target: str, coords: str | None, dropna: bool, scheduler):
+    """Parquet files read lazily with Dask; a client when a scheduler address is given."""
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        raise InputError("--dask needs Dask: pip install 'funbat[dask]'") from None
+    if dropna:
+        raise InputError("--dropna is not supported with --dask; drop those rows beforehand")
+    client = None
+    if scheduler is not None:
+        from distributed import Client
+
+        client = Client(scheduler)
+    cols, _ = _parse_coords(coords)
+    X = dd.read_parquet(str(data), columns=None if cols is None else [*cols, target])
+    return X, target, client
+
+
 def _check_text_columns(X, discrete) -> None:
     """Text columns are discrete modes, but one mixing numbers with a few words is more
     likely a numeric column with typos: refuse it unless declared ``--discrete``."""
@@ -283,6 +301,16 @@ def fit(
     seed: Annotated[int, _SEED] = 0,
     dropna: Annotated[bool, _DROPNA] = False,
     quiet: Annotated[bool, _QUIET] = False,
+    dask: Annotated[
+        bool,
+        typer.Option(
+            "--dask", help="DATA is Parquet (a path or quoted glob): fit on a Dask cluster."
+        ),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="With --dask: the scheduler's address [default: local]."),
+    ] = None,
 ):
     """Fit a model to a table and save it (a zip of JSON + .npy arrays, no pickle)."""
     from .io import save
@@ -291,12 +319,20 @@ def fit(
     _, modes = _parse_coords(coords)
     disc = _parse_list(discrete, "--discrete")
     est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc)
-    X, y = _load_training_table(data, target, coords, dropna, quiet, disc)
+    if dask:
+        X, y, client = _dask_training_data(data, target, coords, dropna, scheduler)
+    elif scheduler is not None:
+        raise InputError("--scheduler needs --dask")
+    else:
+        X, y = _load_training_table(data, target, coords, dropna, quiet, disc)
+        y, client = y.to_numpy(), None
     bar = _Progress(max_iter, quiet)
     try:
-        est.fit(X, y.to_numpy(), callback=bar)
+        est.fit(X, y, callback=bar)
     finally:
         bar.close()
+        if client is not None:
+            client.close()
     save(est, output)
     status = "converged" if est.converged_ else "stopped at --max-iter"
     _say(

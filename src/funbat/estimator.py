@@ -7,6 +7,7 @@ The mathematics lives in :mod:`funbat.kalman`, :mod:`funbat.stats`,
 from __future__ import annotations
 
 import math
+import os
 import time
 from functools import partial
 from numbers import Integral
@@ -245,7 +246,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         X : pandas DataFrame (one column per mode), array (N, K) or xarray.DataArray
             Coordinates; ``datetime64`` columns are read as days. A DataArray (with
             ``y=None``) gives both: its dims are the modes, NaN cells are missing.
-        y : array (N,)
+            Or a dask DataFrame, or a path/glob of Parquet files: then the sweeps run
+            on the Dask cluster (see :mod:`funbat.distributed`) and ``y`` names the
+            target column.
+        y : array (N,), or for Dask data the target column's name (or a dask Series)
             Observed values.
         callback : optional callable ``callback(iteration, elbo)`` after each sweep.
 
@@ -254,55 +258,82 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self
         """
         self._check_params()
-        if y is None:
-            from .files import from_dataarray
+        t0 = time.perf_counter()  # with Dask, reading and encoding the data count too
+        entries = None
+        if isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask":
+            from .distributed import DaskEntries  # needs the [dask] extra
 
-            X, y = from_dataarray(X)
-        names, columns, is_dt, kinds = as_modes(X, self.modes, self.discrete)
-        y = as_target(y, columns[0].shape[0])
-        if y.shape[0] < 2:
-            raise InputError(f"need at least 2 observations to fit; got {y.shape[0]}")
-        if hasattr(X, "columns"):
+            if self.modes is not None or self.discrete is not None:
+                raise InputError(
+                    "with Dask data every column but the target is one continuous mode; "
+                    "modes= and discrete= need in-memory data"
+                )
+            entries = DaskEntries.from_input(X, y)
+            names, columns, is_dt, kinds = entries.names, None, entries.is_datetime, None
+        else:
+            if y is None:
+                from .files import from_dataarray
+
+                X, y = from_dataarray(X)
+            names, columns, is_dt, kinds = as_modes(X, self.modes, self.discrete)
+            y = as_target(y, columns[0].shape[0])
+            if y.shape[0] < 2:
+                raise InputError(f"need at least 2 observations to fit; got {y.shape[0]}")
+        if hasattr(X, "columns") or entries is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        t0 = time.perf_counter()
         with jax.enable_x64(True):
-            self._fit(names, columns, is_dt, y, callback, kinds)
+            self._fit(names, columns, is_dt, y, callback, kinds, entries)
         self.fit_time_ = time.perf_counter() - t0
         return self
 
-    def _fit(self, names, columns, is_dt, y, callback, kinds=None):
-        encodings, idx = encode_modes(names, columns, is_dt, kinds)
+    def _fit(self, names, columns, is_dt, y, callback, kinds=None, entries=None):
+        # entries: DaskEntries when the data lives on a Dask cluster (funbat.distributed)
+        if entries is None:
+            encodings, idx = encode_modes(names, columns, is_dt, kinds)
+        else:
+            encodings = entries.encodings
         K = len(encodings)
         ranks = self._resolve_ranks(K)
         kernels = self._resolve_kernels(encodings)
         learn = bool(self.learn_hyperparameters)
         rng = np.random.default_rng(self.random_state)
 
-        N = y.shape[0]
-        y_mean = float(y.mean())
-        y_scale = float(y.std()) or 1.0
-        ys = (y - y_mean) / y_scale
+        if entries is None:
+            N = y.shape[0]
+            y_mean = float(y.mean())
+            y_scale = float(y.std()) or 1.0
+            ys = (y - y_mean) / y_scale
+        else:
+            N, y_mean, y_scale = entries.n, entries.y_mean, entries.y_scale
 
         chunk = min(int(self.chunk_size), _bucket(N, 64))
         # memory: a chunk's per-entry Kronecker statistics are (chunk, P, P); keep the
         # few live copies of them under ~64 MB whatever the rank (R = 7, K = 3: P = 49)
         P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
         chunk = max(64, min(chunk, _bucket(2**26 // (32 * P_max * P_max), 64) // 2))
-        n_pad = -(-N // chunk) * chunk
-        idx_p = np.zeros((n_pad, K), np.int32)
-        idx_p[:N] = idx
-        y_p = np.zeros(n_pad)
-        y_p[:N] = ys
-        w_p = np.zeros(n_pad)
-        w_p[:N] = 1.0
-        idx_j, y_j, w_j = jnp.asarray(idx_p), jnp.asarray(y_p), jnp.asarray(w_p)
+        if entries is None:
+            n_pad = -(-N // chunk) * chunk
+            idx_p = np.zeros((n_pad, K), np.int32)
+            idx_p[:N] = idx
+            y_p = np.zeros(n_pad)
+            y_p[:N] = ys
+            w_p = np.zeros(n_pad)
+            w_p[:N] = 1.0
+            idx_j, y_j, w_j = jnp.asarray(idx_p), jnp.asarray(y_p), jnp.asarray(w_p)
+            statistics = partial(mode_statistics, idx_j, y_j, w_j, chunk=chunk)
+        else:
+            statistics = partial(entries.statistics, chunk=chunk)
 
         # Chains are padded past their last coordinate: unobserved points there leave
         # the posterior at the real points unchanged, and shapes fall in few buckets.
         fits, n_valid, steps = [], [], []
-        starts = svd_init(idx, ys, [e.unique.shape[0] for e in encodings], ranks, rng)
+        sizes = [e.unique.shape[0] for e in encodings]
+        if entries is None:
+            starts = svd_init(idx, ys, sizes, ranks, rng)
+        else:
+            starts = entries.svd_init(sizes, ranks, rng)
         # one padded length for all continuous modes: their chain updates share one
         # compilation; dense (spatial, discrete) modes are not padded
         Ip = _bucket(max([e.unique.size for e in encodings if e.kind == "continuous"] or [1]))
@@ -339,7 +370,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         noise = U.NoiseMoments(f64(1.0), f64(0.1))  # E[tau] = 10: start confident
         a0, b0 = 1e-3, 1e-3
         priors = (f64(self.core_prior_variance), f64(a0), f64(b0))
-        sum_y2 = f64(np.sum(ys**2))
+        sum_y2 = f64(np.sum(ys**2) if entries is None else entries.sum_y2)
 
         mode_kls = [jnp.zeros(())] * K
         # Warm-up: the first sweeps hold the noise precision at its confident start and
@@ -350,15 +381,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         warmup = min(_WARMUP_SWEEPS, int(self.max_iter) // 2)
         # Fit the core (least squares with its prior) and the noise to the starting
         # functions before the first sweep, so the first messages are informative.
-        G, g = mode_statistics(
-            idx_j,
-            y_j,
-            w_j,
+        G, g = statistics(
             tuple(f.means for f in fits),
             tuple(f.seconds for f in fits),
             mode=0,
             n_groups=fits[0].coords.shape[0],
-            chunk=chunk,
             structure=self._structure,
         )
         core, noise, _ = _update_core_and_noise(
@@ -381,15 +408,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         converged = False
         for it in range(int(self.max_iter)):
             for k in range(K):
-                G, g = mode_statistics(
-                    idx_j,
-                    y_j,
-                    w_j,
+                G, g = statistics(
                     tuple(f.means for f in fits),
                     tuple(f.seconds for f in fits),
                     mode=k,
                     n_groups=fits[k].coords.shape[0],
-                    chunk=chunk,
                     structure=self._structure,
                 )
                 unfolded = None if core is None else _unfold_core(core, ranks=ranks, mode=k)

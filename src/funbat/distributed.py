@@ -1,0 +1,419 @@
+"""Fit on a Dask cluster: per-partition grouped sums on the workers, the rest on the client.
+
+Every sweep is a sum over entries (``shared/DESIGN.md`` section 6), so the entries stay
+on the workers, encoded once as ``(idx, y)`` blocks (``idx`` int32 (n, K) indices of the
+coordinates among each mode's sorted unique ones, ``y`` standardised). Per mode update
+the client broadcasts the posterior moments per coordinate (small), each partition
+returns its grouped statistics :func:`funbat.stats.mode_statistics`, and a tree of
+additions on the workers reduces them to one ``(G, g)``; the Kalman smoothing, the core
+and the noise are updated on the client, exactly as in memory.
+
+The SVD initialisation (:func:`funbat.init.svd_init`) is reproduced without gathering
+the data: the randomised SVD of each mode's sparse unfolding only needs products with
+the unfolding, which the workers compute after one shuffle of the entries by the
+unfolding's column (the other modes' coordinates), so each column lives in one
+partition. Same seeds, same random matrices, same subspaces: the result equals the
+in-memory one up to rounding.
+
+Works with the active ``distributed.Client``, or with Dask's default scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as la
+import scipy.sparse as sp
+
+from .data import InputError, ModeEncoding, _column_to_float
+
+__all__ = ["DaskEntries", "is_dask_input"]
+
+
+def is_dask_input(X) -> bool:
+    """True for a Dask DataFrame, or a path/glob of Parquet files (``str`` or path)."""
+    return isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask"
+
+
+# -- work done on the workers, one partition at a time ------------------------------
+
+
+def _float_block(df: pd.DataFrame, names, target):
+    """Partition -> coordinates (n, K) floats (days for dates) and the target (n,)."""
+    cols = np.empty((len(df), len(names)))
+    for k, name in enumerate(names):
+        cols[:, k], _ = _column_to_float(df[name], name)
+    try:
+        y = df[target].to_numpy(dtype=float)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"target column {target!r} is not numeric ({err})") from None
+    if not np.all(np.isfinite(y)):
+        raise InputError(
+            f"target column {target!r} has {int(np.sum(~np.isfinite(y)))} NaN or infinite "
+            "value(s) in a partition; drop those rows first"
+        )
+    return cols, y
+
+
+def _summary(block):
+    cols, y = block
+    return [np.unique(c) for c in cols.T], y.shape[0], float(np.sum(y))
+
+
+def _merge_summaries(a, b):
+    return [np.union1d(u, v) for u, v in zip(a[0], b[0])], a[1] + b[1], a[2] + b[2]
+
+
+def _sq_dev(block, mean):
+    return float(np.sum((block[1] - mean) ** 2))
+
+
+def _encode_block(block, uniques, y_mean, y_scale):
+    """Coordinates -> indices among the sorted unique ones; standardised target."""
+    cols, y = block
+    idx = np.empty(cols.shape, np.int32)
+    for k, u in enumerate(uniques):
+        idx[:, k] = np.searchsorted(u, cols[:, k])
+    return idx, (y - y_mean) / y_scale
+
+
+def _sum_sq(block):
+    return float(np.sum(block[1] ** 2))
+
+
+def _add(a, b):
+    if isinstance(a, tuple):
+        return tuple(x + z for x, z in zip(a, b))
+    return a + b
+
+
+def _n_chunks(n: int, chunk: int) -> int:
+    """Chunks for ``n`` entries, rounded up to few sizes (one compilation per size)."""
+    c = max(1, -(-n // chunk))
+    p = 1 << (c - 1).bit_length()
+    return p * 3 // 4 if p * 3 // 4 >= c else p
+
+
+def _block_statistics(block, moments, mode, n_groups, chunk, structure):
+    """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``."""
+    import jax
+    import jax.numpy as jnp
+
+    from .stats import mode_statistics
+
+    idx, y = block
+    n = y.shape[0]
+    n_pad = _n_chunks(n, chunk) * chunk
+    idx_p = np.zeros((n_pad, idx.shape[1]), np.int32)
+    idx_p[:n] = idx
+    y_p = np.zeros(n_pad)
+    y_p[:n] = y
+    w_p = np.zeros(n_pad)
+    w_p[:n] = 1.0
+    means, seconds = moments
+    with jax.enable_x64(True):
+        G, g = mode_statistics(
+            jnp.asarray(idx_p),
+            jnp.asarray(y_p),
+            jnp.asarray(w_p),
+            tuple(jnp.asarray(m) for m in means),
+            tuple(jnp.asarray(s) for s in seconds),
+            mode=mode,
+            n_groups=n_groups,
+            chunk=chunk,
+            structure=structure,
+        )
+        return np.asarray(G), np.asarray(g)
+
+
+def _unfolding_frame(block, mode, strides):
+    """Entries as (row, column key, y) of mode ``mode``'s unfolding."""
+    idx, y = block
+    others = [i for i in range(idx.shape[1]) if i != mode]
+    key = idx[:, others].astype(np.int64) @ strides if others else np.zeros(len(y), np.int64)
+    return pd.DataFrame({"row": idx[:, mode], "key": key, "y": y})
+
+
+def _unfolding_block(df: pd.DataFrame, n_rows: int):
+    """This partition's columns of the unfolding, with cell means (as ``init._unfolding``)."""
+    keys, cols = np.unique(df["key"].to_numpy(), return_inverse=True)
+    rows, y = df["row"].to_numpy(), df["y"].to_numpy()
+    shape = (n_rows, keys.size)
+    sums = sp.coo_matrix((y, (rows, cols.reshape(-1))), shape=shape).tocsr()
+    counts = sp.coo_matrix((np.ones_like(y), (rows, cols.reshape(-1))), shape=shape).tocsr()
+    sums.sort_indices()
+    counts.sort_indices()
+    sums.data = sums.data / counts.data
+    return sums, keys
+
+
+def _n_columns(block):
+    return block[1].size
+
+
+def _gram(block, Q):
+    """``M_p M_p^T Q`` (I, s)."""
+    M = block[0]
+    return M @ (M.T @ Q)
+
+
+def _gram_and_r(block, Q):
+    """``M_p M_p^T Q`` and the R factor of ``M_p^T Q`` (for a tall-skinny QR)."""
+    Z = block[0].T @ Q
+    R = np.linalg.qr(Z, mode="r") if Z.shape[0] else np.zeros((0, Q.shape[1]))
+    return block[0] @ Z, R
+
+
+def _right(block, Q, keys):
+    """``M_p Q[rows of this partition's columns]`` (I, s)."""
+    return block[0] @ Q[np.searchsorted(keys, block[1])]
+
+
+def _left(block, Y):
+    """This partition's column keys and ``M_p^T Y`` (C_p, s)."""
+    return block[1], block[0].T @ Y
+
+
+# -- the client side ----------------------------------------------------------------
+
+
+def _tree(items, combine):
+    """Pairwise reduction of delayed values (runs on the workers)."""
+    import dask
+
+    items = list(items)
+    while len(items) > 1:
+        items = [
+            dask.delayed(combine)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
+            for i in range(0, len(items), 2)
+        ]
+    return items[0]
+
+
+def _orth(A):
+    return la.qr(A, mode="economic", check_finite=False)[0]
+
+
+class DaskEntries:
+    """Entries of a Dask DataFrame, encoded once and persisted where the data lives.
+
+    Build with :meth:`from_input`; the estimator then calls :meth:`statistics` once per
+    mode update and :meth:`svd_init` once. Attributes ``names``, ``is_datetime``,
+    ``encodings``, ``n``, ``y_mean``, ``y_scale``, ``sum_y2`` describe the data.
+    """
+
+    def __init__(self, names, is_datetime, encodings, blocks, n, y_mean, y_scale, sum_y2):
+        self.names = names
+        self.is_datetime = is_datetime
+        self.encodings = encodings
+        self.blocks = blocks  # persisted Delayed (idx, y) per partition
+        self.n = n
+        self.y_mean = y_mean
+        self.y_scale = y_scale
+        self.sum_y2 = sum_y2
+
+    @classmethod
+    def from_input(cls, X, y) -> DaskEntries:
+        """Read, validate, find unique coordinates, encode and persist the entries.
+
+        Parameters
+        ----------
+        X : dask DataFrame, or a path/glob of Parquet files (read with ``dd.read_parquet``)
+            One column per mode plus the target column.
+        y : str or dask Series
+            The target column's name in ``X`` (every other column is a mode), or a dask
+            Series aligned with ``X`` (then every column of ``X`` is a mode).
+        """
+        import dask
+        import dask.dataframe as dd
+
+        if isinstance(X, (str, os.PathLike)):
+            X = dd.read_parquet(os.fspath(X))
+        if not isinstance(X, dd.DataFrame):
+            raise InputError(f"expected a dask DataFrame or a Parquet path; got {type(X)}")
+        if isinstance(y, str):
+            target = y
+            if target not in X.columns:
+                raise InputError(
+                    f"target column {target!r} is not in the data; columns are {list(X.columns)}"
+                )
+        elif isinstance(y, dd.Series):
+            target = "__funbat_y__"
+            X = X.assign(**{target: y})
+        else:
+            raise InputError(
+                "with Dask data, give the target as a column name, fit(ddf, y='value'), or as "
+                f"a dask Series aligned with X; got {type(y).__name__}"
+            )
+        names = [str(c) for c in X.columns if c != target]
+        if not names:
+            raise InputError("the data has no mode columns besides the target")
+        is_dt = [bool(pd.api.types.is_datetime64_any_dtype(X[c].dtype)) for c in names]
+        for c in names:
+            dtype = X[c].dtype
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            if not (numeric or pd.api.types.is_datetime64_any_dtype(dtype)):
+                raise InputError(
+                    f"column {c!r} holds {dtype}: with Dask data every mode must be numbers or "
+                    "dates (discrete and spatial modes need in-memory data)"
+                )
+
+        delayed = dask.delayed
+        floats = dask.persist(*[delayed(_float_block)(p, names, target) for p in X.to_delayed()])
+        uniques, n, y_sum = dask.compute(
+            _tree([delayed(_summary)(b) for b in floats], _merge_summaries)
+        )[0]
+        if n < 2:
+            raise InputError(f"need at least 2 observations to fit; got {n}")
+        y_mean = y_sum / n
+        (ssd,) = dask.compute(_tree([delayed(_sq_dev)(b, y_mean) for b in floats], _add))
+        y_scale = float(np.sqrt(ssd / n)) or 1.0
+        uniq_d = delayed(uniques, pure=True)
+        blocks = dask.persist(*[delayed(_encode_block)(b, uniq_d, y_mean, y_scale) for b in floats])
+        del floats
+        (sum_y2,) = dask.compute(_tree([delayed(_sum_sq)(b) for b in blocks], _add))
+
+        encodings = []
+        for name, dt, u in zip(names, is_dt, uniques):
+            lo, hi = float(u[0]), float(u[-1])
+            scale = hi - lo if hi > lo else 1.0
+            encodings.append(
+                ModeEncoding(name, dt, lo, scale, (u - lo) / scale, "continuous", (name,))
+            )
+        return cls(names, is_dt, encodings, list(blocks), int(n), y_mean, y_scale, sum_y2)
+
+    def statistics(self, means, seconds, *, mode, n_groups, chunk, structure):
+        """Grouped statistics ``(G, g)`` summed over all partitions (see ``mode_statistics``)."""
+        import dask
+
+        moments = dask.delayed(
+            (tuple(np.asarray(m) for m in means), tuple(np.asarray(s) for s in seconds)),
+            pure=True,
+        )
+        f = partial(
+            _block_statistics, mode=mode, n_groups=n_groups, chunk=chunk, structure=structure
+        )
+        parts = [dask.delayed(f)(b, moments) for b in self.blocks]
+        (G, g) = dask.compute(_tree(parts, _add))[0]
+        return G, g
+
+    # -- initialisation ------------------------------------------------------------
+
+    def svd_init(self, sizes, ranks, rng: np.random.Generator):
+        """As :func:`funbat.init.svd_init` (same random draws), from the distributed data."""
+        out = []
+        for k, (I, R) in enumerate(zip(sizes, ranks)):
+            vecs = np.zeros((I, R))
+            n_svd = 0
+            if I > 1:
+                blocks = self._unfolding_blocks(k)
+                C = sum(self._compute(_n_columns, blocks))
+                n_svd = min(R, min(I, C) - 1) if min(I, C) > 1 else 0
+                if n_svd > 0:
+                    seed = int(rng.integers(2**31 - 1))
+                    vecs[:, :n_svd] = self._randomized_left(blocks, I, C, n_svd, seed)
+                del blocks
+            vecs[:, n_svd:] = rng.normal(size=(I, R - n_svd)) / np.sqrt(I)
+            out.append(vecs * np.sqrt(I))
+        return out
+
+    def _unfolding_blocks(self, k):
+        """Persisted (M_p, column keys) per partition after a shuffle by column key."""
+        import dask
+        import dask.dataframe as dd
+
+        sizes = [e.unique.size for e in self.encodings]
+        others = [i for i in range(len(sizes)) if i != k]
+        # the column key: mixed radix over the other modes, in np.unique's lexicographic order
+        others_sizes = [sizes[i] for i in others]
+        if int(np.prod(others_sizes, dtype=object)) >= 2**63:
+            raise InputError(
+                "too many combinations of coordinates for the SVD initialisation's column keys"
+            )
+        strides = np.array(
+            [int(np.prod(others_sizes[j + 1 :], dtype=object)) for j in range(len(others))],
+            dtype=np.int64,
+        )
+        meta = pd.DataFrame(
+            {"row": np.zeros(0, np.int32), "key": np.zeros(0, np.int64), "y": np.zeros(0)}
+        )
+        frames = [dask.delayed(_unfolding_frame)(b, k, strides) for b in self.blocks]
+        ddf = dd.from_delayed(frames, meta=meta, verify_meta=False)
+        # p2p needs the distributed scheduler; a local scheduler (even beside a client) uses tasks
+        client = getattr(dask.base.get_scheduler(), "__self__", None)
+        method = None if type(client).__name__ == "Client" else "tasks"
+        shuffled = ddf.shuffle(on="key", npartitions=len(self.blocks), shuffle_method=method)
+        I = sizes[k]
+        return list(
+            dask.persist(*[dask.delayed(_unfolding_block)(p, I) for p in shuffled.to_delayed()])
+        )
+
+    @staticmethod
+    def _compute(fn, blocks, *args):
+        """``[fn(block, *args) for block in blocks]``, run where the blocks live."""
+        import dask
+
+        return dask.compute([dask.delayed(fn)(b, *args) for b in blocks])[0]
+
+    @staticmethod
+    def _reduce(fn, blocks, *args, combine=_add):
+        """``combine``-reduction of ``fn(block, *args)`` over the blocks, on the workers."""
+        import dask
+
+        args = [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a for a in args]
+        return dask.compute(_tree([dask.delayed(fn)(b, *args) for b in blocks], combine))[0]
+
+    def _randomized_left(self, blocks, I, C, n_svd, seed):
+        """Top left singular vectors of the (I, C) unfolding as ``randomized_svd`` finds them.
+
+        ``sklearn.utils.extmath.randomized_svd`` with its defaults (10 oversamples, 4 or 7
+        power iterations, sign flip): the same random matrix, the same subspaces; only
+        the bases between power iterations differ (QR here, LU there), which leaves the
+        result unchanged up to rounding.
+        """
+        s = n_svd + 10
+        n_iter = 7 if n_svd < 0.1 * min(I, C) else 4
+        rs = np.random.RandomState(seed)
+        if I < C:  # sklearn transposes: the (I, s) side stays on the client
+            Q = rs.normal(size=(I, s))
+            for _ in range(n_iter):
+                Q = _orth(self._reduce(_gram, blocks, Q))
+            # B = Q_C^T M^T with Q_C R = M^T Q (a tall QR over the partitions):
+            # B^T = M M^T Q R^{-1}
+            Y, Rs = self._reduce(_gram_and_r, blocks, Q, combine=_pair_gram_r)
+            R = np.linalg.qr(Rs, mode="r") if Rs.shape[0] else np.zeros((0, Q.shape[1]))
+            B = (Y @ np.linalg.pinv(R, rcond=1e-12)).T
+            _, _, Vt = la.svd(B, full_matrices=False, lapack_driver="gesdd")
+            signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
+            return (Vt * signs[:, None])[:n_svd].T
+        # I >= C: the (C, s) side is small too; columns ordered by their sorted keys
+        keys = np.sort(np.concatenate(self._compute(_column_keys, blocks)))
+        Q = rs.normal(size=(C, s))
+        for _ in range(n_iter):
+            Q = _orth(self._reduce(_right, blocks, Q, keys))
+            Q = _orth(self._left_product(blocks, Q, keys))
+        Qi = _orth(self._reduce(_right, blocks, Q, keys))
+        B = self._left_product(blocks, Qi, keys).T
+        Uhat, _, _ = la.svd(B, full_matrices=False, lapack_driver="gesdd")
+        U = Qi @ Uhat
+        signs = np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])])
+        return (U * signs[None, :])[:, :n_svd]
+
+    def _left_product(self, blocks, Y, keys):
+        """``M^T Y`` (C, s), assembled from the partitions' columns in key order."""
+        parts = self._compute(_left, blocks, Y)
+        out = np.zeros((keys.size, Y.shape[1]))
+        for k, v in parts:
+            out[np.searchsorted(keys, k)] = v
+        return out
+
+
+def _column_keys(block):
+    return block[1]
+
+
+def _pair_gram_r(a, b):
+    return a[0] + b[0], np.vstack([a[1], b[1]])
