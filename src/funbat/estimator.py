@@ -789,11 +789,13 @@ class FunBaT(_FunBaTBase):
         Prior variance of the latent functions.
     learn_hyperparameters : bool, default True
         Learn each mode's lengthscale (per dimension for spatial modes) by maximising
-        the ELBO between sweeps; see ``lengthscales_``.
+        the ELBO between sweeps; see ``lengthscales_``. Learning (and the noise level)
+        starts after a warm-up of ``min(10, max_iter // 2)`` sweeps.
     max_iter : int, default 100
         Maximum number of sweeps.
     tol : float, default 1e-5
-        Stop when the ELBO changes by less than ``tol * |ELBO|`` in a sweep.
+        Stop when the ELBO changes by less than ``tol * |ELBO|`` in a sweep (checked
+        after the warm-up).
     core_prior_variance : float, default 1.0
         Prior variance of each core entry.
     chunk_size : int, default 65536
