@@ -10,21 +10,7 @@ from funbat.kalman import interpolate, smooth
 from funbat.kernels import make_kernel
 from funbat.sampling import chain_samples
 
-
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def _messages(rng, n, rank):
-    """Random messages; some precisions singular (rank-deficient or zero)."""
-    Lams, etas = [], []
-    for _ in range(n):
-        a = rng.normal(size=(rank, rng.integers(0, rank + 1)))
-        Lams.append(a @ a.T * 2.0)
-        etas.append(rng.normal(size=rank) if a.shape[1] else np.zeros(rank))
-    return np.array(Lams), np.array(etas)
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def _matern(nu, r):
@@ -56,12 +42,12 @@ def _dense_reference(Kt, Lams, etas):
 
 
 @pytest.mark.parametrize("nu", [0.5, 1.5, 2.5])
-def test_spatial_posterior_equals_dense_gp(nu):
+def test_spatial_posterior_equals_dense_gp(nu, random_messages):
     rng = np.random.default_rng(1)
     I, R = 30, 3
     X = rng.uniform(size=(I, 2))
     kern = DN.PointMatern(nu, jnp.array([0.3, 0.6]), jnp.asarray(1.4))
-    Lams, etas = _messages(rng, I, R)
+    Lams, etas = random_messages(rng, I, R)
     _, post, means, seconds, _ = DN.mode_posterior(
         kern, jnp.asarray(X), jnp.asarray(Lams), jnp.asarray(etas), 0.5, None, learn=False
     )
@@ -73,10 +59,10 @@ def test_spatial_posterior_equals_dense_gp(nu):
     np.testing.assert_allclose(post.log_normaliser, logZ, rtol=1e-6)
 
 
-def test_discrete_posterior_is_identity_kernel_gp():
+def test_discrete_posterior_is_identity_kernel_gp(random_messages):
     rng = np.random.default_rng(2)
     I, R, s2 = 12, 2, 0.7
-    Lams, etas = _messages(rng, I, R)
+    Lams, etas = random_messages(rng, I, R)
     _, post, means, seconds, _ = DN.mode_posterior(
         DN.Identity(jnp.asarray(s2)), jnp.arange(I, dtype=float), Lams, etas, 0.5, None, learn=False
     )
@@ -88,28 +74,28 @@ def test_discrete_posterior_is_identity_kernel_gp():
     np.testing.assert_allclose(post.log_normaliser, logZ, rtol=1e-7)
 
 
-def _fitted_spatial(nu=1.5):
+def _fitted_spatial(random_messages, nu=1.5):
     rng = np.random.default_rng(3)
     I, R = 25, 2
     X = rng.uniform(size=(I, 2))
     ells = np.array([0.4, 0.25])
     kern = DN.PointMatern(nu, jnp.asarray(ells), jnp.asarray(1.2))
-    Lams, etas = _messages(rng, I, R)
+    Lams, etas = random_messages(rng, I, R)
     _, post, means, seconds, _ = DN.mode_posterior(
         kern, jnp.asarray(X), Lams, etas, 0.5, None, learn=False
     )
     return rng, X, ells, kern, Lams, etas, post, means, seconds
 
 
-def test_conditional_at_training_points_equals_posterior_marginal():
-    _, X, _, kern, _, _, post, means, seconds = _fitted_spatial()
+def test_conditional_at_training_points_equals_posterior_marginal(random_messages):
+    _, X, _, kern, _, _, post, means, seconds = _fitted_spatial(random_messages)
     m, s = DN.conditional(kern, jnp.asarray(X), post, jnp.asarray(X))
     np.testing.assert_allclose(m, means, atol=1e-6)
     np.testing.assert_allclose(s, seconds, atol=1e-6)
 
 
-def test_conditional_at_new_points_equals_dense_joint_gaussian():
-    rng, X, ells, kern, Lams, etas, post, _, _ = _fitted_spatial(nu=2.5)
+def test_conditional_at_new_points_equals_dense_joint_gaussian(random_messages):
+    rng, X, ells, kern, Lams, etas, post, _, _ = _fitted_spatial(random_messages, nu=2.5)
     Q = rng.uniform(-0.2, 1.2, size=(7, 2))
     R = etas.shape[1]
     # joint dense GP over training + query points, with no message at the queries
@@ -126,8 +112,8 @@ def test_conditional_at_new_points_equals_dense_joint_gaussian():
         np.testing.assert_allclose(s[q] - np.outer(m[q], m[q]), blk, atol=1e-6)
 
 
-def test_spatial_joint_samples_match_dense_joint_gaussian():
-    rng, X, ells, kern, Lams, etas, post, _, _ = _fitted_spatial(nu=2.5)
+def test_spatial_joint_samples_match_dense_joint_gaussian(random_messages):
+    rng, X, ells, kern, Lams, etas, post, _, _ = _fitted_spatial(random_messages, nu=2.5)
     Q = np.vstack([X[:2], rng.uniform(size=(3, 2))])
     R = etas.shape[1]
     P = np.vstack([X, Q[2:]])
@@ -142,11 +128,11 @@ def test_spatial_joint_samples_match_dense_joint_gaussian():
     np.testing.assert_allclose(np.cov(u.T), Sigma[np.ix_(rows, rows)], atol=0.05)
 
 
-def test_chain_samples_match_interpolated_marginals_and_joint():
+def test_chain_samples_match_interpolated_marginals_and_joint(random_messages):
     rng = np.random.default_rng(4)
     t = np.sort(rng.uniform(0, 3, size=20))
     kern = make_kernel("matern32", 0.6, 1.0)
-    Lams, etas = _messages(rng, t.size, 2)
+    Lams, etas = random_messages(rng, t.size, 2)
     post = smooth(kern, jnp.asarray(t), jnp.asarray(Lams), jnp.asarray(etas))
     q = np.array([-0.5, t[3], 0.5 * (t[7] + t[8]), 3.4])
     u = np.asarray(chain_samples(kern, t, t.size, post, q, jax.random.PRNGKey(1), 20000))
@@ -171,8 +157,8 @@ def test_chain_samples_match_interpolated_marginals_and_joint():
     )
 
 
-def test_learning_spatial_lengthscales_raises_log_normaliser():
-    _, X, _, kern, Lams, etas, post, _, _ = _fitted_spatial()
+def test_learning_spatial_lengthscales_raises_log_normaliser(random_messages):
+    _, X, _, kern, Lams, etas, post, _, _ = _fitted_spatial(random_messages)
     bounds = jnp.log(jnp.array([1e-3, 10.0]))
     k2, post2, *_ = DN.mode_posterior(
         DN.PointMatern(1.5, jnp.array([2.0, 2.0]), jnp.asarray(1.2)),

@@ -1,6 +1,5 @@
 """The state-space machinery against dense Gaussian-process computations."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,20 +10,7 @@ from funbat.kernels import KERNELS, make_kernel
 NAMES = sorted(KERNELS)
 
 
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
-
-
-def _messages(rng, n, rank):
-    """Random Gaussian messages; some precisions are singular (rank-1 or zero)."""
-    Lams, etas = [], []
-    for _ in range(n):
-        a = rng.normal(size=(rank, rng.integers(0, rank + 1)))
-        Lams.append(a @ a.T * 2.0)
-        etas.append(rng.normal(size=rank) if a.shape[1] else np.zeros(rank))
-    return np.array(Lams), np.array(etas)
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def _dense_posterior(kernel, t, Lams, etas):
@@ -61,12 +47,12 @@ def test_state_space_matches_closed_form_covariance(name):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("rank", [1, 3])
-def test_smoother_equals_dense_gp_posterior(name, rank):
+def test_smoother_equals_dense_gp_posterior(name, rank, random_messages):
     rng = np.random.default_rng(0)
     t = np.sort(rng.uniform(0, 4, size=25))
     t[5] = t[4] + 1e-7  # nearly repeated coordinate
     kern = make_kernel(name, lengthscale=0.8, variance=1.1)
-    Lams, etas = _messages(rng, t.size, rank)
+    Lams, etas = random_messages(rng, t.size, rank)
     post = smooth(kern, jnp.asarray(t), jnp.asarray(Lams), jnp.asarray(etas))
     d = kern.state_dim
     mean, Sigma, logZ = _dense_posterior(kern, t, Lams, etas)
@@ -79,12 +65,12 @@ def test_smoother_equals_dense_gp_posterior(name, rank):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_interpolation_equals_smoother_with_inserted_coordinate(name):
+def test_interpolation_equals_smoother_with_inserted_coordinate(name, random_messages):
     rng = np.random.default_rng(1)
     rank = 2
     t = np.sort(rng.uniform(0, 3, size=12))
     kern = make_kernel(name, lengthscale=0.5, variance=0.9)
-    Lams, etas = _messages(rng, t.size, rank)
+    Lams, etas = random_messages(rng, t.size, rank)
     post = smooth(kern, jnp.asarray(t), jnp.asarray(Lams), jnp.asarray(etas))
     # inside, on a training point, before the first and after the last coordinate
     queries = np.array([t[3] + 0.3 * (t[4] - t[3]), t[7], t[0] - 0.4, t[-1] + 0.25, t[-1]])
@@ -107,11 +93,11 @@ def test_interpolation_equals_smoother_with_inserted_coordinate(name):
         np.testing.assert_allclose(s_q - np.outer(m_q, m_q), ref_c, atol=1e-9)
 
 
-def test_interpolation_ignores_padding():
+def test_interpolation_ignores_padding(random_messages):
     rng = np.random.default_rng(2)
     t = np.sort(rng.uniform(0, 1, size=6))
     kern = make_kernel("matern32", 0.3)
-    Lams, etas = _messages(rng, 6, 2)
+    Lams, etas = random_messages(rng, 6, 2)
     post = smooth(kern, jnp.asarray(t), jnp.asarray(Lams), jnp.asarray(etas))
     tp = np.concatenate([t, t[-1] + np.arange(1, 4)])
     Lp = np.concatenate([Lams, np.zeros((3, 2, 2))])

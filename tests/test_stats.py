@@ -2,18 +2,13 @@
 
 from functools import reduce
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from funbat.stats import mode_statistics
 
-
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def _problem(rng, K, ranks, n, n_groups):
