@@ -166,7 +166,7 @@ def test_predictive_moments_equal_explicit_kronecker_formula():
         mom = [model._mode_moments(k, Xq[:, k]) for k in range(3)]
     m_w = np.asarray(model._core.mean)
     Eww = np.asarray(model._core.cov) + np.outer(m_w, m_w)
-    noise = float(model._noise.rate / (model._noise.shape - 1))
+    noise = float(model._noise.rate) / (float(model._noise.shape) - 1.0)
     for n in range(7):
         z = np.kron(np.kron(mom[0][0][n], mom[1][0][n]), mom[2][0][n])
         S = np.kron(np.kron(mom[0][1][n], mom[1][1][n]), mom[2][1][n])
