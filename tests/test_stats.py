@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funbat.stats import mode_statistics
+from funbat.stats import mode_statistics, pad_entries
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -49,13 +49,7 @@ def test_mode_statistics_match_entry_loop(structure, K):
     n_groups = [5, 7, 4, 6][:K]
     n, chunk = 53, 16  # not a multiple of the chunk: padded with zero-weight entries
     idx, y, means, seconds = _problem(rng, K, ranks, n, n_groups)
-    n_pad = -(-n // chunk) * chunk
-    idx_p = np.zeros((n_pad, K), np.int32)
-    idx_p[:n] = idx
-    y_p = np.zeros(n_pad)
-    y_p[:n] = y
-    w_p = np.zeros(n_pad)
-    w_p[:n] = 1.0
+    idx_p, y_p, w_p = pad_entries(idx, y, -(-n // chunk) * chunk)
     for mode in range(K):
         G, g = mode_statistics(
             jnp.asarray(idx_p),

@@ -102,17 +102,10 @@ def _block_statistics(block, moments, mode, n_groups, chunk, structure):
     import jax
     import jax.numpy as jnp
 
-    from .stats import mode_statistics
+    from .stats import mode_statistics, pad_entries
 
     idx, y = block
-    n = y.shape[0]
-    n_pad = _n_chunks(n, chunk) * chunk
-    idx_p = np.zeros((n_pad, idx.shape[1]), np.int32)
-    idx_p[:n] = idx
-    y_p = np.zeros(n_pad)
-    y_p[:n] = y
-    w_p = np.zeros(n_pad)
-    w_p[:n] = 1.0
+    idx_p, y_p, w_p = pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
     means, seconds = moments
     with jax.enable_x64(True):
         G, g = mode_statistics(

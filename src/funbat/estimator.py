@@ -27,7 +27,7 @@ from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
 from .sampling import chain_samples
-from .stats import mode_statistics
+from .stats import mode_statistics, pad_entries
 
 __all__ = ["FunBaT", "FunBaTCP"]
 
@@ -314,14 +314,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
         chunk = max(64, min(chunk, _bucket(2**26 // (32 * P_max * P_max), 64) // 2))
         if entries is None:
-            n_pad = -(-N // chunk) * chunk
-            idx_p = np.zeros((n_pad, K), np.int32)
-            idx_p[:N] = idx
-            y_p = np.zeros(n_pad)
-            y_p[:N] = ys
-            w_p = np.zeros(n_pad)
-            w_p[:N] = 1.0
-            idx_j, y_j, w_j = jnp.asarray(idx_p), jnp.asarray(y_p), jnp.asarray(w_p)
+            padded = pad_entries(idx, ys, -(-N // chunk) * chunk)
+            idx_j, y_j, w_j = (jnp.asarray(a) for a in padded)
             statistics = partial(mode_statistics, idx_j, y_j, w_j, chunk=chunk)
         else:
             statistics = partial(entries.statistics, chunk=chunk)

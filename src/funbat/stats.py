@@ -19,8 +19,9 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["mode_statistics"]
+__all__ = ["mode_statistics", "pad_entries"]
 
 
 def _combine(structure, a, b):
@@ -94,3 +95,25 @@ def mode_statistics(idx, y, w, means, seconds, *, mode, n_groups, chunk, structu
     )
     (G, g), _ = jax.lax.scan(body, init, xs)
     return G, g
+
+
+def pad_entries(idx, y, n_pad: int):
+    """Pad entries to ``n_pad`` (a multiple of the chunk) with zero-weight entries.
+
+    Parameters
+    ----------
+    idx : (N, K) int coordinate indices; y : (N,) targets; n_pad : int >= N.
+
+    Returns
+    -------
+    idx (n_pad, K) int32, y (n_pad,) and weights w (n_pad,): 1 for real entries, 0 for
+    the padding (which points at coordinate 0 and adds nothing to any sum).
+    """
+    n = y.shape[0]
+    idx_p = np.zeros((n_pad, idx.shape[1]), np.int32)
+    idx_p[:n] = idx
+    y_p = np.zeros(n_pad)
+    y_p[:n] = y
+    w_p = np.zeros(n_pad)
+    w_p[:n] = 1.0
+    return idx_p, y_p, w_p
