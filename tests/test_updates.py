@@ -12,6 +12,21 @@ from funbat.stats import mode_statistics
 pytestmark = pytest.mark.usefixtures("x64")
 
 
+def _stats(idx, y, means, seconds, k, n_groups, chunk, structure):
+    """Grouped statistics of mode ``k`` (no padding entries)."""
+    return mode_statistics(
+        jnp.asarray(idx),
+        jnp.asarray(y),
+        jnp.ones(len(y)),
+        tuple(map(jnp.asarray, means)),
+        tuple(map(jnp.asarray, seconds)),
+        mode=k,
+        n_groups=n_groups,
+        chunk=chunk,
+        structure=structure,
+    )
+
+
 def _random_moments(rng, sizes, ranks):
     means, seconds = [], []
     for I, R in zip(sizes, ranks):
@@ -43,17 +58,7 @@ def test_tucker_messages_equal_per_entry_expectations(ranks):
     Ew = np.asarray(core.mean).reshape(ranks)
     tau = 1.7
     for k in range(K):
-        G, g = mode_statistics(
-            jnp.asarray(idx),
-            jnp.asarray(y),
-            jnp.ones(len(y)),
-            tuple(map(jnp.asarray, means)),
-            tuple(map(jnp.asarray, seconds)),
-            mode=k,
-            n_groups=sizes[k],
-            chunk=8,
-            structure="tucker",
-        )
+        G, g = _stats(idx, y, means, seconds, k, sizes[k], 8, "tucker")
         Lams, etas = U.mode_messages(G, g, tau, U.unfold_core(core, ranks, k))
         ref_L = np.zeros((sizes[k], ranks[k], ranks[k]))
         ref_e = np.zeros((sizes[k], ranks[k]))
@@ -94,17 +99,7 @@ def test_core_sums_equal_brute_force_kronecker_sums(ranks):
         T_ref = T_ref + S
         b_ref = b_ref + y[n] * m
     for k in range(K):
-        G, g = mode_statistics(
-            jnp.asarray(idx),
-            jnp.asarray(y),
-            jnp.ones(len(y)),
-            tuple(map(jnp.asarray, means)),
-            tuple(map(jnp.asarray, seconds)),
-            mode=k,
-            n_groups=sizes[k],
-            chunk=10,
-            structure="tucker",
-        )
+        G, g = _stats(idx, y, means, seconds, k, sizes[k], 10, "tucker")
         T, b = U.core_from_statistics(G, g, means[k], seconds[k], "tucker", ranks, k)
         np.testing.assert_allclose(T, T_ref, atol=1e-10)
         np.testing.assert_allclose(b, b_ref, atol=1e-10)
@@ -121,17 +116,7 @@ def test_cp_sums_equal_brute_force():
         T_ref += S.sum()
         b_ref += y[n] * m.sum()
     for k in range(3):
-        G, g = mode_statistics(
-            jnp.asarray(idx),
-            jnp.asarray(y),
-            jnp.ones(len(y)),
-            tuple(map(jnp.asarray, means)),
-            tuple(map(jnp.asarray, seconds)),
-            mode=k,
-            n_groups=sizes[k],
-            chunk=6,
-            structure="cp",
-        )
+        G, g = _stats(idx, y, means, seconds, k, sizes[k], 6, "cp")
         T, b = U.core_from_statistics(G, g, means[k], seconds[k], "cp")
         np.testing.assert_allclose(T, T_ref, rtol=1e-12)
         np.testing.assert_allclose(b, b_ref, rtol=1e-12)
