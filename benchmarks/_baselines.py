@@ -25,6 +25,14 @@ import scipy.sparse as sp
 # --------------------------------------------------------------------------------------
 
 
+def _subsample(X, y, max_train: int, seed):
+    """At most ``max_train`` random rows of (X, y), for the methods that cannot take all."""
+    if len(y) <= max_train:
+        return X, y
+    sub = np.random.default_rng(seed).choice(len(y), max_train, replace=False)
+    return X[sub], y[sub]
+
+
 class GridMapper:
     """Map continuous coordinates to cell indices of a per-mode grid.
 
@@ -341,11 +349,7 @@ class SVRBaseline:
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVR
 
-        if len(y) > self.max_train:
-            sub = np.random.default_rng(self.random_state).choice(
-                len(y), self.max_train, replace=False
-            )
-            X, y = X[sub], y[sub]
+        X, y = _subsample(X, y, self.max_train, self.random_state)
         self.n_fit_ = len(y)
         self.sx_ = StandardScaler().fit(X)
         self.mean_, self.std_ = float(np.mean(y)), float(np.std(y)) or 1.0
@@ -425,11 +429,7 @@ class GPBaseline:
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
         from sklearn.preprocessing import StandardScaler
 
-        if len(y) > self.max_train:
-            sub = np.random.default_rng(self.random_state).choice(
-                len(y), self.max_train, replace=False
-            )
-            X, y = X[sub], y[sub]
+        X, y = _subsample(X, y, self.max_train, self.random_state)
         self.n_fit_ = len(y)
         self.sx_ = StandardScaler().fit(X)
         d = X.shape[1]
