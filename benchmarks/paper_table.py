@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -142,6 +143,9 @@ def _import_funbat() -> str | None:
 
 def _funbat_runner(cls_name: str):
     def run(ds: Dataset, tr, te, rank, split, quick):
+        err = _import_funbat()  # a no-op once imported; needed in worker processes
+        if err:
+            raise ImportError(err)
         cls = _FUNBAT[cls_name]
         X_df, y = ds.X_df, ds.y
         t0 = time.perf_counter()
@@ -356,6 +360,42 @@ def _versions() -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=2)
+def _dataset(name: str, data_dir: str) -> Dataset:
+    return load_dataset(name, Path(data_dir))
+
+
+def run_cell(dsn: str, s: int, key: str, rank: int | None, data_dir: str, quick: bool) -> dict:
+    """Fit and score one (dataset, split, method, rank) cell; errors are recorded, not raised."""
+    m = next(m for m in METHODS if m.key == key)
+    ds = _dataset(dsn, data_dir)
+    tr, te = split_indices(len(ds), s)
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"dataset": dsn, "method": m.name, "key": key, "rank": rank, "split": s}
+    try:
+        mean, std, info = m.run(ds, tr, te, rank, s, quick)
+        rec.update(info)
+        rec.update(metrics(ds.y[te], mean, std))
+        msg = (
+            f"RMSE {rec['rmse']:.4f}  MAE {rec['mae']:.4f}"
+            + (
+                f"  NLPD {rec['nlpd']:.3f}  cov {rec['coverage95']:.3f}"
+                if rec["nlpd"] is not None
+                else ""
+            )
+            + f"  fit {rec['fit_time_s']:.2f}s"
+            + (f"  chosen {rec['chosen']}" if rec.get("chosen") else "")
+        )
+    except Exception as exc:
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+        rec["traceback"] = traceback.format_exc()
+        msg = f"FAILED {rec['error']}"
+        print(rec["traceback"], file=sys.stderr)
+    rec["wall_s"] = time.perf_counter() - t0
+    rec["message"] = msg
+    return rec
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -372,6 +412,14 @@ def main(argv: list[str] | None = None) -> int:
         "--quick",
         action="store_true",
         help="one split, R = 3, fewer baselines and smaller tuning grids (< 5 min)",
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="cells run in parallel processes (default 1)"
+    )
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the finished cells of --out-json (an interrupted run) and run the rest",
     )
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--out-md", default="docs/paper_table.md")
@@ -444,59 +492,61 @@ def main(argv: list[str] | None = None) -> int:
             "--quick: split 0 only, R = 3, coarse-grid ALS rows omitted, smaller tuning grids."
         )
 
+    cells = [
+        (dsn, s, m.key, rank)
+        for dsn in args.datasets
+        for s in range(args.splits)
+        for m in methods
+        for rank in (args.ranks if m.rank_dependent else [None])
+    ]
     runs: list[dict] = []
+    if args.resume and out_json.is_file():
+        # keep the finished cells of an interrupted run with the same settings
+        old = json.loads(out_json.read_text())
+        same = all(old["config"].get(k) == config[k] for k in ("quick", "data_dir"))
+        wanted = set(cells)
+        runs = [
+            r
+            for r in (old["runs"] if same else [])
+            if "error" not in r and (r["dataset"], r["split"], r["key"], r["rank"]) in wanted
+        ]
+        done = {(r["dataset"], r["split"], r["key"], r["rank"]) for r in runs}
+        cells = [c for c in cells if c not in done]
+        print(f"--resume: {len(runs)} cells kept from {out_json}, {len(cells)} to run", flush=True)
     t_start = time.perf_counter()
 
-    def dump() -> None:
+    def dump() -> list[dict]:
         summary = summarise(runs)
         payload = {"config": config, "notes": notes, "summary": summary, "runs": runs}
         _write_text(out_json, json.dumps(payload, indent=1, default=float) + "\n")
         _write_text(out_md, markdown(summary, config, notes))
         return summary
 
-    for dsn in args.datasets:
-        ds = load_dataset(dsn, data_dir)
-        print(f"== {dsn}: N = {len(ds)}", flush=True)
-        for s in range(args.splits):
-            tr, te = split_indices(len(ds), s)
-            for m in methods:
-                for rank in args.ranks if m.rank_dependent else [None]:
-                    t0 = time.perf_counter()
-                    rec: dict[str, Any] = {
-                        "dataset": dsn,
-                        "method": m.name,
-                        "key": m.key,
-                        "rank": rank,
-                        "split": s,
-                    }
-                    try:
-                        mean, std, info = m.run(ds, tr, te, rank, s, args.quick)
-                        rec.update(info)
-                        rec.update(metrics(ds.y[te], mean, std))
-                        msg = (
-                            f"RMSE {rec['rmse']:.4f}  MAE {rec['mae']:.4f}"
-                            + (
-                                f"  NLPD {rec['nlpd']:.3f}  cov {rec['coverage95']:.3f}"
-                                if rec["nlpd"] is not None
-                                else ""
-                            )
-                            + f"  fit {rec['fit_time_s']:.2f}s"
-                            + (f"  chosen {rec['chosen']}" if rec.get("chosen") else "")
-                        )
-                    except Exception as exc:
-                        rec["error"] = f"{type(exc).__name__}: {exc}"
-                        rec["traceback"] = traceback.format_exc()
-                        msg = f"FAILED {rec['error']}"
-                        print(rec["traceback"], file=sys.stderr)
-                    rec["wall_s"] = time.perf_counter() - t0
-                    runs.append(rec)
-                    rtxt = f"R={rank}" if rank is not None else "R=-"
-                    print(
-                        f"  split {s} {m.name:<30} {rtxt:<4} {msg}  "
-                        f"[{rec['wall_s']:.1f}s, total {time.perf_counter() - t_start:.0f}s]",
-                        flush=True,
-                    )
-        dump()
+    def report(rec: dict) -> None:
+        runs.append(rec)
+        dump()  # after every cell, so an interrupted run can --resume
+        rtxt = f"R={rec['rank']}" if rec["rank"] is not None else "R=-"
+        print(
+            f"  {rec['dataset']} split {rec['split']} {rec['method']:<30} {rtxt:<4} "
+            f"{rec['message']}  [{rec['wall_s']:.1f}s, total {time.perf_counter() - t_start:.0f}s]",
+            flush=True,
+        )
+
+    args_cell = (str(data_dir), args.quick)
+    if args.jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn: JAX's threads do not survive fork; each worker loads a dataset once
+        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+            # longest cells first (the GP, then high ranks), so workers finish together
+            order = sorted(cells, key=lambda c: (c[2] != "gp", -(c[3] or 0)))
+            futures = [pool.submit(run_cell, *c, *args_cell) for c in order]
+            for fut in as_completed(futures):
+                report(fut.result())
+    else:
+        for c in cells:
+            report(run_cell(*c, *args_cell))
 
     config["total_wall_s"] = time.perf_counter() - t_start
     summary = dump()
