@@ -36,10 +36,7 @@ import numpy as np
 from _protocol import load_dataset, metrics, split_indices
 import funbat
 if cfg["cache"]:
-    import jax
-    jax.config.update("jax_compilation_cache_dir", cfg["cache"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    funbat.enable_compilation_cache(cfg["cache"])
 ds = load_dataset(cfg["dataset"], cfg["data_dir"])
 tr, te = split_indices(len(ds), cfg["split"])
 X, y = ds.X_df, ds.y
