@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funbat.kalman import interpolate, log_normaliser, smooth
+from funbat.kalman import interpolate, log_normaliser, message_factors, smooth
 from funbat.kernels import KERNELS, make_kernel
 
 NAMES = sorted(KERNELS)
@@ -109,3 +109,17 @@ def test_interpolation_ignores_padding(random_messages):
     np.testing.assert_allclose(a[0], b[0], atol=1e-10)
     np.testing.assert_allclose(a[1], b[1], atol=1e-10)
     np.testing.assert_allclose(post.log_normaliser, postp.log_normaliser, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3, 5, 9])
+def test_message_factors_reproduce_singular_precisions(rank, x64):
+    """L L^T = Lambda also for rank-deficient Lambda (coordinates seen by few entries)."""
+    rng = np.random.default_rng(rank)
+    for deficient in range(rank + 1):
+        B = rng.normal(size=(40, rank, rank - deficient))
+        Lams = np.einsum("iab,icb->iac", B, B) * rng.uniform(1e-2, 1e2, (40, 1, 1))
+        F = np.asarray(message_factors(jnp.asarray(Lams)))
+        assert np.all(np.isfinite(F))
+        np.testing.assert_allclose(
+            np.einsum("iab,icb->iac", F, F), Lams, atol=1e-11 * np.abs(Lams).max()
+        )

@@ -5,6 +5,7 @@
 >>> mean, std = model.predict(X_new, return_std=True)    # doctest: +SKIP
 """
 
+from .cache import _from_environment, enable_compilation_cache
 from .data import InputError
 from .estimator import FunBaT, FunBaTCP
 from .files import predict_grid, read_table
@@ -12,6 +13,8 @@ from .io import load, save
 from .kernels import KERNELS, Matern, make_kernel
 
 __version__ = "0.1.0"
+
+_from_environment()
 
 __all__ = [
     "KERNELS",
@@ -25,4 +28,5 @@ __all__ = [
     "read_table",
     "save",
     "__version__",
+    "enable_compilation_cache",
 ]

@@ -90,11 +90,35 @@ def chain_matrices(kernel: Matern, coords, rank: int):
 def message_factors(Lams):
     """``L`` (I, R, R) with ``L_j L_j^T = Lambda_j`` for PSD ``Lams`` (I, R, R).
 
-    From one batched symmetric eigendecomposition; round-off negative eigenvalues
-    are clipped to zero (``Lambda_j`` is PSD by construction).
+    ``Lambda_j`` is often singular (a coordinate seen by fewer entries than the rank),
+    so a plain Cholesky factorisation would fail. For small ``R`` a Cholesky
+    factorisation unrolled into arithmetic over the whole batch treats a pivot below
+    ``1e-12 * trace`` as zero, with its column: exact for PSD matrices up to that
+    round-off, and about ten times faster on a CPU than the batched symmetric
+    eigendecomposition used for larger ``R`` (negative round-off eigenvalues clipped).
     """
-    s, V = jnp.linalg.eigh(Lams)
-    return V * jnp.sqrt(jnp.maximum(s, 0.0))[..., None, :]
+    R = Lams.shape[-1]
+    if R > _UNROLL_MAX_RANK:
+        s, V = jnp.linalg.eigh(Lams)
+        return V * jnp.sqrt(jnp.maximum(s, 0.0))[..., None, :]
+    tiny = 1e-12 * jnp.trace(Lams, axis1=-2, axis2=-1) + jnp.finfo(Lams.dtype).tiny
+    L = [[None] * R for _ in range(R)]
+    for j in range(R):
+        piv = Lams[:, j, j]
+        for k in range(j):
+            piv = piv - L[j][k] * L[j][k]
+        ok = piv > tiny
+        d = jnp.sqrt(jnp.where(ok, piv, 1.0))
+        L[j][j] = jnp.where(ok, d, 0.0)
+        for i in range(j + 1, R):
+            v = Lams[:, i, j]
+            for k in range(j):
+                v = v - L[i][k] * L[j][k]
+            L[i][j] = jnp.where(ok, v / d, 0.0)
+    zero = jnp.zeros_like(Lams[:, 0, 0])
+    return jnp.stack(
+        [jnp.stack([L[i][j] if j <= i else zero for j in range(R)], -1) for i in range(R)], -2
+    )
 
 
 def _cholesky(S):
