@@ -253,6 +253,24 @@ def test_fit_predict_info_plot_with_spatial_and_discrete_modes(work, kinds, caps
     assert code == 0 and (work / "kinds.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_predict_array_model_with_reordered_positional_spatial_mode(work, capsys):
+    """A model fitted in Python on an array with modes=[(2, 0), 1] names its columns
+    x2+x0 and x1; the CLI must read those columns by name, not by position."""
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0, 1, (300, 3))
+    y = np.sin(3 * X[:, 0]) + X[:, 2] ** 2 + np.cos(2 * X[:, 1]) + 0.05 * rng.normal(size=300)
+    model = funbat.FunBaT(rank=2, modes=[(2, 0), 1], max_iter=5, random_state=0).fit(X, y)
+    assert model.modes_ == ["x2+x0", "x1"]
+    model.save(work / "positional.zip")
+    pd.DataFrame(X[:20], columns=["x0", "x1", "x2"]).to_csv(work / "pos_in.csv", index=False)
+    code, _, err = run(capsys, "predict", work / "positional.zip", work / "pos_in.csv",
+                       "-o", work / "pos_pred.csv")  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_allclose(
+        pd.read_csv(work / "pos_pred.csv")["mean"], model.predict(X[:20]), rtol=1e-10
+    )
+
+
 def test_evaluate_with_spatial_and_discrete_modes(work, kinds, capsys):
     code, out, err = run(capsys, "evaluate", work / "kinds.csv", "-t", "y", "--coords",
                          "a+b,c,s,lvl", "--discrete", "lvl", "-r", "2", "--max-iter", "6",

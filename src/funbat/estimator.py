@@ -488,7 +488,16 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
     def _query_columns(self, X) -> list[np.ndarray]:
         check_is_fitted(self, "elbo_")
         kinds = [e.kind for e in self._encodings]
-        names, columns, is_dt, _ = as_modes(X, self.modes, self.discrete, kinds)
+        modes, discrete = self.modes, self.discrete
+        if not hasattr(self, "feature_names_in_") and hasattr(X, "columns"):
+            # fitted on an array, asked with a table (the CLI): positions in ``modes``
+            # refer to the training array, so read the table's columns by the names the
+            # model gave them (``modes_``: "x2+x0", "x1") when it has them all
+            by_name = [e.columns if len(e.columns or ()) > 1 else e.name for e in self._encodings]
+            wanted = [c for e in self._encodings for c in (e.columns or (e.name,))]
+            if all(c in X.columns for c in wanted):
+                modes, discrete = by_name, None  # the kinds say which modes are discrete
+        names, columns, is_dt, _ = as_modes(X, modes, discrete, kinds)
         if len(columns) != self.n_features_in_:
             raise InputError(
                 f"X has {len(columns)} columns but the model was fitted on {self.n_features_in_} "
