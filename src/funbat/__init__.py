@@ -3,18 +3,34 @@
 >>> from funbat import FunBaT
 >>> model = FunBaT(rank=3).fit(X, y)                      # doctest: +SKIP
 >>> mean, std = model.predict(X_new, return_std=True)    # doctest: +SKIP
+
+The public names are imported on first use (PEP 562), so ``import funbat`` and the
+command line's ``--help`` do not pay for JAX and scikit-learn until they are needed.
 """
 
-from .cache import _from_environment, enable_compilation_cache
-from .data import InputError
-from .estimator import FunBaT, FunBaTCP
-from .files import predict_grid, read_table
-from .io import load, save
-from .kernels import KERNELS, Matern, make_kernel
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .cache import _from_environment
 
 __version__ = "0.1.0"
 
-_from_environment()
+#: Public name -> the submodule that defines it.
+_EXPORTS = {
+    "FunBaT": "estimator",
+    "FunBaTCP": "estimator",
+    "InputError": "data",
+    "KERNELS": "kernels",
+    "Matern": "kernels",
+    "enable_compilation_cache": "cache",
+    "load": "io",
+    "make_kernel": "kernels",
+    "predict_grid": "files",
+    "read_table": "files",
+    "save": "io",
+}
 
 __all__ = [
     "KERNELS",
@@ -22,11 +38,34 @@ __all__ = [
     "FunBaTCP",
     "InputError",
     "Matern",
+    "enable_compilation_cache",
     "load",
     "make_kernel",
     "predict_grid",
     "read_table",
     "save",
     "__version__",
-    "enable_compilation_cache",
 ]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
+    from .cache import enable_compilation_cache
+    from .data import InputError
+    from .estimator import FunBaT, FunBaTCP
+    from .files import predict_grid, read_table
+    from .io import load, save
+    from .kernels import KERNELS, Matern, make_kernel
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'funbat' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+_from_environment()
