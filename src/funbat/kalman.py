@@ -94,7 +94,7 @@ def message_factors(Lams):
     so a plain Cholesky factorisation would fail. For small ``R`` a Cholesky
     factorisation unrolled into arithmetic over the whole batch treats a pivot below
     ``1e-12 * trace`` as zero, with its column: exact for PSD matrices up to that
-    round-off, and about ten times faster on a CPU than the batched symmetric
+    round-off, and tens of times faster on a CPU than the batched symmetric
     eigendecomposition used for larger ``R`` (negative round-off eigenvalues clipped).
     """
     R = Lams.shape[-1]
