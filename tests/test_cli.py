@@ -507,3 +507,16 @@ def test_fit_predict_on_beijing(tmp_path, capsys):
     assert rmse < 0.8  # the target is a z-score: a fit explains much of its variance
     inside = (pred["lower95"] <= pred["pm25_z"]) & (pred["pm25_z"] <= pred["upper95"])
     assert 0.85 < inside.mean() <= 1.0
+
+
+def test_fit_reports_a_collapsed_lengthscale_as_one_warning_line(work, capsys):
+    from funbat.datasets import make_synthetic
+
+    d = make_synthetic(5000, seed=4)
+    table = d.X.iloc[1000:].assign(x1=lambda t: (t["x1"] > 0.5).astype(float), y=d.y[1000:])
+    table.to_csv(work / "weak.csv", index=False)
+    code, _, err = run(capsys, "fit", work / "weak.csv", "--target", "y", "-o", work / "weak.zip")
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if "warning" in ln]
+    assert lines and lines[0].startswith("funbat: warning: the learned lengthscale of mode 'x0'")
+    assert (work / "weak.zip").is_file()

@@ -176,3 +176,19 @@ def test_predictive_moments_equal_explicit_kronecker_formula():
         assert std[n] == pytest.approx(
             np.sqrt(var) * model._y_scale, rel=1e-7
         )  # E[f^2] - f^2 cancels
+
+
+def test_collapsed_lengthscale_warns_and_smooth_fit_does_not():
+    """Weak signal with structured leftovers (a mode binarised to two values) makes the
+    learned lengthscale of x0 collapse far below its coordinate spacing: a warning says
+    so. Data from the model itself gives no warning."""
+    import warnings
+
+    d = make_synthetic(5000, seed=4)
+    X = d.X.copy()
+    X["x1"] = (X["x1"] > 0.5).astype(float)
+    with pytest.warns(UserWarning, match="lengthscale of mode 'x0'.*far below the median spacing"):
+        FunBaT(rank=3, random_state=0).fit(X.iloc[1000:], d.y[1000:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        FunBaT(rank=3, random_state=0).fit(d.X.iloc[1000:], d.y[1000:])

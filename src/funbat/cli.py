@@ -705,11 +705,20 @@ def _root(
     """Functional Bayesian Tucker decomposition of continuous-indexed tensor data."""
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"funbat: warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning bad input into one line on stderr and exit 2."""
+    import warnings
+
     command = typer.main.get_command(app)
     try:
-        rv = command.main(args=argv, prog_name="funbat", standalone_mode=False)
+        with warnings.catch_warnings():
+            # a warning is one plain line, like an error, not Python's file:line report
+            warnings.showwarning = _show_warning
+            rv = command.main(args=argv, prog_name="funbat", standalone_mode=False)
     except InputError as err:
         typer.echo(f"funbat: error: {err}", err=True)
         return 2

@@ -475,6 +475,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         ]
         self.mode_kinds_ = [e.kind for e in encodings]
         self.lengthscales_ = [_user_lengthscale(f.kernel, e) for f, e in zip(fits, encodings)]
+        if learn:
+            _warn_collapsed_lengthscales(fits, encodings)
         self.noise_variance_ = float(noise.rate / (noise.shape - 1.0)) * y_scale**2
         if core is None:
             R = ranks[0]
@@ -745,6 +747,38 @@ def _user_lengthscale(kernel, enc: ModeEncoding):
     if enc.kind == "spatial":
         return np.asarray(kernel.lengthscales) * enc.scale
     return float(kernel.lengthscale) * enc.scale
+
+
+#: A learned lengthscale below this fraction of a mode's median coordinate gap makes
+#: neighbouring coordinates independent a priori (correlation < 1e-6 for Matérn 3/2).
+_COLLAPSE_FRACTION = 0.1
+
+
+def _warn_collapsed_lengthscales(fits, encodings) -> None:
+    """Warn when learning shrank a continuous mode's lengthscale far below its spacing.
+
+    Then the mode's functions no longer vary smoothly: each coordinate gets its own
+    value, as for unordered categories. Seen on data with weak signal and structured
+    leftovers (``benchmarks/defaults_stress.py``), where the ELBO prefers it but held-out
+    error is worse than with the default lengthscales.
+    """
+    import warnings
+
+    for fit, enc in zip(fits, encodings):
+        if enc.kind != "continuous" or enc.unique.size < 3:
+            continue
+        gap = float(np.median(np.diff(enc.unique)))
+        ell = float(fit.kernel.lengthscale)
+        if ell < _COLLAPSE_FRACTION * gap:
+            unit = " days" if enc.is_datetime else ""
+            warnings.warn(
+                f"the learned lengthscale of mode {enc.name!r} ({ell * enc.scale:.3g}{unit}) is "
+                f"far below the median spacing of its coordinates ({gap * enc.scale:.3g}{unit}): "
+                "its functions treat every coordinate as unrelated, which can fit noise; "
+                "compare with learn_hyperparameters=False on held-out data",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _default_lengthscale(unique_scaled: np.ndarray) -> float:
