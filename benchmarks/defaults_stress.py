@@ -92,7 +92,9 @@ def main(argv=None) -> int:
                 flush=True,
             )
     if args.json:
-        with open(args.json, "w") as fh:
+        from funbat.files import atomic_write
+
+        with atomic_write(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
     return 0
 

@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -189,20 +188,12 @@ FUNBAT_KEYS = {"funbat", "funbat_cp"}
 # --------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    from funbat.files import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
 
 
 def _mean_std(vals: list[float | None]) -> tuple[float, float] | None:
@@ -362,7 +353,11 @@ def figure(summary: list[dict], datasets: list[str], ranks: list[int], path: Pat
         ax.set_title(dsn)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    from funbat.files import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, dpi=120, format="png")
     plt.close(fig)
 
 

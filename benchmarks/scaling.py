@@ -131,7 +131,9 @@ def main(argv=None):
             flush=True,
         )
         if a.json:  # after every row, so a run cut short keeps what it measured
-            with open(a.json, "w") as f:
+            from funbat.files import atomic_write
+
+            with atomic_write(a.json, "w") as f:
                 json.dump(dict(args=vars(a), results=rows), f, indent=2)
     ok = [r for r in rows if "error" not in r]
     ns = sorted({r["n"] for r in ok})
@@ -162,7 +164,9 @@ def main(argv=None):
     )
     print(f"\n{meta}")
     if a.json:
-        with open(a.json, "w") as f:
+        from funbat.files import atomic_write
+
+        with atomic_write(a.json, "w") as f:
             json.dump(dict(meta=meta, args=vars(a), results=rows), f, indent=2)
 
 

@@ -102,7 +102,10 @@ def main(argv=None) -> int:
         c = r.get("calls_per_sweep")
         print(f"| {r['piece']} | {r['ms_per_sweep']:.1f} | {'' if c is None else f'{c:.0f}'} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": vars(args), "rows": rows}, indent=1))
+        from funbat.files import atomic_write
+
+        with atomic_write(args.json, "w") as fh:
+            json.dump({"config": vars(args), "rows": rows}, fh, indent=1)
     return 0
 
 
