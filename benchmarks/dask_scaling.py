@@ -164,7 +164,9 @@ def main() -> None:
         )
     print(json.dumps(result, indent=2))
     if args.json:
-        with open(args.json, "w") as f:
+        from funbat.files import atomic_write
+
+        with atomic_write(args.json, "w") as f:
             json.dump(result, f, indent=2)
 
 

@@ -103,7 +103,9 @@ def main(argv=None):
     meta = dict(cpus=os.cpu_count(), loadavg=os.getloadavg(), date=time.strftime("%Y-%m-%d %H:%M"))
     print(f"\n{meta}")
     if a.json:
-        with open(a.json, "w") as f:
+        from funbat.files import atomic_write
+
+        with atomic_write(a.json, "w") as f:
             json.dump(dict(meta=meta, args=vars(a), results=rows), f, indent=2)
 
 
