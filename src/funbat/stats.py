@@ -25,14 +25,10 @@ __all__ = ["mode_statistics", "pad_entries"]
 
 
 def _combine(structure, a, b):
-    """Kronecker (Tucker) or Hadamard (CP) product of batched factors."""
+    """Kronecker (Tucker) or Hadamard (CP) product of batched vectors (n, p), (n, q)."""
     if structure == "cp":
         return a * b
-    if a.ndim == 2:  # (n, p) x (n, q) -> (n, p q)
-        return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
-    n, p, _ = a.shape
-    q = b.shape[1]
-    return (a[:, :, None, :, None] * b[:, None, :, None, :]).reshape(n, p * q, p * q)
+    return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
 
 
 @partial(jax.jit, static_argnames=("mode", "n_groups", "chunk", "structure"))
@@ -70,30 +66,48 @@ def mode_statistics(idx, y, w, means, seconds, *, mode, n_groups, chunk, structu
     else:
         p = means[mode].shape[1] if structure == "cp" else 1
 
+    # G is symmetric: sum only its upper triangle, T = p (p + 1) / 2 products per entry
+    # gathered straight from the modes' flattened second moments (no (chunk, p, p)
+    # Kronecker array), and mirror it at the end. For each other mode, ``flat[i]`` (T,)
+    # indexes its (R_i * R_i) moments for every upper-triangle pair (row, col) of G.
+    rows, cols = np.triu_indices(p)
+    flat = []
+    if others:
+        ranks = [means[i].shape[1] for i in others]
+        if structure == "tucker":
+            r_rows = np.unravel_index(rows, ranks)
+            r_cols = np.unravel_index(cols, ranks)
+            flat = [r_rows[t] * R + r_cols[t] for t, R in enumerate(ranks)]
+        else:
+            flat = [rows * R + cols for R in ranks]
+
     def body(carry, inp):
         G, g = carry
         ix, yc, wc = inp
         if others:
-            S = seconds[others[0]][ix[:, others[0]]]
+            S = None
+            for i, f in zip(others, flat):
+                Si = seconds[i][ix[:, i]].reshape(chunk, -1)[:, f]
+                S = Si if S is None else S * Si
             m = means[others[0]][ix[:, others[0]]]
             for i in others[1:]:
-                S = _combine(structure, S, seconds[i][ix[:, i]])
                 m = _combine(structure, m, means[i][ix[:, i]])
         else:
-            S = jnp.ones((chunk, p, p))
+            S = jnp.ones((chunk, rows.size))
             m = jnp.ones((chunk, p))
         seg = ix[:, mode]
-        G = G + jax.ops.segment_sum(wc[:, None, None] * S, seg, num_segments=n_groups)
+        G = G + jax.ops.segment_sum(wc[:, None] * S, seg, num_segments=n_groups)
         g = g + jax.ops.segment_sum((wc * yc)[:, None] * m, seg, num_segments=n_groups)
         return (G, g), None
 
-    init = (jnp.zeros((n_groups, p, p)), jnp.zeros((n_groups, p)))
+    init = (jnp.zeros((n_groups, rows.size)), jnp.zeros((n_groups, p)))
     xs = (
         idx.reshape(n_chunks, chunk, -1),
         y.reshape(n_chunks, chunk),
         w.reshape(n_chunks, chunk),
     )
-    (G, g), _ = jax.lax.scan(body, init, xs)
+    (U, g), _ = jax.lax.scan(body, init, xs)
+    G = jnp.zeros((n_groups, p, p)).at[:, rows, cols].set(U).at[:, cols, rows].set(U)
     return G, g
 
 
