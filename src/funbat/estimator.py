@@ -309,8 +309,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             N, y_mean, y_scale = entries.n, entries.y_mean, entries.y_scale
 
         chunk = min(int(self.chunk_size), _bucket(N, 64))
-        # memory: a chunk's per-entry Kronecker statistics are (chunk, P, P); keep the
-        # few live copies of them under ~64 MB whatever the rank (R = 7, K = 3: P = 49)
+        # memory: a chunk's per-entry statistics are (chunk, P (P + 1) / 2) plus gathers of
+        # the same size; keep their few live copies well under ~64 MB whatever the rank
+        # (R = 7, K = 3: P = 49)
         P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
         chunk = max(64, min(chunk, _bucket(2**26 // (32 * P_max * P_max), 64) // 2))
         if entries is None:
