@@ -91,52 +91,42 @@ def message_factors(Lams):
     """``L`` (I, R, R) with ``L_j L_j^T = Lambda_j`` for PSD ``Lams`` (I, R, R).
 
     ``Lambda_j`` is often singular (a coordinate seen by fewer entries than the rank),
-    so a plain Cholesky factorisation would fail. For small ``R`` a Cholesky
-    factorisation unrolled into arithmetic over the whole batch treats a pivot below
-    ``1e-12 * trace`` as zero, with its column: exact for PSD matrices up to that
-    round-off, and tens of times faster on a CPU than the batched symmetric
-    eigendecomposition used for larger ``R`` (negative round-off eigenvalues clipped).
+    so a plain Cholesky factorisation would fail. For small ``R`` the unrolled Cholesky
+    of the filter, in its ``psd`` form (a pivot below ``1e-12 * trace`` is zero, with
+    its column), is mapped over the batch: exact for PSD matrices up to that round-off,
+    and tens of times faster on a CPU than the batched symmetric eigendecomposition used
+    for larger ``R`` (negative round-off eigenvalues clipped).
     """
     R = Lams.shape[-1]
     if R > _UNROLL_MAX_RANK:
         s, V = jnp.linalg.eigh(Lams)
         return V * jnp.sqrt(jnp.maximum(s, 0.0))[..., None, :]
-    tiny = 1e-12 * jnp.trace(Lams, axis1=-2, axis2=-1) + jnp.finfo(Lams.dtype).tiny
-    L = [[None] * R for _ in range(R)]
-    for j in range(R):
-        piv = Lams[:, j, j]
-        for k in range(j):
-            piv = piv - L[j][k] * L[j][k]
-        ok = piv > tiny
-        d = jnp.sqrt(jnp.where(ok, piv, 1.0))
-        L[j][j] = jnp.where(ok, d, 0.0)
-        for i in range(j + 1, R):
-            v = Lams[:, i, j]
-            for k in range(j):
-                v = v - L[i][k] * L[j][k]
-            L[i][j] = jnp.where(ok, v / d, 0.0)
-    zero = jnp.zeros_like(Lams[:, 0, 0])
-    return jnp.stack(
-        [jnp.stack([L[i][j] if j <= i else zero for j in range(R)], -1) for i in range(R)], -2
-    )
+    return jax.vmap(lambda S: _cholesky(S, psd=True))(Lams)
 
 
-def _cholesky(S):
-    """Lower Cholesky factor of a small SPD matrix, unrolled for small sizes."""
+def _cholesky(S, psd: bool = False):
+    """Lower Cholesky factor of a small SPD matrix, unrolled for small sizes.
+
+    ``psd=True`` accepts a singular PSD matrix: a pivot below ``1e-12 * trace(S)`` is
+    taken as zero, with the rest of its column (exact up to that round-off).
+    """
     n = S.shape[0]
     if n > _UNROLL_MAX_RANK:
         return jnp.linalg.cholesky(S)
+    tiny = 1e-12 * jnp.trace(S) + jnp.finfo(S.dtype).tiny if psd else -jnp.inf
     L = [[None] * n for _ in range(n)]
     for j in range(n):
         s = S[j, j]
         for k in range(j):
             s = s - L[j][k] * L[j][k]
-        L[j][j] = jnp.sqrt(s)
+        ok = s > tiny  # always true without psd: the wheres below are then identities
+        d = jnp.sqrt(jnp.where(ok, s, 1.0))
+        L[j][j] = jnp.where(ok, d, 0.0)
         for i in range(j + 1, n):
-            s = S[i, j]
+            v = S[i, j]
             for k in range(j):
-                s = s - L[i][k] * L[j][k]
-            L[i][j] = s / L[j][j]
+                v = v - L[i][k] * L[j][k]
+            L[i][j] = jnp.where(ok, v / d, 0.0)
     zero = jnp.zeros_like(S[0, 0])
     return jnp.stack([jnp.stack([L[i][j] if j <= i else zero for j in range(n)]) for i in range(n)])
 
