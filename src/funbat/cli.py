@@ -205,11 +205,6 @@ def _check_text_columns(X, discrete) -> None:
             )
 
 
-def _mode_columns(est) -> list[str]:
-    """The table columns a fitted model reads, in order (a spatial mode has several)."""
-    return [c for enc in est._encodings for c in (enc.columns or (enc.name,))]
-
-
 def _describe_modes(est) -> str:
     kinds = getattr(est, "mode_kinds_", None) or ["continuous"] * len(est.modes_)
     return ", ".join(
@@ -380,7 +375,7 @@ def predict(
     _check_output(output, "table")
     est = load(model_path)
     df = read_table(data)
-    columns = _mode_columns(est)
+    columns = est._input_columns()
     absent = [c for c in columns if c not in df.columns]
     if absent:
         raise InputError(

@@ -488,6 +488,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
 
     # -- prediction ----------------------------------------------------------------
 
+    def _input_columns(self) -> list[str]:
+        """The table columns the fitted model reads, in order (a spatial mode has several)."""
+        return [c for e in self._encodings for c in (e.columns or (e.name,))]
+
     def _query_columns(self, X) -> list[np.ndarray]:
         check_is_fitted(self, "elbo_")
         kinds = [e.kind for e in self._encodings]
@@ -497,8 +501,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             # refer to the training array, so read the table's columns by the names the
             # model gave them (``modes_``: "x2+x0", "x1") when it has them all
             by_name = [e.columns if len(e.columns or ()) > 1 else e.name for e in self._encodings]
-            wanted = [c for e in self._encodings for c in (e.columns or (e.name,))]
-            if all(c in X.columns for c in wanted):
+            if all(c in X.columns for c in self._input_columns()):
                 modes, discrete = by_name, None  # the kinds say which modes are discrete
         names, columns, is_dt, _ = as_modes(X, modes, discrete, kinds)
         if len(columns) != self.n_features_in_:
