@@ -1,4 +1,4 @@
-"""Shared test fixtures: float64 JAX for the numerical modules, random Gaussian messages."""
+"""Shared test fixtures: float64 JAX, random Gaussian messages, the dense GP reference."""
 
 import jax
 import numpy as np
@@ -25,3 +25,26 @@ def random_messages():
         return np.array(Lams), np.array(etas)
 
     return make
+
+
+@pytest.fixture
+def dense_gp_posterior():
+    """``post(Kt, Lams, etas) -> (mean (I, R), Sigma (I R, I R), log Z)``: the GP
+    posterior of ``R`` independent functions with prior Gram matrix ``Kt`` (I, I) given
+    Gaussian messages, by the textbook dense formula; ``u`` ordered (point, component).
+    The independent reference for the chain smoother and the dense spatial modes."""
+
+    def post(Kt, Lams, etas):
+        I, R = etas.shape
+        K = np.kron(Kt, np.eye(R))
+        L = np.zeros((I * R, I * R))
+        for j in range(I):
+            L[j * R : (j + 1) * R, j * R : (j + 1) * R] = Lams[j]
+        eta = etas.reshape(-1)
+        Sigma = K @ np.linalg.inv(np.eye(I * R) + L @ K)
+        Sigma = 0.5 * (Sigma + Sigma.T)
+        mean = Sigma @ eta
+        logZ = -0.5 * np.linalg.slogdet(np.eye(I * R) + K @ L)[1] + 0.5 * eta @ Sigma @ eta
+        return mean.reshape(I, R), Sigma, logZ
+
+    return post

@@ -26,23 +26,8 @@ def _gram(nu, ells, s2, A, B):
     return s2 * _matern(nu, r)
 
 
-def _dense_reference(Kt, Lams, etas):
-    """Posterior of u (I R,), ordered (point, component), by the textbook formula."""
-    I, R = etas.shape
-    K = np.kron(Kt, np.eye(R))
-    L = np.zeros((I * R, I * R))
-    for j in range(I):
-        L[j * R : (j + 1) * R, j * R : (j + 1) * R] = Lams[j]
-    eta = etas.reshape(-1)
-    Sigma = K @ np.linalg.inv(np.eye(I * R) + L @ K)
-    Sigma = 0.5 * (Sigma + Sigma.T)
-    mean = Sigma @ eta
-    logZ = -0.5 * np.linalg.slogdet(np.eye(I * R) + K @ L)[1] + 0.5 * eta @ Sigma @ eta
-    return mean.reshape(I, R), Sigma, logZ
-
-
 @pytest.mark.parametrize("nu", [0.5, 1.5, 2.5])
-def test_spatial_posterior_equals_dense_gp(nu, random_messages):
+def test_spatial_posterior_equals_dense_gp(nu, random_messages, dense_gp_posterior):
     rng = np.random.default_rng(1)
     I, R = 30, 3
     X = rng.uniform(size=(I, 2))
@@ -51,7 +36,7 @@ def test_spatial_posterior_equals_dense_gp(nu, random_messages):
     _, post, means, seconds, _ = DN.mode_posterior(
         kern, jnp.asarray(X), jnp.asarray(Lams), jnp.asarray(etas), 0.5, None, learn=False
     )
-    mean, Sigma, logZ = _dense_reference(_gram(nu, np.array([0.3, 0.6]), 1.4, X, X), Lams, etas)
+    mean, Sigma, logZ = dense_gp_posterior(_gram(nu, np.array([0.3, 0.6]), 1.4, X, X), Lams, etas)
     np.testing.assert_allclose(means, mean, atol=1e-6)
     for j in range(I):
         blk = Sigma[j * R : (j + 1) * R, j * R : (j + 1) * R]
@@ -59,14 +44,14 @@ def test_spatial_posterior_equals_dense_gp(nu, random_messages):
     np.testing.assert_allclose(post.log_normaliser, logZ, rtol=1e-6)
 
 
-def test_discrete_posterior_is_identity_kernel_gp(random_messages):
+def test_discrete_posterior_is_identity_kernel_gp(random_messages, dense_gp_posterior):
     rng = np.random.default_rng(2)
     I, R, s2 = 12, 2, 0.7
     Lams, etas = random_messages(rng, I, R)
     _, post, means, seconds, _ = DN.mode_posterior(
         DN.Identity(jnp.asarray(s2)), jnp.arange(I, dtype=float), Lams, etas, 0.5, None, learn=False
     )
-    mean, Sigma, logZ = _dense_reference(s2 * np.eye(I), Lams, etas)
+    mean, Sigma, logZ = dense_gp_posterior(s2 * np.eye(I), Lams, etas)
     np.testing.assert_allclose(means, mean, atol=1e-9)
     for j in range(I):
         S = np.linalg.inv(np.eye(R) / s2 + Lams[j])  # per category, by hand
@@ -94,7 +79,7 @@ def test_conditional_at_training_points_equals_posterior_marginal(random_message
     np.testing.assert_allclose(s, seconds, atol=1e-6)
 
 
-def test_conditional_at_new_points_equals_dense_joint_gaussian(random_messages):
+def test_conditional_at_new_points_equals_dense_joint_gaussian(random_messages, dense_gp_posterior):
     rng, X, ells, kern, Lams, etas, post, _, _ = _fitted_spatial(random_messages, nu=2.5)
     Q = rng.uniform(-0.2, 1.2, size=(7, 2))
     R = etas.shape[1]
@@ -102,7 +87,7 @@ def test_conditional_at_new_points_equals_dense_joint_gaussian(random_messages):
     P = np.vstack([X, Q])
     Lj = np.concatenate([Lams, np.zeros((7, R, R))])
     ej = np.concatenate([etas, np.zeros((7, R))])
-    mean, Sigma, _ = _dense_reference(_gram(2.5, ells, 1.2, P, P), Lj, ej)
+    mean, Sigma, _ = dense_gp_posterior(_gram(2.5, ells, 1.2, P, P), Lj, ej)
     m, s = DN.conditional(kern, jnp.asarray(X), post, jnp.asarray(Q))
     I = X.shape[0]
     np.testing.assert_allclose(m, mean[I:], atol=1e-6)
@@ -112,14 +97,14 @@ def test_conditional_at_new_points_equals_dense_joint_gaussian(random_messages):
         np.testing.assert_allclose(s[q] - np.outer(m[q], m[q]), blk, atol=1e-6)
 
 
-def test_spatial_joint_samples_match_dense_joint_gaussian(random_messages):
+def test_spatial_joint_samples_match_dense_joint_gaussian(random_messages, dense_gp_posterior):
     rng, X, ells, kern, Lams, etas, post, _, _ = _fitted_spatial(random_messages, nu=2.5)
     Q = np.vstack([X[:2], rng.uniform(size=(3, 2))])
     R = etas.shape[1]
     P = np.vstack([X, Q[2:]])
     Lj = np.concatenate([Lams, np.zeros((3, R, R))])
     ej = np.concatenate([etas, np.zeros((3, R))])
-    mean, Sigma, _ = _dense_reference(_gram(2.5, ells, 1.2, P, P), Lj, ej)
+    mean, Sigma, _ = dense_gp_posterior(_gram(2.5, ells, 1.2, P, P), Lj, ej)
     pick = np.array([0, 1, 25, 26, 27])
     rows = (pick[:, None] * R + np.arange(R)).reshape(-1)
     u = DN.sample_points(kern, jnp.asarray(X), post, jnp.asarray(Q), jax.random.PRNGKey(0), 20000)
@@ -128,7 +113,7 @@ def test_spatial_joint_samples_match_dense_joint_gaussian(random_messages):
     np.testing.assert_allclose(np.cov(u.T), Sigma[np.ix_(rows, rows)], atol=0.05)
 
 
-def test_chain_samples_match_interpolated_marginals_and_joint(random_messages):
+def test_chain_samples_match_interpolated_marginals_and_joint(random_messages, dense_gp_posterior):
     rng = np.random.default_rng(4)
     t = np.sort(rng.uniform(0, 3, size=20))
     kern = make_kernel("matern32", 0.6, 1.0)
@@ -146,7 +131,7 @@ def test_chain_samples_match_interpolated_marginals_and_joint(random_messages):
     Lj = np.concatenate([Lams, np.zeros((2, 2, 2))])[order]
     ej = np.concatenate([etas, np.zeros((2, 2))])[order]
     Kt = np.asarray(kern.covariance(tj[order][:, None] - tj[order][None, :]))
-    _, Sigma, _ = _dense_reference(Kt, Lj, ej)
+    _, Sigma, _ = dense_gp_posterior(Kt, Lj, ej)
     a = int(np.where(order == 21)[0][0])  # the midpoint query
     b = int(np.where(order == 7)[0][0])  # its left neighbour, a training coordinate
     q7 = np.asarray(
