@@ -191,6 +191,24 @@ def test_info_describes_the_model(work, capsys):
     assert d["funbat_version"] == funbat.__version__
 
 
+def test_student_t_fit_info_and_predict_intervals(work, capsys):
+    code, _, _ = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
+                     "15", "--likelihood", "student_t", "-q", "-o", work / "t.funbat")  # fmt: skip
+    assert code == 0
+    code, out, _ = run(capsys, "info", work / "t.funbat")
+    assert code == 0 and "Student-t, scale" in out and "degrees of freedom" in out
+    code, out, _ = run(capsys, "info", work / "t.funbat", "--json")
+    model = funbat.load(work / "t.funbat")
+    assert json.loads(out)["noise_dof"] == pytest.approx(model.dof_)
+    code, _, _ = run(capsys, "predict", work / "t.funbat", work / "data.csv", "-o",
+                     work / "t_pred.csv", "-q")  # fmt: skip
+    pred = pd.read_csv(work / "t_pred.csv")
+    data = small_table()
+    lo, hi = model.predict_interval(data[["lat", "day"]].assign(day=pd.to_datetime(data.day)))
+    np.testing.assert_allclose(pred["lower95"], lo, rtol=1e-10)
+    np.testing.assert_allclose(pred["upper95"], hi, rtol=1e-10)
+
+
 def test_plot_writes_a_png(work, capsys):
     code, _, err = run(capsys, "plot", work / "model.funbat", "-o", work / "latent.png",
                        "--points", "50")  # fmt: skip
@@ -366,6 +384,10 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str]
         ),
         "unknown kernel": (fit_on(d / "t.csv", "--kernel", "rbf"), "unknown kernel 'rbf'"),
         "unknown model": (fit_on(d / "t.csv", "--model", "parafac"), "unknown model 'parafac'"),
+        "unknown likelihood": (
+            fit_on(d / "t.csv", "--likelihood", "laplace"),
+            "unknown likelihood 'laplace'; choose one of gaussian, student_t",
+        ),
         "max-iter not a number": (fit_on(d / "t.csv", "--max-iter", "lots"), "--max-iter"),
         "output folder missing": (
             ["fit", d / "t.csv", "-t", "y", "-o", d / "no" / "m.funbat"],

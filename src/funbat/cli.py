@@ -119,9 +119,11 @@ def _make_estimator(
     seed: int | None,
     modes: list | None = None,
     discrete: list[str] | None = None,
+    likelihood: str = "gaussian",
 ):
     from .estimator import FunBaT, FunBaTCP
     from .kernels import KERNELS
+    from .likelihood import LIKELIHOODS
 
     if model not in _MODELS:
         raise InputError(f"unknown model {model!r}; choose one of {', '.join(_MODELS)}")
@@ -131,13 +133,23 @@ def _make_estimator(
             raise InputError(f"unknown kernel {k!r}; choose one of {', '.join(sorted(KERNELS))}")
     if max_iter < 1:
         raise InputError(f"--max-iter must be a positive integer; got {max_iter}")
+    if likelihood not in LIKELIHOODS:
+        raise InputError(
+            f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
+        )
     kern = kernels[0] if len(kernels) == 1 else kernels
     cls = FunBaTCP if model == "cp" else FunBaT
     r = _parse_rank(rank)
     if model == "cp" and isinstance(r, list):
         raise InputError("the cp model takes one rank shared by all modes")
     return cls(
-        rank=r, kernel=kern, max_iter=max_iter, random_state=seed, modes=modes, discrete=discrete
+        rank=r,
+        kernel=kern,
+        max_iter=max_iter,
+        random_state=seed,
+        modes=modes,
+        discrete=discrete,
+        likelihood=likelihood,
     )
 
 
@@ -278,6 +290,10 @@ _DROPNA = typer.Option(
     "--dropna", help="Drop rows with missing or infinite values (and say how many)."
 )
 _QUIET = typer.Option("--quiet", "-q", help="No progress bar or messages.")
+_LIKELIHOOD = typer.Option(
+    "--likelihood",
+    help="Noise model: gaussian, or student_t for heavy-tailed errors (in-memory data only).",
+)
 
 
 @app.command()
@@ -294,6 +310,7 @@ def fit(
     kernel: Annotated[str, _KERNEL] = "matern32",
     max_iter: Annotated[int, _MAX_ITER] = 100,
     seed: Annotated[int, _SEED] = 0,
+    likelihood: Annotated[str, _LIKELIHOOD] = "gaussian",
     dropna: Annotated[bool, _DROPNA] = False,
     quiet: Annotated[bool, _QUIET] = False,
     dask: Annotated[
@@ -313,7 +330,7 @@ def fit(
     _check_output(output, "model")
     _, modes = _parse_coords(coords)
     disc = _parse_list(discrete, "--discrete")
-    est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc)
+    est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood)
     if dask:
         X, y, client = _dask_training_data(data, target, coords, dropna, scheduler)
     elif scheduler is not None:
@@ -392,11 +409,10 @@ def predict(
         df = df.loc[~bad]
     X, _, _ = select_columns(df, columns, None)
     X = _as_training_categories(est, X)
-    mean, std = est.predict(X, return_std=True)
+    pred = est.predictive(X)
     out = df.reset_index(drop=True).copy()
-    z = 1.959963984540054
-    out["mean"], out["std"] = mean, std
-    out["lower95"], out["upper95"] = mean - z * std, mean + z * std
+    out["mean"], out["std"] = pred.mean, pred.std
+    out["lower95"], out["upper95"] = pred.interval(0.95)
     write_table(out, output)
     _say(f"wrote {len(out)} predictions to {output}", quiet)
 
@@ -414,6 +430,7 @@ def evaluate(
     kernel: Annotated[str, _KERNEL] = "matern32",
     max_iter: Annotated[int, _MAX_ITER] = 100,
     seed: Annotated[int, _SEED] = 0,
+    likelihood: Annotated[str, _LIKELIHOOD] = "gaussian",
     dropna: Annotated[bool, _DROPNA] = False,
     splits: Annotated[
         int, typer.Option("--splits", "-s", help="Number of random 80/20 splits.")
@@ -430,7 +447,7 @@ def evaluate(
     disc = _parse_list(discrete, "--discrete")
 
     def make():
-        return _make_estimator(model, rank, kernel, max_iter, seed, modes, disc)
+        return _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood)
 
     make()  # validate before reading data
     X, y = _load_training_table(data, target, coords, dropna, quiet, disc)
@@ -584,6 +601,8 @@ def _info_dict(est, meta: dict) -> dict:
         "modes": modes,
         "n_train": int(est.n_train_),
         "noise_std": math.sqrt(est.noise_variance_),
+        # Student-t degrees of freedom (null: Gaussian noise; then noise_std is a scale)
+        "noise_dof": (float(est.dof_) if math.isfinite(getattr(est, "dof_", math.inf)) else None),
         "elbo": float(est.elbo_),
         "n_iter": int(est.n_iter_),
         "converged": bool(est.converged_),
@@ -647,7 +666,12 @@ def info(
         )
     status = "converged" if d["converged"] else "stopped at max_iter"
     lines += [
-        f"  noise std {d['noise_std']:.6g} (target units)",
+        (
+            f"  noise std {d['noise_std']:.6g} (target units)"
+            if d["noise_dof"] is None
+            else f"  noise     Student-t, scale {d['noise_std']:.6g} (target units), "
+            f"{d['noise_dof']:.3g} degrees of freedom"
+        ),
         f"  ELBO      {d['elbo']:.6g} after {d['n_iter']} sweeps ({status}), "
         f"fit in {d['fit_time_s']:.1f} s",
     ]

@@ -29,8 +29,7 @@ def run_demo(
     t0 = time.perf_counter()
     est.fit(data.X.iloc[train], data.y[train])
     fit_time = time.perf_counter() - t0
-    mean, std = est.predict(data.X.iloc[test], return_std=True)
-    scores = predictive_metrics(data.y[test], mean, std)
+    scores = predictive_metrics(data.y[test], est.predictive(data.X.iloc[test]))
     return {
         "model": model,
         "rank": rank,

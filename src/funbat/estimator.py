@@ -10,7 +10,7 @@ import math
 import os
 import time
 from functools import partial
-from numbers import Integral
+from numbers import Integral, Real
 from typing import NamedTuple
 
 import jax
@@ -21,11 +21,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import dense as DN
 from . import updates as U
+from .calibration import Predictive
 from .data import InputError, ModeEncoding, as_mode_columns, as_modes, as_target, encode_modes
 from .hyper import smooth_with_lengthscale_search
 from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
+from .likelihood import DOF_START, LIKELIHOODS, student_t_weights
 from .sampling import chain_samples
 from .stats import mode_statistics, pad_entries
 
@@ -105,6 +107,7 @@ def _update_core_and_noise(
     core,
     noise,
     mode_kls,
+    weights_term,
     sum_y2,
     n,
     priors,
@@ -118,6 +121,7 @@ def _update_core_and_noise(
 
     Run after every mode update: it needs no pass over the entries, and refreshing the
     core often speeds up the sweeps' convergence (the core couples all modes).
+    ``weights_term`` is the Student-t weights' part of the ELBO (0 for Gaussian noise).
     """
     core_var, a0, b0 = priors
     T, b = U.core_from_statistics(G, g, means, seconds, structure, ranks, mode)
@@ -127,6 +131,7 @@ def _update_core_and_noise(
     new = U.noise_update(n, esq, a0, b0)
     noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise, new)
     elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
+    elbo = elbo + weights_term
     if core is not None:
         elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
     return core, noise, elbo
@@ -170,6 +175,23 @@ def _predict_moments(core, means, seconds, *, structure):
     m = _contract(core.mean, means, second=False)
     s = _contract(U.core_second_moment(core), seconds, second=True)
     return m, s
+
+
+@partial(jax.jit, static_argnames=("structure", "chunk"))
+def _entry_sq_errors(idx, y, means, seconds, core, *, structure, chunk):
+    """``E[(y_n - f_n)^2]`` (N,) of every entry, ``chunk`` entries at a time."""
+
+    def one(args):
+        ix, yc = args
+        mom = [(mu[ix[:, k]], se[ix[:, k]]) for k, (mu, se) in enumerate(zip(means, seconds))]
+        m, e2 = _predict_moments(
+            core, [a for a, _ in mom], [b for _, b in mom], structure=structure
+        )
+        return yc**2 - 2.0 * yc * m + e2
+
+    K = idx.shape[1]
+    out = jax.lax.map(one, (idx.reshape(-1, chunk, K), y.reshape(-1, chunk)))
+    return out.reshape(-1)
 
 
 class _FunBaTBase(RegressorMixin, BaseEstimator):
@@ -235,6 +257,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             or self.chunk_size < 1
         ):
             raise InputError(f"chunk_size must be a positive integer; got {self.chunk_size!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise InputError(
+                f"likelihood must be one of {', '.join(map(repr, LIKELIHOODS))}; "
+                f"got {self.likelihood!r}"
+            )
 
     # -- fitting -------------------------------------------------------------------
 
@@ -267,6 +294,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 raise InputError(
                     "with Dask data every column but the target is one continuous mode; "
                     "modes= and discrete= need in-memory data"
+                )
+            if self.likelihood != "gaussian":
+                raise InputError(
+                    f"likelihood={self.likelihood!r} needs in-memory data; with Dask data "
+                    "use likelihood='gaussian'"
                 )
             entries = DaskEntries.from_input(X, y)
             names, columns, is_dt, kinds = entries.names, None, entries.is_datetime, None
@@ -366,6 +398,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         a0, b0 = 1e-3, 1e-3
         priors = (f64(self.core_prior_variance), f64(a0), f64(b0))
         sum_y2 = f64(np.sum(ys**2) if entries is None else entries.sum_y2)
+        # Student-t noise: per-entry weights E[w_n] (Gaussian until the warm-up ends)
+        robust = self.likelihood == "student_t"
+        dof, weights_term = f64(DOF_START), f64(0.0)
 
         mode_kls = [jnp.zeros(())] * K
         # Warm-up: the first sweeps hold the noise precision at its confident start and
@@ -391,6 +426,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             core,
             noise,
             sum(mode_kls),
+            weights_term,
             sum_y2,
             N,
             priors,
@@ -402,6 +438,19 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         history: list[float] = []
         converged = False
         for it in range(int(self.max_iter)):
+            if robust and it >= warmup:
+                sq_err = _entry_sq_errors(
+                    idx_j,
+                    y_j,
+                    tuple(f.means for f in fits),
+                    tuple(f.seconds for f in fits),
+                    core,
+                    structure=self._structure,
+                    chunk=chunk,
+                )
+                weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
+                statistics = partial(mode_statistics, idx_j, y_j, weights, chunk=chunk)
+                sum_y2 = jnp.sum(weights * y_j**2)
             for k in range(K):
                 G, g = statistics(
                     tuple(f.means for f in fits),
@@ -435,6 +484,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     core,
                     noise,
                     sum(mode_kls),
+                    weights_term,
                     sum_y2,
                     N,
                     priors,
@@ -479,6 +529,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         if learn:
             _warn_collapsed_lengthscales(fits, encodings)
         self.noise_variance_ = float(noise.rate / (noise.shape - 1.0)) * y_scale**2
+        self.dof_ = float(dof) if robust else float("inf")
         if core is None:
             R = ranks[0]
             self.core_ = np.zeros((R,) * K)
@@ -542,18 +593,20 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         m, s = _mode_marginals(self._fits[k], jnp.asarray(qp), n_valid=self._n_valid[k])
         return m[:n], s[:n]
 
-    def predict(self, X, return_std: bool = False):
-        """Posterior predictive mean (and std) at any coordinates.
+    def predictive(self, X) -> Predictive:
+        """The posterior predictive distribution at any coordinates.
 
         Parameters
         ----------
         X : table or array (n, K) of coordinates, seen in training or not.
-        return_std : also return the predictive standard deviation, which includes the
-            uncertainty of the core, of every mode's functions and the noise.
 
         Returns
         -------
-        mean : (n,) in the target's units; std : (n,) when ``return_std``.
+        :class:`funbat.calibration.Predictive` in the target's units: the latent
+        value's mean and variance (n,) (core and every mode's functions), the noise
+        scale and degrees of freedom (``inf``: Gaussian noise). Its ``interval(level)``,
+        ``logpdf(y)``, ``std`` and ``coverage_table(y)`` give intervals, densities and
+        checks.
         """
         columns = self._query_columns(X)
         n = columns[0].shape[0]
@@ -571,11 +624,40 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 means_out[s : s + block] = np.asarray(m)
                 var_out[s : s + block] = np.maximum(np.asarray(e2 - m**2), 0.0)
             noise_var = float(self._noise.rate / (self._noise.shape - 1.0))
-        mean = means_out * self._y_scale + self._y_mean
-        if not return_std:
-            return mean
-        std = np.sqrt(var_out + noise_var) * self._y_scale
-        return mean, std
+        return Predictive(
+            means_out * self._y_scale + self._y_mean,
+            var_out * self._y_scale**2,
+            math.sqrt(noise_var) * self._y_scale,
+            getattr(self, "dof_", math.inf),
+        )
+
+    def predict(self, X, return_std: bool = False):
+        """Posterior predictive mean (and std) at any coordinates.
+
+        Parameters
+        ----------
+        X : table or array (n, K) of coordinates, seen in training or not.
+        return_std : also return the predictive standard deviation, which includes the
+            uncertainty of the core, of every mode's functions and the noise (``inf``
+            for Student-t noise with ``dof_ <= 2``: use :meth:`predict_interval`).
+
+        Returns
+        -------
+        mean : (n,) in the target's units; std : (n,) when ``return_std``.
+        """
+        pred = self.predictive(X)
+        return (pred.mean, pred.std) if return_std else pred.mean
+
+    def predict_interval(self, X, level: float = 0.95):
+        """Central predictive interval of probability ``level`` at ``X``.
+
+        Returns
+        -------
+        lower, upper : (n,) each, in the target's units.
+        """
+        if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
+            raise InputError(f"level must be a number between 0 and 1; got {level!r}")
+        return self.predictive(X).interval(float(level))
 
     def sample_y(self, X, n_samples: int = 1, random_state=None):
         """Joint draws from the posterior predictive distribution at ``X``.
@@ -613,6 +695,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 )(w, *factors)
             f = np.asarray(f)
         tau = rng.gamma(float(self._noise.shape), 1.0 / float(self._noise.rate), size=(S, 1))
+        dof = getattr(self, "dof_", math.inf)
+        if math.isfinite(dof):  # Student-t noise: a Gamma(dof/2, rate dof/2) weight per draw
+            tau = tau * rng.gamma(0.5 * dof, 2.0 / dof, size=(S, n))
         y = f + rng.normal(size=(S, n)) / np.sqrt(tau)
         return (y * self._y_scale + self._y_mean).T
 
@@ -839,6 +924,12 @@ class FunBaT(_FunBaTBase):
         after the warm-up).
     core_prior_variance : float, default 1.0
         Prior variance of each core entry.
+    likelihood : {"gaussian", "student_t"}, default "gaussian"
+        Observation noise. ``"student_t"``: heavy-tailed noise, a Gaussian whose
+        precision is scaled per entry by a Gamma weight (:mod:`funbat.likelihood`);
+        outlying entries pull less on the fit, the degrees of freedom are learned
+        (``dof_``) and predictive intervals have Student-t tails. Then
+        ``noise_variance_`` is the squared noise *scale*. In-memory data only.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
@@ -860,6 +951,7 @@ class FunBaT(_FunBaTBase):
         max_iter=100,
         tol=1e-5,
         core_prior_variance=1.0,
+        likelihood="gaussian",
         chunk_size=65536,
         random_state=None,
     ):
@@ -873,6 +965,7 @@ class FunBaT(_FunBaTBase):
         self.max_iter = max_iter
         self.tol = tol
         self.core_prior_variance = core_prior_variance
+        self.likelihood = likelihood
         self.chunk_size = chunk_size
         self.random_state = random_state
 
@@ -898,6 +991,7 @@ class FunBaTCP(_FunBaTBase):
         learn_hyperparameters=True,
         max_iter=100,
         tol=1e-5,
+        likelihood="gaussian",
         chunk_size=65536,
         random_state=None,
     ):
@@ -910,6 +1004,7 @@ class FunBaTCP(_FunBaTBase):
         self.learn_hyperparameters = learn_hyperparameters
         self.max_iter = max_iter
         self.tol = tol
+        self.likelihood = likelihood
         self.chunk_size = chunk_size
         self.random_state = random_state
 

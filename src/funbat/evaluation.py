@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .calibration import coverage, nlpd
+from .calibration import Predictive
 from .data import InputError
 
 __all__ = ["METRICS", "predictive_metrics", "split_indices", "evaluate_splits", "summarise"]
@@ -22,14 +22,15 @@ __all__ = ["METRICS", "predictive_metrics", "split_indices", "evaluate_splits", 
 METRICS = ("rmse", "mae", "nlpd", "coverage95", "fit_time_s")
 
 
-def predictive_metrics(y, mean, std) -> dict[str, float]:
-    """RMSE, MAE, Gaussian negative log predictive density and 95% interval coverage."""
-    err = np.asarray(y, float) - np.asarray(mean, float)
+def predictive_metrics(y, pred: Predictive) -> dict[str, float]:
+    """RMSE and MAE of the predictive mean, negative log predictive density and the
+    coverage of the central 95% interval of ``pred`` (Gaussian or Student-t)."""
+    err = np.asarray(y, float) - np.asarray(pred.mean, float)
     return {
         "rmse": float(np.sqrt(np.mean(err**2))),
         "mae": float(np.mean(np.abs(err))),
-        "nlpd": nlpd(y, mean, std),
-        "coverage95": coverage(y, mean, std, 0.95),
+        "nlpd": pred.nlpd(y),
+        "coverage95": pred.coverage(y, 0.95),
     }
 
 
@@ -62,9 +63,9 @@ def evaluate_splits(
         train, test = split_indices(n, s)
         model = make_model()
         model.fit(X.iloc[train].reset_index(drop=True), y[train])
-        mean, std = model.predict(X.iloc[test].reset_index(drop=True), return_std=True)
+        pred = model.predictive(X.iloc[test].reset_index(drop=True))
         res = {"split": s, "n_train": int(train.size), "n_test": int(test.size)}
-        res.update(predictive_metrics(y[test], mean, std))
+        res.update(predictive_metrics(y[test], pred))
         res["fit_time_s"] = float(model.fit_time_)
         results.append(res)
         if on_split is not None:

@@ -16,7 +16,6 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from .calibration import nlpd
 from .data import InputError
 
 __all__ = ["select_model"]
@@ -69,8 +68,7 @@ def select_model(
             folds = KFold(cv, shuffle=True, random_state=random_state).split(np.arange(y.size))
             for tr, te in folds:
                 m = clone(model).fit(_rows(X, tr), y[tr])
-                mean, std = m.predict(_rows(X, te), return_std=True)
-                scores.append(nlpd(y[te], mean, std))
+                scores.append(m.predictive(_rows(X, te)).nlpd(y[te]))
             row["cv_nlpd"] = float(np.mean(scores))
         t0 = time.perf_counter()
         model.fit(X, y)
