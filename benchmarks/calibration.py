@@ -11,6 +11,11 @@ predicted variance with the 50% and 95% coverage (a constant noise level cannot 
 errors whose size changes with the level).
 
     PYTHONPATH=src python benchmarks/calibration.py --splits 0 1 2 3 4
+    PYTHONPATH=src python benchmarks/calibration.py --likelihood student_t
+
+With ``--likelihood student_t`` the intervals and densities are the model's Student-t
+predictive (``FunBaT.predictive``); the kurtosis needs a finite predictive std and is
+left out when the learned degrees of freedom are <= 2.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _protocol import load_dataset, split_indices  # noqa: E402
 
 from funbat import FunBaT  # noqa: E402
-from funbat.calibration import LEVELS, coverage_table, nlpd  # noqa: E402
+from funbat.calibration import LEVELS, Predictive  # noqa: E402
+from funbat.files import atomic_write  # noqa: E402
+from funbat.likelihood import LIKELIHOODS  # noqa: E402
 
 CONFIGS = {
     "us_temp": dict(modes=[("lat01", "lon01"), "year"]),
@@ -40,68 +47,84 @@ def main(argv=None):
     ap.add_argument("--datasets", nargs="+", default=list(CONFIGS))
     ap.add_argument("--splits", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--rank", type=int, default=3)
+    ap.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian")
+    ap.add_argument("--markdown", help="also write the printed tables here")
     args = ap.parse_args(argv)
+    lines: list[str] = []
+
+    def emit(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
     for name in args.datasets:
         ds = load_dataset(name, Path(args.data))
         X, y = ds.X_df, ds.y
         rows, pooled = [], []
-        print(f"\n## {name}: FunBaT(rank={args.rank}, {CONFIGS[name]})\n")
+        config = dict(CONFIGS[name], likelihood=args.likelihood)
+        emit(f"\n## {name}: FunBaT(rank={args.rank}, {config})\n")
         head = "| split | RMSE | MAE | NLPD | " + " | ".join(f"cov{int(p * 100)}" for p in LEVELS)
-        print(head + " | sweeps | fit s | lengthscales |")
-        print("|" + "---|" * (len(LEVELS) + 7))
+        emit(head + " | noise dof | sweeps | fit s | lengthscales |")
+        emit("|" + "---|" * (len(LEVELS) + 8))
         for s in args.splits:
             tr, te = split_indices(len(ds), s)
             t0 = time.perf_counter()
-            m = FunBaT(rank=args.rank, random_state=s, **CONFIGS[name]).fit(X.iloc[tr], y[tr])
+            m = FunBaT(rank=args.rank, random_state=s, **config).fit(X.iloc[tr], y[tr])
             fit_s = time.perf_counter() - t0
-            mean, std = m.predict(X.iloc[te], return_std=True)
-            err = y[te] - mean
-            cov = coverage_table(y[te], mean, std)
+            pred = m.predictive(X.iloc[te])
+            err = y[te] - pred.mean
             row = [
                 float(np.sqrt(np.mean(err**2))),
                 float(np.mean(np.abs(err))),
-                nlpd(y[te], mean, std),
-                *cov.values(),
+                pred.nlpd(y[te]),
+                *pred.coverage_table(y[te]).values(),
             ]
             rows.append(row)
-            pooled.append(np.stack([y[te], mean, std], axis=1))
+            pooled.append((y[te], pred))
             ells = "; ".join(
                 np.array2string(np.atleast_1d(e), precision=3) for e in m.lengthscales_
             )
-            print(
+            emit(
                 f"| {s} | "
                 + " | ".join(f"{v:.3f}" for v in row)
-                + f" | {m.n_iter_} | {fit_s:.0f} | {ells} |",
-                flush=True,
+                + f" | {m.dof_:.3g} | {m.n_iter_} | {fit_s:.0f} | {ells} |"
             )
         a = np.array(rows)
-        print(
+        emit(
             "| mean ± sd | "
             + " | ".join(f"{mu:.3f} ± {sd:.3f}" for mu, sd in zip(a.mean(0), a.std(0)))
-            + " | | | |"
+            + " | | | | |"
         )
-        print("\n| nominal | observed (mean over splits) |\n|---|---|")
+        emit("\n| nominal | observed (mean over splits) |\n|---|---|")
         for i, p in enumerate(LEVELS):
-            print(f"| {p:.0%} | {a[:, 3 + i].mean():.1%} |")
-        _diagnostics(np.concatenate(pooled))
+            emit(f"| {p:.0%} | {a[:, 3 + i].mean():.1%} |")
+        _diagnostics(pooled, emit)
+    if args.markdown:
+        with atomic_write(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
 
-def _diagnostics(pooled: np.ndarray) -> None:
+def _diagnostics(pooled: list, emit) -> None:
     """Kurtosis of standardised errors; error size and coverage by predicted level."""
-    yt, mean, std = pooled.T
-    z = (yt - mean) / std
-    kurt = float(np.mean((z - z.mean()) ** 4) / np.var(z) ** 2 - 3.0)
-    print(f"\nexcess kurtosis of (y - mean) / std over {z.size} test points: {kurt:.1f}")
-    print("\n| predicted-mean quintile | MSE | mean predicted var | cov50 | cov95 |")
-    print("|---|---|---|---|---|")
-    edges = np.quantile(mean, [0.2, 0.4, 0.6, 0.8])
-    q = np.searchsorted(edges, mean, side="right")
+    yt = np.concatenate([y for y, _ in pooled])
+    pred = Predictive(*(np.concatenate([getattr(p, f) for _, p in pooled]) for f in ("mean", "var_f")),
+                      np.concatenate([np.broadcast_to(p.noise_scale, p.mean.shape) for _, p in pooled]),
+                      pooled[0][1].dof)  # fmt: skip
+    std = pred.std
+    if np.all(np.isfinite(std)):
+        z = (yt - pred.mean) / std
+        kurt = float(np.mean((z - z.mean()) ** 4) / np.var(z) ** 2 - 3.0)
+        emit(f"\nexcess kurtosis of (y - mean) / std over {z.size} test points: {kurt:.1f}")
+    emit("\n| predicted-mean quintile | MSE | mean predicted var | cov50 | cov95 |")
+    emit("|---|---|---|---|---|")
+    edges = np.quantile(pred.mean, [0.2, 0.4, 0.6, 0.8])
+    q = np.searchsorted(edges, pred.mean, side="right")
     for k in range(5):
         sel = q == k
-        c = coverage_table(yt[sel], mean[sel], std[sel])
-        print(
-            f"| {k + 1} | {np.mean((yt[sel] - mean[sel]) ** 2):.4f} | "
-            f"{np.mean(std[sel] ** 2):.4f} | {c[0.5]:.1%} | {c[0.95]:.1%} |"
+        part = Predictive(pred.mean[sel], pred.var_f[sel], pred.noise_scale[sel], pred.dof)
+        c = part.coverage_table(yt[sel], (0.5, 0.95))
+        emit(
+            f"| {k + 1} | {np.mean((yt[sel] - part.mean) ** 2):.4f} | "
+            f"{np.mean(part.std**2):.4f} | {c[0.5]:.1%} | {c[0.95]:.1%} |"
         )
 
 
