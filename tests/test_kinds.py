@@ -86,7 +86,8 @@ def test_select_model_returns_best_by_elbo_with_table():
     X, y, _ = _spatial_data(n_points=10, n_times=12)
     base = FunBaT(modes=[("a", "b"), "t"], max_iter=4, random_state=0)
     best, table = select_model(base, X, y, ranks=(1, 2), kernels=("matern12", "matern32"))
-    assert len(table) == 4 and list(table.columns[:3]) == ["rank", "kernel", "elbo"]
+    assert len(table) == 4
+    assert list(table.columns[:4]) == ["rank", "kernel", "likelihood", "elbo"]
     assert table["elbo"].is_monotonic_decreasing
     assert best.elbo_ == table["elbo"].iloc[0]
     with pytest.raises(InputError):

@@ -15,6 +15,7 @@ from funbat.calibration import Predictive
 from funbat.datasets import make_synthetic
 from funbat.evaluation import split_indices
 from funbat.likelihood import DOF_BOUNDS, student_t_weights
+from funbat.selection import select_model
 
 
 @pytest.mark.parametrize("dof", [1.0, 1.7, 4.0, 30.0])
@@ -127,6 +128,15 @@ def test_student_t_fit_learns_the_tails_and_calibrates_intervals():
     lo95, hi95 = pr.interval(0.95)
     inside = (draws >= lo95[:3, None]) & (draws <= hi95[:3, None])
     assert np.all(np.abs(inside.mean(axis=1) - 0.95) < 0.02)
+
+
+def test_select_model_prefers_student_t_noise_on_heavy_tailed_data():
+    X, y, _ = _heavy_tailed(seed=4)
+    base = FunBaT(rank=2, max_iter=25, random_state=0)
+    best, table = select_model(base, X.iloc[:2000], y[:2000], ranks=(2,),
+                               likelihoods=("gaussian", "student_t"))  # fmt: skip
+    assert list(table["likelihood"]) == ["student_t", "gaussian"]
+    assert best.likelihood == "student_t" and np.isfinite(best.dof_)
 
 
 def test_student_t_model_saves_and_loads(tmp_path):

@@ -1,4 +1,4 @@
-"""Model choice: fit a small grid of ranks and kernels, keep the best.
+"""Model choice: fit a small grid of ranks, kernels (and noise models), keep the best.
 
 The ELBO is a lower bound on the log marginal likelihood of the same data under each
 candidate model, so candidates fitted to the same data are compared by ``elbo_``
@@ -32,6 +32,7 @@ def select_model(
     *,
     ranks=(2, 3),
     kernels=("matern32",),
+    likelihoods=None,
     criterion="elbo",
     cv=3,
     random_state=0,
@@ -45,6 +46,9 @@ def select_model(
     X, y : training data.
     ranks : ranks to try (ints, or per-mode tuples for Tucker).
     kernels : kernel names to try (``"matern12"``, ``"matern32"``, ``"matern52"``).
+    likelihoods : noise models to try (``"gaussian"``, ``"student_t"``); None keeps the
+        estimator's. Both ELBOs bound the log marginal likelihood of the same data, so
+        they compare; with ``"nlpd"`` each candidate is scored by its own predictive.
     criterion : ``"elbo"`` (fit once on all data; higher wins) or ``"nlpd"`` (``cv``-fold
         cross-validated negative log predictive density; lower wins).
     cv : folds for ``"nlpd"``.
@@ -53,16 +57,18 @@ def select_model(
     Returns
     -------
     best : the winning estimator, fitted on all of ``X, y``.
-    table : DataFrame, one row per candidate: rank, kernel, elbo, cv_nlpd (for
-        ``"nlpd"``), n_iter, fit_time; sorted best first.
+    table : DataFrame, one row per candidate: rank, kernel, likelihood, elbo, cv_nlpd
+        (for ``"nlpd"``), n_iter, fit_time; sorted best first.
     """
     if criterion not in ("elbo", "nlpd"):
         raise InputError(f"criterion must be 'elbo' or 'nlpd'; got {criterion!r}")
+    if likelihoods is None:
+        likelihoods = (estimator.likelihood,)
     y = np.asarray(y, float)
     rows, fitted = [], []
-    for rank, kern in itertools.product(ranks, kernels):
-        model = clone(estimator).set_params(rank=rank, kernel=kern)
-        row = {"rank": rank, "kernel": kern}
+    for rank, kern, lik in itertools.product(ranks, kernels, likelihoods):
+        model = clone(estimator).set_params(rank=rank, kernel=kern, likelihood=lik)
+        row = {"rank": rank, "kernel": kern, "likelihood": lik}
         if criterion == "nlpd":
             scores = []
             folds = KFold(cv, shuffle=True, random_state=random_state).split(np.arange(y.size))
