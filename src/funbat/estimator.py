@@ -137,8 +137,9 @@ def _update_core_and_noise(
     return core, noise, elbo
 
 
-@partial(jax.jit, static_argnames=("n_valid",))
-def _mode_marginals(fit: ModeFit, query, *, n_valid):
+@jax.jit
+def _mode_marginals(fit: ModeFit, query, n_valid):
+    # n_valid is traced: the continuous modes share one padded length, so one compilation
     return interpolate(fit.kernel, fit.coords, n_valid, fit.posterior, query)
 
 
@@ -590,7 +591,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         n = q.shape[0]
         n_pad = _bucket(n, 64)
         qp = np.concatenate([q, np.zeros(n_pad - n)])
-        m, s = _mode_marginals(self._fits[k], jnp.asarray(qp), n_valid=self._n_valid[k])
+        m, s = _mode_marginals(
+            self._fits[k], jnp.asarray(qp), jnp.asarray(self._n_valid[k], dtype=jnp.int32)
+        )
         return m[:n], s[:n]
 
     def predictive(self, X) -> Predictive:
