@@ -59,7 +59,9 @@ def test_tucker_messages_equal_per_entry_expectations(ranks):
     tau = 1.7
     for k in range(K):
         G, g = _stats(idx, y, means, seconds, k, sizes[k], 8, "tucker")
-        Lams, etas = U.mode_messages(G, g, tau, U.unfold_core(core, ranks, k))
+        Lams, etas = U.mode_messages(
+            G, g, tau, U.unfold_core(core, ranks[k], U.core_orders(ranks, k)[0])
+        )
         ref_L = np.zeros((sizes[k], ranks[k], ranks[k]))
         ref_e = np.zeros((sizes[k], ranks[k]))
         for n in range(len(y)):
@@ -100,7 +102,9 @@ def test_core_sums_equal_brute_force_kronecker_sums(ranks):
         b_ref = b_ref + y[n] * m
     for k in range(K):
         G, g = _stats(idx, y, means, seconds, k, sizes[k], 10, "tucker")
-        T, b = U.core_from_statistics(G, g, means[k], seconds[k], "tucker", ranks, k)
+        T, b = U.core_from_statistics(
+            G, g, means[k], seconds[k], "tucker", U.core_orders(ranks, k)[1]
+        )
         np.testing.assert_allclose(T, T_ref, atol=1e-10)
         np.testing.assert_allclose(b, b_ref, atol=1e-10)
 

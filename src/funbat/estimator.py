@@ -95,10 +95,33 @@ def _update_mode(kernel, coords, G, g, tau_mean, unfolded, step, n_valid, *, lea
 
 
 _dense_marginals = jax.jit(DN.conditional)
-_unfold_core = jax.jit(U.unfold_core, static_argnames=("ranks", "mode"))
+_unfold_core = jax.jit(U.unfold_core, static_argnames=("rank",))
 
 
-@partial(jax.jit, static_argnames=("structure", "ranks", "mode"))
+def _mode_first_statistics(idx, y, w, chunk):
+    """``statistics(means, seconds, mode=k, ...)`` over in-memory entries, computed with
+    mode ``k`` moved first: the statistics are the same, and modes of equal shapes then
+    share one compilation of :func:`funbat.stats.mode_statistics`."""
+
+    def statistics(means, seconds, *, mode, n_groups, structure):
+        order = (mode,) + tuple(i for i in range(len(means)) if i != mode)
+        return mode_statistics(
+            idx,
+            y,
+            w,
+            tuple(means[i] for i in order),
+            tuple(seconds[i] for i in order),
+            jnp.asarray(order, dtype=jnp.int32),
+            mode=0,
+            n_groups=n_groups,
+            chunk=chunk,
+            structure=structure,
+        )
+
+    return statistics
+
+
+@partial(jax.jit, static_argnames=("structure",))
 def _update_core_and_noise(
     G,
     g,
@@ -112,19 +135,19 @@ def _update_core_and_noise(
     n,
     priors,
     hold_noise,
+    from_last,
     *,
     structure,
-    ranks,
-    mode,
 ):
-    """Core, then noise, then the ELBO, from mode ``mode``'s statistics and new moments.
+    """Core, then noise, then the ELBO, from one mode's statistics and new moments.
 
     Run after every mode update: it needs no pass over the entries, and refreshing the
     core often speeds up the sweeps' convergence (the core couples all modes).
-    ``weights_term`` is the Student-t weights' part of the ELBO (0 for Gaussian noise).
+    ``weights_term`` is the Student-t weights' part of the ELBO (0 for Gaussian noise);
+    ``from_last`` orders a Tucker core's sums (:func:`funbat.updates.core_orders`).
     """
     core_var, a0, b0 = priors
-    T, b = U.core_from_statistics(G, g, means, seconds, structure, ranks, mode)
+    T, b = U.core_from_statistics(G, g, means, seconds, structure, from_last)
     if structure != "cp":
         core = U.core_update(T, b, noise.mean, core_var)
     esq = U.expected_sq_error(sum_y2, T, b, core)
@@ -350,7 +373,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         if entries is None:
             padded = pad_entries(idx, ys, -(-N // chunk) * chunk)
             idx_j, y_j, w_j = (jnp.asarray(a) for a in padded)
-            statistics = partial(mode_statistics, idx_j, y_j, w_j, chunk=chunk)
+            statistics = _mode_first_statistics(idx_j, y_j, w_j, chunk)
         else:
             statistics = partial(entries.statistics, chunk=chunk)
 
@@ -394,6 +417,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             core = None
         else:
             core = U.CoreMoments(jnp.asarray(rng.normal(size=P) / math.sqrt(P)), jnp.zeros((P, P)))
+        # gather indices between the core's C order and each mode's layouts
+        orders = [
+            (None, None) if core is None else tuple(map(jnp.asarray, U.core_orders(ranks, k)))
+            for k in range(K)
+        ]
         f64 = partial(jnp.asarray, dtype=jnp.float64)  # strong dtypes: no retracing later
         noise = U.NoiseMoments(f64(1.0), f64(0.1))  # E[tau] = 10: start confident
         a0, b0 = 1e-3, 1e-3
@@ -432,9 +460,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             N,
             priors,
             jnp.asarray(warmup > 0),
+            orders[0][1],
             structure=self._structure,
-            ranks=ranks,
-            mode=0,
         )
         history: list[float] = []
         converged = False
@@ -450,7 +477,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     chunk=chunk,
                 )
                 weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
-                statistics = partial(mode_statistics, idx_j, y_j, weights, chunk=chunk)
+                statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
                 sum_y2 = jnp.sum(weights * y_j**2)
             for k in range(K):
                 G, g = statistics(
@@ -460,7 +487,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     n_groups=fits[k].coords.shape[0],
                     structure=self._structure,
                 )
-                unfolded = None if core is None else _unfold_core(core, ranks=ranks, mode=k)
+                unfolded = None if core is None else _unfold_core(core, ranks[k], orders[k][0])
                 # a zero step during the warm-up keeps the lengthscale and reuses the
                 # same compiled update (a separate no-learning variant compiled twice)
                 learning = it >= warmup
@@ -490,9 +517,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     N,
                     priors,
                     jnp.asarray(it < warmup),
+                    orders[k][1],
                     structure=self._structure,
-                    ranks=ranks,
-                    mode=k,
                 )
             elbo = float(elbo)
             if not np.isfinite(elbo):

@@ -32,7 +32,9 @@ def _combine(structure, a, b):
 
 
 @partial(jax.jit, static_argnames=("mode", "n_groups", "chunk", "structure"))
-def mode_statistics(idx, y, w, means, seconds, *, mode, n_groups, chunk, structure="tucker"):
+def mode_statistics(
+    idx, y, w, means, seconds, columns=None, *, mode, n_groups, chunk, structure="tucker"
+):
     """Grouped statistics ``(G, g)`` for the message to ``mode``.
 
     Parameters
@@ -44,6 +46,9 @@ def mode_statistics(idx, y, w, means, seconds, *, mode, n_groups, chunk, structu
         Posterior means of each mode's latent functions at its coordinates.
     seconds : tuple of K arrays (I_i, R_i, R_i)
         Posterior second moments ``E[u u^T]`` there.
+    columns : optional (K,) int array: the column of ``idx`` that indexes ``means[i]``
+        (default: column ``i``). Traced, so the estimator can move any mode first and
+        reuse one compilation.
     mode : int
         The mode receiving the message (its own moments are not used).
     n_groups : int
@@ -84,6 +89,8 @@ def mode_statistics(idx, y, w, means, seconds, *, mode, n_groups, chunk, structu
     def body(carry, inp):
         G, g = carry
         ix, yc, wc = inp
+        if columns is not None:
+            ix = ix[:, columns]
         if others:
             S = None
             for i, f in zip(others, flat):

@@ -14,12 +14,14 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import digamma, gammaln
 
 __all__ = [
     "CoreMoments",
     "NoiseMoments",
     "core_from_statistics",
+    "core_orders",
     "core_second_moment",
     "core_update",
     "expected_log_likelihood",
@@ -60,21 +62,36 @@ def core_second_moment(core: CoreMoments):
     return core.cov + jnp.outer(core.mean, core.mean)
 
 
-def unfold_core(core: CoreMoments, ranks, mode):
+def core_orders(ranks, mode):
+    """Gather indices between the core's C-order ``vec`` and mode ``mode``'s layouts.
+
+    Returns ``first`` and ``from_last``, (P,) int arrays each: ``w[first]`` lists the
+    core in the mode-``k`` unfolding's order (``k`` first, the others in increasing
+    order), and ``v[from_last]`` turns a vector in the layout (others..., ``k``) back to
+    C order. As arrays (not static shapes) they let one compiled update serve every
+    mode of equal rank.
+    """
+    a = np.arange(int(np.prod(ranks))).reshape(tuple(ranks))
+    first = np.moveaxis(a, mode, 0).reshape(-1)
+    from_last = np.argsort(np.moveaxis(a, mode, -1).reshape(-1))
+    return first, from_last
+
+
+def unfold_core(core: CoreMoments, rank, first):
     """Mode-``k`` views of the core moments: ``E[W_(k)]`` (R_k, P_-k) and
-    ``E[w w^T]`` rearranged to (R_k, P_-k, R_k, P_-k)."""
-    Rk, K = ranks[mode], len(ranks)
-    Mk = jnp.moveaxis(core.mean.reshape(ranks), mode, 0).reshape(Rk, -1)
-    Eww = core_second_moment(core).reshape(tuple(ranks) * 2)
-    Eww = jnp.moveaxis(Eww, (mode, K + mode), (0, K)).reshape(Rk, Mk.shape[1], Rk, Mk.shape[1])
-    return Mk, Eww
+    ``E[w w^T]`` rearranged to (R_k, P_-k, R_k, P_-k); ``rank`` = R_k and ``first``
+    from :func:`core_orders`."""
+    P = core.mean.shape[0]
+    Mk = core.mean[first].reshape(rank, P // rank)
+    Eww = core_second_moment(core)[first][:, first]
+    return Mk, Eww.reshape(rank, P // rank, rank, P // rank)
 
 
 def mode_messages(G, g, tau_mean, unfolded):
     """Grouped Gaussian messages ``(Lambda_j, eta_j)`` to one mode.
 
     ``Lambda_j = E[tau] E[W_(k) G_j W_(k)^T]`` including the core's covariance, and
-    ``eta_j = E[tau] E[W_(k)] g_j``, with ``unfolded = unfold_core(core, ranks, k)``.
+    ``eta_j = E[tau] E[W_(k)] g_j``, with ``unfolded = unfold_core(core, R_k, first)``.
     For CP (``unfolded=None``) the core is the fixed super-diagonal, so
     ``Lambda_j = E[tau] G_j`` and ``eta_j = E[tau] g_j``.
 
@@ -88,27 +105,22 @@ def mode_messages(G, g, tau_mean, unfolded):
     return 0.5 * (Lams + jnp.swapaxes(Lams, 1, 2)), etas
 
 
-def core_from_statistics(G, g, mean, second, structure, ranks=None, mode=None):
+def core_from_statistics(G, g, mean, second, structure, from_last=None):
     """Data sums for the core from mode ``k``'s grouped statistics and its new moments.
 
     ``T = sum_n ⊗_i S^i_n = sum_j (S^k_j in slot k of G^k_j)`` and
     ``b = sum_n y_n E[z_n]``: no extra pass over the entries, so the core (and the noise)
     can be refreshed after every mode update. For CP the products are Hadamard and the
     sums are taken over the diagonal core: ``T = sum_n E[f_n^2]``, ``b = sum_n y_n E[f_n]``.
-    ``ranks`` and ``mode`` (static) are needed for Tucker only.
+    For Tucker the sums come out in the layout (other modes..., ``k``); ``from_last``
+    (:func:`core_orders`) puts them in the core's C order.
     """
     if structure == "cp":
         return jnp.sum(G * second), jnp.sum(g * mean)
-    K = len(ranks)
-    others = tuple(r for i, r in enumerate(ranks) if i != mode)
-    Rk = ranks[mode]
-    T = jnp.einsum("jcd,jab->cadb", G, second).reshape(others + (Rk,) + others + (Rk,))
-    T = jnp.moveaxis(T, (K - 1, 2 * K - 1), (mode, K + mode))
-    b = jnp.einsum("jc,ja->ca", g, mean).reshape(others + (Rk,))
-    b = jnp.moveaxis(b, K - 1, mode)
-    P = b.size
-    T = T.reshape(P, P)
-    return 0.5 * (T + T.T), b.reshape(P)
+    P = G.shape[1] * mean.shape[1]
+    T = jnp.einsum("jcd,jab->cadb", G, second).reshape(P, P)[from_last][:, from_last]
+    b = jnp.einsum("jc,ja->ca", g, mean).reshape(P)[from_last]
+    return 0.5 * (T + T.T), b
 
 
 def core_update(T, b, tau_mean, prior_var) -> CoreMoments:
