@@ -158,3 +158,25 @@ def test_bad_likelihood_and_level_are_clear_errors():
     model = FunBaT(rank=1, max_iter=3).fit(X, np.sin(np.arange(20.0)))
     with pytest.raises(InputError, match="level"):
         model.predict_interval(X, level=95)
+
+
+def test_student_t_noise_with_spatial_and_discrete_modes():
+    # points (a, b), a category s and a time t; a few gross outliers in the targets
+    rng = np.random.default_rng(5)
+    P = rng.uniform(size=(20, 2)) * [10.0, 4.0]
+    n = 1500
+    ip, s, t = rng.integers(0, 20, n), rng.integers(0, 4, n), rng.uniform(0, 1, n)
+    f = np.sin(P[ip, 0] / 3.0) * np.cos(3 * t) * (1.0 + 0.5 * s)
+    y = f + 0.05 * rng.normal(size=n)
+    bad = rng.uniform(size=n) < 0.03
+    y[bad] += rng.choice([-3.0, 3.0], bad.sum())
+    X = pd.DataFrame({"a": P[ip, 0], "b": P[ip, 1], "s": [f"s{i}" for i in s], "t": t})
+    kw = dict(rank=2, modes=[("a", "b"), "s", "t"], max_iter=40, random_state=0)
+    robust = FunBaT(likelihood="student_t", **kw).fit(X, y)
+    gauss = FunBaT(**kw).fit(X, y)
+    assert robust.mode_kinds_ == ["spatial", "discrete", "continuous"]
+    assert robust.dof_ < 10.0
+    # the outliers barely move the Student-t fit, so it follows f more closely
+    err = [np.sqrt(np.mean((m.predict(X[~bad]) - f[~bad]) ** 2)) for m in (robust, gauss)]
+    assert err[0] < err[1], err
+    assert robust.predictive(X).coverage(y, 0.9) > 0.85
