@@ -292,7 +292,7 @@ _DROPNA = typer.Option(
 _QUIET = typer.Option("--quiet", "-q", help="No progress bar or messages.")
 _LIKELIHOOD = typer.Option(
     "--likelihood",
-    help="Noise model: gaussian, or student_t for heavy-tailed errors (in-memory data only).",
+    help="Noise model: gaussian, or student_t for heavy-tailed errors.",
 )
 
 

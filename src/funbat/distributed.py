@@ -97,15 +97,26 @@ def _n_chunks(n: int, chunk: int) -> int:
     return p * 3 // 4 if p * 3 // 4 >= c else p
 
 
+def _padded(block, chunk):
+    """A partition's ``(idx, y, w)`` padded to whole chunks; ``w`` holds the Student-t
+    weights ``E[w_n]`` when the block has them (``(idx, y, w)``), else 1 (0 for padding)."""
+    from .stats import pad_entries
+
+    idx, y = block[0], block[1]
+    idx_p, y_p, w_p = pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
+    if len(block) > 2:
+        w_p[: y.shape[0]] = block[2]
+    return idx_p, y_p, w_p
+
+
 def _block_statistics(block, moments, mode, n_groups, chunk, structure):
     """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``."""
     import jax
     import jax.numpy as jnp
 
-    from .stats import mode_statistics, pad_entries
+    from .stats import mode_statistics
 
-    idx, y = block
-    idx_p, y_p, w_p = pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
+    idx_p, y_p, w_p = _padded(block, chunk)
     means, seconds = moments
     with jax.enable_x64(True):
         G, g = mode_statistics(
@@ -122,9 +133,39 @@ def _block_statistics(block, moments, mode, n_groups, chunk, structure):
         return np.asarray(G), np.asarray(g)
 
 
+def _block_weights(block, moments, core, tau_mean, dof, chunk, structure):
+    """One partition's Student-t weights: ``((idx, y, E[w]), (sums, sum E[w] y^2))``.
+
+    ``sums`` as :func:`funbat.likelihood.weight_posterior` returns them, for this
+    partition's entries (they add up over partitions).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from .estimator import _entry_sq_errors
+    from .likelihood import weight_posterior
+
+    idx, y = block[0], block[1]
+    idx_p, y_p, mask = _padded(block[:2], chunk)
+    means, seconds = moments
+    with jax.enable_x64(True):
+        sq = _entry_sq_errors(
+            jnp.asarray(idx_p),
+            jnp.asarray(y_p),
+            tuple(jnp.asarray(m) for m in means),
+            tuple(jnp.asarray(v) for v in seconds),
+            core,
+            structure=structure,
+            chunk=chunk,
+        )
+        w, sums = weight_posterior(sq, tau_mean, dof, jnp.asarray(mask))
+        w = np.asarray(w)[: y.shape[0]]
+        return (idx, y, w), (np.asarray(sums), float(np.sum(w * y**2)))
+
+
 def _unfolding_frame(block, mode, strides):
     """Entries as (row, column key, y) of mode ``mode``'s unfolding."""
-    idx, y = block
+    idx, y = block[0], block[1]
     others = [i for i in range(idx.shape[1]) if i != mode]
     key = idx[:, others].astype(np.int64) @ strides if others else np.zeros(len(y), np.int64)
     return pd.DataFrame({"row": idx[:, mode], "key": key, "y": y})
@@ -184,6 +225,14 @@ def _tree(items, combine):
             for i in range(0, len(items), 2)
         ]
     return items[0]
+
+
+def _first(pair):
+    return pair[0]
+
+
+def _second(pair):
+    return pair[1]
 
 
 def _orth(A):
@@ -292,6 +341,34 @@ class DaskEntries:
         parts = [dask.delayed(f)(b, moments) for b in self.blocks]
         (G, g) = dask.compute(_tree(parts, _add))[0]
         return G, g
+
+    def student_t_weights(self, means, seconds, core, tau_mean, dof, *, chunk, structure):
+        """Update every entry's Student-t weight on the workers (kept there with its
+        block), then ``nu`` on the client, as :func:`funbat.likelihood.student_t_weights`.
+
+        Returns the new ``nu``, the weights' ELBO term and ``sum_n E[w_n] y_n^2``.
+        """
+        import dask
+        import jax.numpy as jnp
+
+        from .likelihood import best_dof, weights_elbo
+
+        moments = dask.delayed(
+            (tuple(np.asarray(m) for m in means), tuple(np.asarray(s) for s in seconds)),
+            pure=True,
+        )
+        if core is not None:  # numpy on the wire; the workers' JAX takes it as is
+            core = type(core)(*(np.asarray(x) for x in core))
+        core_d = dask.delayed(core, pure=True)
+        f = partial(_block_weights, chunk=chunk, structure=structure)
+        done = dask.persist(
+            *[dask.delayed(f)(b, moments, core_d, float(tau_mean), float(dof)) for b in self.blocks]
+        )
+        self.blocks = [dask.delayed(_first)(r) for r in done]
+        sums, sum_wy2 = dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
+        sums = jnp.asarray(sums)
+        dof = best_dof(sums, jnp.asarray(dof))
+        return dof, weights_elbo(sums, dof), jnp.asarray(sum_wy2)
 
     # -- initialisation ------------------------------------------------------------
 

@@ -319,11 +319,6 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     "with Dask data every column but the target is one continuous mode; "
                     "modes= and discrete= need in-memory data"
                 )
-            if self.likelihood != "gaussian":
-                raise InputError(
-                    f"likelihood={self.likelihood!r} needs in-memory data; with Dask data "
-                    "use likelihood='gaussian'"
-                )
             entries = DaskEntries.from_input(X, y)
             names, columns, is_dt, kinds = entries.names, None, entries.is_datetime, None
         else:
@@ -466,7 +461,17 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         history: list[float] = []
         converged = False
         for it in range(int(self.max_iter)):
-            if robust and it >= warmup:
+            if robust and it >= warmup and entries is not None:
+                dof, weights_term, sum_y2 = entries.student_t_weights(
+                    tuple(f.means for f in fits),
+                    tuple(f.seconds for f in fits),
+                    core,
+                    noise.mean,
+                    dof,
+                    chunk=chunk,
+                    structure=self._structure,
+                )
+            elif robust and it >= warmup:
                 sq_err = _entry_sq_errors(
                     idx_j,
                     y_j,
@@ -958,7 +963,7 @@ class FunBaT(_FunBaTBase):
         precision is scaled per entry by a Gamma weight (:mod:`funbat.likelihood`);
         outlying entries pull less on the fit, the degrees of freedom are learned
         (``dof_``) and predictive intervals have Student-t tails. Then
-        ``noise_variance_`` is the squared noise *scale*. In-memory data only.
+        ``noise_variance_`` is the squared noise *scale*.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None

@@ -22,9 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
 
-from .updates import NoiseMoments, gamma_kl
-
-__all__ = ["DOF_BOUNDS", "DOF_START", "LIKELIHOODS", "student_t_weights"]
+__all__ = [
+    "DOF_BOUNDS",
+    "DOF_START",
+    "LIKELIHOODS",
+    "best_dof",
+    "student_t_weights",
+    "weight_posterior",
+    "weights_elbo",
+]
 
 #: Observation models accepted by the estimators' ``likelihood`` parameter.
 LIKELIHOODS = ("gaussian", "student_t")
@@ -38,15 +44,14 @@ DOF_START = 10.0
 _DOF_GRID = np.geomspace(DOF_BOUNDS[0], DOF_BOUNDS[1], 96)
 
 
-def _prior_term(dof, sum_mean_w, sum_mean_log_w, n):
+def _prior_term(dof, n, sum_mean_w, sum_mean_log_w):
     """``sum_n E_q[log Gamma(w_n | nu/2, nu/2)]`` as a function of ``nu``."""
     h = 0.5 * dof
     return n * (h * jnp.log(h) - gammaln(h)) + (h - 1.0) * sum_mean_log_w - h * sum_mean_w
 
 
-@jax.jit
-def student_t_weights(sq_err, tau_mean, dof, mask):
-    """Weight posteriors, then ``nu``, then the weights' ELBO terms.
+def weight_posterior(sq_err, tau_mean, dof, mask):
+    """``q(w_n) = Gamma(a, b_n)`` given ``nu``: ``E[w_n]`` and the sums the rest needs.
 
     Parameters
     ----------
@@ -55,18 +60,42 @@ def student_t_weights(sq_err, tau_mean, dof, mask):
 
     Returns
     -------
-    mean_w : (N,) ``E[w_n]`` (0 for padding), the new ``nu``, and the ELBO term
-    ``sum_n (E[log w_n] / 2 - KL(q(w_n) || Gamma(nu/2, nu/2)))``.
+    mean_w : (N,) ``E[w_n]`` (0 for padding); sums : (4,) the number of entries and the
+    sums of ``E[w_n]``, ``E[log w_n]`` and the entropies of ``q(w_n)``. Sums over parts
+    of the data add up, so a cluster can compute them partition by partition.
     """
     a = 0.5 * (dof + 1.0)
     b = 0.5 * dof + 0.5 * tau_mean * sq_err
     mean_w = a / b
     mean_log_w = digamma(a) - jnp.log(b)
-    n = jnp.sum(mask)
-    sums = (jnp.sum(mask * mean_w), jnp.sum(mask * mean_log_w), n)
+    entropy = a - jnp.log(b) + gammaln(a) + (1.0 - a) * digamma(a)
+    sums = jnp.stack(
+        [jnp.sum(mask), jnp.sum(mask * mean_w), jnp.sum(mask * mean_log_w), jnp.sum(mask * entropy)]
+    )
+    return mask * mean_w, sums
+
+
+@jax.jit
+def best_dof(sums, dof):
+    """The ``nu`` on a grid (or the current one) that maximises the ELBO given ``q(w)``."""
     cands = jnp.concatenate([jnp.atleast_1d(dof), jnp.asarray(_DOF_GRID)])
-    scores = jax.vmap(lambda v: _prior_term(v, *sums))(cands)
-    dof = cands[jnp.argmax(scores)]
-    kl = gamma_kl(NoiseMoments(a * jnp.ones_like(b), b), 0.5 * dof, 0.5 * dof)
-    term = jnp.sum(mask * (0.5 * mean_log_w - kl))
-    return mask * mean_w, dof, term
+    scores = jax.vmap(lambda v: _prior_term(v, sums[0], sums[1], sums[2]))(cands)
+    return cands[jnp.argmax(scores)]
+
+
+@jax.jit
+def weights_elbo(sums, dof):
+    """``sum_n (E[log w_n] / 2 - KL(q(w_n) || Gamma(nu/2, nu/2)))`` from the sums."""
+    return 0.5 * sums[2] + sums[3] + _prior_term(dof, sums[0], sums[1], sums[2])
+
+
+@jax.jit
+def student_t_weights(sq_err, tau_mean, dof, mask):
+    """Weight posteriors, then ``nu``, then the weights' ELBO terms (in-memory data).
+
+    Returns ``E[w_n]`` (N,), the new ``nu`` and the ELBO term (see
+    :func:`weight_posterior`, :func:`best_dof`, :func:`weights_elbo`).
+    """
+    mean_w, sums = weight_posterior(sq_err, tau_mean, dof, mask)
+    dof = best_dof(sums, dof)
+    return mean_w, dof, weights_elbo(sums, dof)
