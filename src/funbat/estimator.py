@@ -461,29 +461,19 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         history: list[float] = []
         converged = False
         for it in range(int(self.max_iter)):
-            if robust and it >= warmup and entries is not None:
-                dof, weights_term, sum_y2 = entries.student_t_weights(
-                    tuple(f.means for f in fits),
-                    tuple(f.seconds for f in fits),
-                    core,
-                    noise.mean,
-                    dof,
-                    chunk=chunk,
-                    structure=self._structure,
-                )
-            elif robust and it >= warmup:
-                sq_err = _entry_sq_errors(
-                    idx_j,
-                    y_j,
-                    tuple(f.means for f in fits),
-                    tuple(f.seconds for f in fits),
-                    core,
-                    structure=self._structure,
-                    chunk=chunk,
-                )
-                weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
-                statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
-                sum_y2 = jnp.sum(weights * y_j**2)
+            if robust and it >= warmup:  # Student-t weights, then nu, from the last sweep
+                moments = (tuple(f.means for f in fits), tuple(f.seconds for f in fits))
+                if entries is None:
+                    sq_err = _entry_sq_errors(
+                        idx_j, y_j, *moments, core, structure=self._structure, chunk=chunk
+                    )
+                    weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
+                    statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
+                    sum_y2 = jnp.sum(weights * y_j**2)
+                else:  # the weights stay on the workers, with their entries
+                    dof, weights_term, sum_y2 = entries.student_t_weights(
+                        *moments, core, noise.mean, dof, chunk=chunk, structure=self._structure
+                    )
             for k in range(K):
                 G, g = statistics(
                     tuple(f.means for f in fits),
