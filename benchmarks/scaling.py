@@ -47,7 +47,7 @@ y = np.prod([np.sin(3 * (k + 1) * X[:, k]) for k in range(K)], axis=0)
 y = y + 0.1 * rng.normal(size=N)
 cls = funbat.FunBaT if cfg["model"] == "tucker" else funbat.FunBaTCP
 kw = dict(rank=R, max_iter=cfg["sweeps"], tol=0.0, random_state=0,
-          learn_hyperparameters=cfg["learn"])
+          learn_hyperparameters=cfg["learn"], likelihood=cfg["likelihood"])
 if cfg["chunk"]:
     kw["chunk_size"] = cfg["chunk"]
 t0 = time.perf_counter()
@@ -96,6 +96,12 @@ def main(argv=None):
     p.add_argument("--sweeps", type=int, default=5, help="sweeps per fit (at least 3)")
     p.add_argument("--chunk", type=int, default=0, help="chunk_size (0: estimator default)")
     p.add_argument("--no-learn", action="store_true", help="fixed lengthscales")
+    p.add_argument(
+        "--likelihood",
+        choices=["gaussian", "student_t"],
+        default="gaussian",
+        help="noise model (Student-t weights start after the warm-up: use >= 30 sweeps)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", help="write the results here")
@@ -118,6 +124,7 @@ def main(argv=None):
             sweeps=a.sweeps,
             chunk=a.chunk,
             learn=not a.no_learn,
+            likelihood=a.likelihood,
             seed=a.seed,
         )
         r = run_one(cfg, a.timeout)
