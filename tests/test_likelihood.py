@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, stats
 from scipy.special import digamma, gammaln
 
@@ -49,6 +51,26 @@ def test_student_t_predictive_with_latent_variance_matches_direct_integrals():
         assert inside[0] == pytest.approx(level, abs=1e-5)
     assert pred.std[0] == pytest.approx(math.sqrt(v + s**2 * dof / (dof - 2)))
     assert np.isinf(Predictive(np.zeros(1), np.ones(1), s, 2.0).std[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    var_f=st.floats(0.0, 4.0),
+    scale=st.floats(0.05, 3.0),
+    dof=st.one_of(st.just(math.inf), st.floats(1.0, 200.0)),
+    levels=st.lists(st.floats(0.05, 0.99), min_size=2, max_size=2, unique=True),
+)
+def test_intervals_hold_their_probability_and_nest(var_f, scale, dof, levels):
+    pred = Predictive(np.zeros(1), np.full(1, var_f), scale, dof)
+    lo, hi = sorted(levels)
+    h_lo, h_hi = pred.interval(lo)[1][0], pred.interval(hi)[1][0]
+    assert 0.0 < h_lo < h_hi
+    assert pred.central_probability([h_lo])[0] == pytest.approx(lo, abs=1e-7)
+    assert pred.central_probability([h_hi])[0] == pytest.approx(hi, abs=1e-7)
+    # the density integrates to the interval's probability
+    x = np.linspace(-h_hi, h_hi, 4001)
+    dens = np.exp(Predictive(np.zeros_like(x), np.full_like(x, var_f), scale, dof).logpdf(x))
+    assert integrate.trapezoid(dens, x) == pytest.approx(hi, abs=2e-3)
 
 
 def test_gaussian_predictive_is_closed_form():
