@@ -227,6 +227,15 @@ def _tree(items, combine):
     return items[0]
 
 
+def _delayed_moments(means, seconds):
+    """The modes' moments as numpy, wrapped once to be sent to every partition's task."""
+    import dask
+
+    return dask.delayed(
+        (tuple(np.asarray(m) for m in means), tuple(np.asarray(s) for s in seconds)), pure=True
+    )
+
+
 def _first(pair):
     return pair[0]
 
@@ -331,10 +340,7 @@ class DaskEntries:
         """Grouped statistics ``(G, g)`` summed over all partitions (see ``mode_statistics``)."""
         import dask
 
-        moments = dask.delayed(
-            (tuple(np.asarray(m) for m in means), tuple(np.asarray(s) for s in seconds)),
-            pure=True,
-        )
+        moments = _delayed_moments(means, seconds)
         f = partial(
             _block_statistics, mode=mode, n_groups=n_groups, chunk=chunk, structure=structure
         )
@@ -353,10 +359,7 @@ class DaskEntries:
 
         from .likelihood import best_dof, weights_elbo
 
-        moments = dask.delayed(
-            (tuple(np.asarray(m) for m in means), tuple(np.asarray(s) for s in seconds)),
-            pure=True,
-        )
+        moments = _delayed_moments(means, seconds)
         if core is not None:  # numpy on the wire; the workers' JAX takes it as is
             core = type(core)(*(np.asarray(x) for x in core))
         core_d = dask.delayed(core, pure=True)

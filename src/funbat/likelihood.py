@@ -50,6 +50,7 @@ def _prior_term(dof, n, sum_mean_w, sum_mean_log_w):
     return n * (h * jnp.log(h) - gammaln(h)) + (h - 1.0) * sum_mean_log_w - h * sum_mean_w
 
 
+@jax.jit
 def weight_posterior(sq_err, tau_mean, dof, mask):
     """``q(w_n) = Gamma(a, b_n)`` given ``nu``: ``E[w_n]`` and the sums the rest needs.
 
