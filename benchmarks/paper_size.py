@@ -4,7 +4,10 @@ Every (rank, split) runs in a fresh Python process, as a user's script would:
 ``first_fit_s`` is the first ``fit`` (JAX compilation included), ``sweep_ms`` the same
 fit repeated (compiled) divided by the sweeps, ``peak_rss_mb`` the process's peak
 resident memory (``ru_maxrss``; Python, JAX and the data included), and the test RMSE
-follows the paper's split protocol (``shared/data/README.md``).
+follows the paper's split protocol (``shared/data/README.md``). ``predict_s`` is the
+first ``predict`` of the test rows (its compilation included); ``xla_compiles`` and
+``xla_compile_s`` count and sum the XLA compilations of the first fit, as JAX logs
+them with ``jax_log_compiles``.
 
 Reference figures (the authors' PyTorch code, measured by the issue on this 2-core
 machine, beijing_pm25, Tucker R = 3, 100 sweeps): 60.8 s per fit, about 840 MB peak.
@@ -34,7 +37,18 @@ cfg = json.loads(sys.argv[1])
 sys.path.insert(0, cfg["here"])
 import numpy as np
 from _protocol import load_dataset, metrics, split_indices
+import logging, re
+import jax
 import funbat
+jax.config.update("jax_log_compiles", True)
+compiles = []
+class _Compiles(logging.Handler):
+    def emit(self, record):
+        hit = re.search(r"Finished XLA compilation of .* in ([0-9.e-]+) s", record.getMessage())
+        if hit:
+            compiles.append(float(hit.group(1)))
+logging.getLogger("jax").addHandler(_Compiles())
+logging.getLogger("jax").setLevel(logging.WARNING)
 if cfg["cache"]:
     funbat.enable_compilation_cache(cfg["cache"])
 ds = load_dataset(cfg["dataset"], cfg["data_dir"])
@@ -45,7 +59,10 @@ kw = dict(rank=cfg["rank"], max_iter=cfg["sweeps"], tol=0.0, random_state=cfg["s
 t0 = time.perf_counter()
 m = cls(**kw).fit(X.iloc[tr], y[tr])
 first = time.perf_counter() - t0
+fit_compiles = list(compiles)
+t0 = time.perf_counter()
 mean, std = m.predict(X.iloc[te], return_std=True)
+predict_s = time.perf_counter() - t0
 res = metrics(y[te], mean, std)
 t0 = time.perf_counter()
 cls(**kw).fit(X.iloc[tr], y[tr])
@@ -53,6 +70,8 @@ second = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(dict(first_fit_s=first, second_fit_s=second, sweep_ms=1e3 * second / m.n_iter_,
                       compile_s=first - second, peak_rss_mb=rss, n_train=len(tr),
+                      predict_s=predict_s, xla_compiles=len(fit_compiles),
+                      xla_compile_s=sum(fit_compiles),
                       process_s=time.perf_counter() - t_start, **res)))
 """
 
@@ -71,9 +90,10 @@ def main(argv=None):
 
     rows = []
     print(
-        "| rank | split | first fit (s) | compile (s) | sweep (ms) | peak RSS (MB) | RMSE | MAE |"
+        "| rank | split | first fit (s) | compile (s) | XLA compiles (s) | sweep (ms) "
+        "| first predict (s) | peak RSS (MB) | RMSE | MAE |"
     )
-    print("|" + "---|" * 8, flush=True)
+    print("|" + "---|" * 10, flush=True)
     for R in a.rank:
         for s in a.splits:
             cfg = dict(
@@ -97,7 +117,8 @@ def main(argv=None):
             rows.append(r)
             print(
                 f"| {R} | {s} | {r['first_fit_s']:.2f} | {r['compile_s']:.2f} | "
-                f"{r['sweep_ms']:.1f} | {r['peak_rss_mb']:.0f} | {r['rmse']:.4f} | {r['mae']:.4f} |",
+                f"{r['xla_compiles']} ({r['xla_compile_s']:.2f}) | {r['sweep_ms']:.1f} | "
+                f"{r['predict_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['rmse']:.4f} | {r['mae']:.4f} |",
                 flush=True,
             )
     meta = dict(cpus=os.cpu_count(), loadavg=os.getloadavg(), date=time.strftime("%Y-%m-%d %H:%M"))
