@@ -209,6 +209,30 @@ def test_student_t_fit_info_and_predict_intervals(work, capsys):
     np.testing.assert_allclose(pred["upper95"], hi, rtol=1e-10)
 
 
+def test_noise_mode_fit_info_and_predict_intervals(work, capsys):
+    code, _, _ = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
+                     "15", "--noise-mode", "day", "-q", "-o", work / "nm.funbat")  # fmt: skip
+    assert code == 0
+    model = funbat.load(work / "nm.funbat")
+    assert model.noise_mode_ == "day"
+    code, out, _ = run(capsys, "info", work / "nm.funbat")
+    assert code == 0 and "noise     varies along 'day'" in out
+    code, out, _ = run(capsys, "info", work / "nm.funbat", "--json")
+    d = json.loads(out)
+    assert d["noise_mode"] == "day" and d["noise_group_dof"] == pytest.approx(
+        model.noise_group_dof_
+    )
+    lo, mid, hi = d["noise_scale_factors"]
+    assert lo <= mid <= hi
+    code, _, _ = run(capsys, "predict", work / "nm.funbat", work / "data.csv", "-o",
+                     work / "nm_pred.csv", "-q")  # fmt: skip
+    pred = pd.read_csv(work / "nm_pred.csv")
+    data = small_table()
+    lo, hi = model.predict_interval(data[["lat", "day"]].assign(day=pd.to_datetime(data.day)))
+    np.testing.assert_allclose(pred["lower95"], lo, rtol=1e-10)
+    np.testing.assert_allclose(pred["upper95"], hi, rtol=1e-10)
+
+
 def test_plot_writes_a_png(work, capsys):
     code, _, err = run(capsys, "plot", work / "model.funbat", "-o", work / "latent.png",
                        "--points", "50")  # fmt: skip
@@ -387,6 +411,14 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str]
         "unknown likelihood": (
             fit_on(d / "t.csv", "--likelihood", "laplace"),
             "unknown likelihood 'laplace'; choose one of gaussian, student_t",
+        ),
+        "unknown noise mode": (
+            fit_on(d / "t.csv", "--noise-mode", "lon"),
+            "noise_mode 'lon' is not one of the modes",
+        ),
+        "noise mode with dask": (
+            fit_on(d / "t.csv", "--dask", "--noise-mode", "day"),
+            "--noise-mode needs in-memory data",
         ),
         "max-iter not a number": (fit_on(d / "t.csv", "--max-iter", "lots"), "--max-iter"),
         "output folder missing": (

@@ -44,13 +44,14 @@ class Predictive(NamedTuple):
 
     mean, var_f : (n,) mean and variance of the latent value, target units (squared).
     noise_scale : (n,) or scalar, std (Gaussian) or scale (Student-t) of the noise.
-    dof : noise degrees of freedom; ``inf`` for Gaussian noise.
+    dof : (n,) or scalar, noise degrees of freedom; ``inf`` for Gaussian noise (a
+        scalar ``inf``, or ``inf`` at single points).
     """
 
     mean: np.ndarray
     var_f: np.ndarray
     noise_scale: np.ndarray
-    dof: float = math.inf
+    dof: float | np.ndarray = math.inf
 
     @classmethod
     def gaussian(cls, mean, std) -> Predictive:
@@ -60,31 +61,61 @@ class Predictive(NamedTuple):
 
     @property
     def gaussian_noise(self) -> bool:
-        return not math.isfinite(self.dof)
+        """True when the noise is Gaussian at every point (``dof`` all ``inf``)."""
+        return not np.any(np.isfinite(self.dof))
+
+    def _dof(self) -> tuple[np.ndarray, np.ndarray]:
+        """Degrees of freedom (n, 1) for the quadratures, and where the noise is Gaussian.
+
+        At Gaussian points (``inf``) the quadratures run with a placeholder ``dof = 1``
+        and the callers overwrite their results with the Gaussian formula.
+        """
+        dof = np.broadcast_to(np.asarray(self.dof, float), np.shape(self.mean))
+        gauss = ~np.isfinite(dof)
+        return np.where(gauss, 1.0, dof).reshape(-1, 1), gauss
+
+    def _gaussian_std(self) -> np.ndarray:
+        """``sqrt(var_f + noise_scale^2)`` (n,): the std at points with Gaussian noise."""
+        s2 = np.broadcast_to(np.asarray(self.noise_scale, float) ** 2, np.shape(self.mean))
+        return np.maximum(np.sqrt(self.var_f + s2), 1e-300)
 
     @property
     def std(self) -> np.ndarray:
         """Predictive standard deviation (n,); ``inf`` for Student-t noise with dof <= 2."""
         s2 = np.broadcast_to(np.asarray(self.noise_scale, float) ** 2, np.shape(self.mean))
         if not self.gaussian_noise:
-            s2 = s2 * (self.dof / (self.dof - 2.0)) if self.dof > 2.0 else np.full_like(s2, np.inf)
+            dof = np.broadcast_to(np.asarray(self.dof, float), s2.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = np.where(np.isfinite(dof), dof / (dof - 2.0), 1.0)
+            s2 = np.where(dof > 2.0, s2 * factor, np.inf)
         return np.sqrt(self.var_f + s2)
 
     def _mixture(self, nodes):
-        """Per-node variances (n, M) of the Gaussian scale mixture at noise weights ``w``."""
+        """Per-node variances (n, M) of the Gaussian scale mixture at noise weights ``w``.
+
+        ``nodes``: (M,) weights shared by all points, or (n, M) per point.
+        """
         s2 = np.asarray(self.noise_scale, float) ** 2
-        return np.asarray(self.var_f, float)[:, None] + np.reshape(s2, (-1, 1)) / nodes[None, :]
+        return np.asarray(self.var_f, float)[:, None] + np.reshape(s2, (-1, 1)) / np.atleast_2d(
+            nodes
+        )
 
     def central_probability(self, half_width) -> np.ndarray:
         """``P(|y - mean| <= half_width)`` per point (n,)."""
         h = np.asarray(half_width, float)
+        gaussian = 2.0 * ndtr(h / self._gaussian_std()) - 1.0
         if self.gaussian_noise:
-            sd = np.maximum(self.std, 1e-300)
-            return 2.0 * ndtr(h / sd) - 1.0
+            return gaussian
         x, wq = np.polynomial.legendre.leggauss(_N_LEGENDRE)
-        w = gamma_dist.ppf(0.5 * (x + 1.0), 0.5 * self.dof, scale=2.0 / self.dof)
+        dof, gauss = self._dof()
+        # the Gamma quantiles once per distinct dof (one, or one per noise group)
+        uniq, inverse = np.unique(dof, return_inverse=True)
+        u = 0.5 * (x[None, :] + 1.0)
+        w = gamma_dist.ppf(u, 0.5 * uniq[:, None], scale=2.0 / uniq[:, None])[inverse.ravel()]
         var = self._mixture(w)
-        return np.sum(0.5 * wq * (2.0 * ndtr(np.reshape(h, (-1, 1)) / np.sqrt(var)) - 1.0), 1)
+        h = np.broadcast_to(h, np.shape(self.mean)).reshape(-1, 1)
+        mixed = np.sum(0.5 * wq * (2.0 * ndtr(h / np.sqrt(var)) - 1.0), 1)
+        return np.where(gauss, gaussian, mixed)
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Central interval of probability ``level``: (lower, upper), each (n,)."""
@@ -107,15 +138,17 @@ class Predictive(NamedTuple):
     def logpdf(self, y) -> np.ndarray:
         """Log predictive density of targets ``y`` (n,), in 1 / target units."""
         r2 = (np.asarray(y, float) - self.mean) ** 2
+        var = self._gaussian_std() ** 2
+        gaussian = -_HALF_LOG_2PI - 0.5 * np.log(var) - 0.5 * r2 / var
         if self.gaussian_noise:
-            var = np.maximum(self.std**2, 1e-300)
-            return -_HALF_LOG_2PI - 0.5 * np.log(var) - 0.5 * r2 / var
-        a = 0.5 * self.dof  # Gamma(a, rate a) density of t = log w, times the step
-        t = _LOG_W
-        log_p_t = a * math.log(a) - gammaln(a) + a * t - a * np.exp(t) + math.log(t[1] - t[0])
-        var = self._mixture(np.exp(t))
+            return gaussian
+        dof, gauss = self._dof()
+        a = 0.5 * dof  # Gamma(a, rate a) density of t = log w, times the step
+        t = _LOG_W[None, :]
+        log_p_t = a * np.log(a) - gammaln(a) + a * t - a * np.exp(t) + math.log(t[0, 1] - t[0, 0])
+        var = self._mixture(np.exp(_LOG_W))
         log_n = -_HALF_LOG_2PI - 0.5 * np.log(var) - 0.5 * r2[:, None] / var
-        return logsumexp(log_n + log_p_t[None, :], axis=1)
+        return np.where(gauss, gaussian, logsumexp(log_n + log_p_t, axis=1))
 
     def coverage(self, y, level: float) -> float:
         """Fraction of ``y`` inside the central interval of probability ``level``."""

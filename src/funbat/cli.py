@@ -120,6 +120,7 @@ def _make_estimator(
     modes: list | None = None,
     discrete: list[str] | None = None,
     likelihood: str = "gaussian",
+    noise_mode: str | None = None,
 ):
     from .estimator import FunBaT, FunBaTCP
     from .kernels import KERNELS
@@ -150,6 +151,7 @@ def _make_estimator(
         modes=modes,
         discrete=discrete,
         likelihood=likelihood,
+        noise_mode=noise_mode,
     )
 
 
@@ -294,6 +296,11 @@ _LIKELIHOOD = typer.Option(
     "--likelihood",
     help="Noise model: gaussian, or student_t for heavy-tailed errors.",
 )
+_NOISE_MODE = typer.Option(
+    "--noise-mode",
+    help="A mode whose every coordinate (a date, a station) gets its own noise level "
+    "('lat+lon' for a spatial mode).",
+)
 
 
 @app.command()
@@ -311,6 +318,7 @@ def fit(
     max_iter: Annotated[int, _MAX_ITER] = 100,
     seed: Annotated[int, _SEED] = 0,
     likelihood: Annotated[str, _LIKELIHOOD] = "gaussian",
+    noise_mode: Annotated[str | None, _NOISE_MODE] = None,
     dropna: Annotated[bool, _DROPNA] = False,
     quiet: Annotated[bool, _QUIET] = False,
     dask: Annotated[
@@ -330,7 +338,9 @@ def fit(
     _check_output(output, "model")
     _, modes = _parse_coords(coords)
     disc = _parse_list(discrete, "--discrete")
-    est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood)
+    est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode)
+    if dask and noise_mode is not None:
+        raise InputError("--noise-mode needs in-memory data; drop --dask or --noise-mode")
     if dask:
         X, y, client = _dask_training_data(data, target, coords, dropna, scheduler)
     elif scheduler is not None:
@@ -431,6 +441,7 @@ def evaluate(
     max_iter: Annotated[int, _MAX_ITER] = 100,
     seed: Annotated[int, _SEED] = 0,
     likelihood: Annotated[str, _LIKELIHOOD] = "gaussian",
+    noise_mode: Annotated[str | None, _NOISE_MODE] = None,
     dropna: Annotated[bool, _DROPNA] = False,
     splits: Annotated[
         int, typer.Option("--splits", "-s", help="Number of random 80/20 splits.")
@@ -447,7 +458,9 @@ def evaluate(
     disc = _parse_list(discrete, "--discrete")
 
     def make():
-        return _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood)
+        return _make_estimator(
+            model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode
+        )
 
     make()  # validate before reading data
     X, y = _load_training_table(data, target, coords, dropna, quiet, disc)
@@ -603,6 +616,15 @@ def _info_dict(est, meta: dict) -> dict:
         "noise_std": math.sqrt(est.noise_variance_),
         # Student-t degrees of freedom (null: Gaussian noise; then noise_std is a scale)
         "noise_dof": (float(est.dof_) if math.isfinite(getattr(est, "dof_", math.inf)) else None),
+        # the mode whose coordinates each have a noise level (null: one level for all)
+        "noise_mode": getattr(est, "noise_mode_", None),
+        "noise_group_dof": getattr(est, "noise_group_dof_", None),
+        # min / median / max over those coordinates of their noise scale / noise_std
+        "noise_scale_factors": (
+            None
+            if getattr(est, "noise_mode_", None) is None
+            else [float(q) for q in np.quantile(est.noise_multipliers_**-0.5, [0, 0.5, 1])]
+        ),
         "elbo": float(est.elbo_),
         "n_iter": int(est.n_iter_),
         "converged": bool(est.converged_),
@@ -672,6 +694,14 @@ def info(
             else f"  noise     Student-t, scale {d['noise_std']:.6g} (target units), "
             f"{d['noise_dof']:.3g} degrees of freedom"
         ),
+    ]
+    if d["noise_mode"] is not None:
+        lo, mid, hi = d["noise_scale_factors"]
+        lines.append(
+            f"  noise     varies along {d['noise_mode']!r}: x {lo:.3g} .. {hi:.3g} "
+            f"(median {mid:.3g}) per coordinate, prior dof {d['noise_group_dof']:.3g}"
+        )
+    lines += [
         f"  ELBO      {d['elbo']:.6g} after {d['n_iter']} sweeps ({status}), "
         f"fit in {d['fit_time_s']:.1f} s",
     ]

@@ -27,7 +27,13 @@ from .hyper import smooth_with_lengthscale_search
 from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
-from .likelihood import DOF_START, LIKELIHOODS, student_t_weights
+from .likelihood import (
+    DOF_START,
+    LIKELIHOODS,
+    grouped_noise_weights,
+    predictive_noise,
+    student_t_weights,
+)
 from .sampling import chain_samples
 from .stats import mode_statistics, pad_entries
 
@@ -266,6 +272,25 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             kernels.append(make_kernel(name, ell_scaled, var))
         return kernels
 
+    def _resolve_noise_mode(self, encodings: list[ModeEncoding]) -> int | None:
+        """Position of ``noise_mode`` among the modes (None: one noise level)."""
+        nm = self.noise_mode
+        if nm is None:
+            return None
+        names = [e.name for e in encodings]
+        if isinstance(nm, Integral) and not isinstance(nm, bool):
+            if not 0 <= nm < len(names):
+                raise InputError(f"noise_mode={nm} is not a mode position; the modes are {names}")
+            return int(nm)
+        if isinstance(nm, (list, tuple)):  # a spatial mode given as its columns
+            nm = "+".join(map(str, nm))
+        if nm not in names:
+            raise InputError(
+                f"noise_mode {nm!r} is not one of the modes {names}; give a mode's name "
+                "(a spatial mode as 'a+b') or its position"
+            )
+        return names.index(nm)
+
     def _check_params(self):
         if (
             isinstance(self.max_iter, bool)
@@ -319,6 +344,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     "with Dask data every column but the target is one continuous mode; "
                     "modes= and discrete= need in-memory data"
                 )
+            if self.noise_mode is not None:
+                raise InputError(
+                    "noise_mode= needs in-memory data; with Dask data the noise level is "
+                    "one for all entries (likelihood='student_t' gives heavy tails)"
+                )
             entries = DaskEntries.from_input(X, y)
             names, columns, is_dt, kinds = entries.names, None, entries.is_datetime, None
         else:
@@ -348,6 +378,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         K = len(encodings)
         ranks = self._resolve_ranks(K)
         kernels = self._resolve_kernels(encodings)
+        noise_k = self._resolve_noise_mode(encodings)
         learn = bool(self.learn_hyperparameters)
         rng = np.random.default_rng(self.random_state)
 
@@ -422,9 +453,15 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         a0, b0 = 1e-3, 1e-3
         priors = (f64(self.core_prior_variance), f64(a0), f64(b0))
         sum_y2 = f64(np.sum(ys**2) if entries is None else entries.sum_y2)
-        # Student-t noise: per-entry weights E[w_n] (Gaussian until the warm-up ends)
+        # Student-t noise: per-entry weights E[w_n]; a noise mode: per-group multipliers
+        # E[s_g] (both start at 1: Gaussian noise until the warm-up ends)
         robust = self.likelihood == "student_t"
         dof, weights_term = f64(DOF_START), f64(0.0)
+        if noise_k is not None:
+            n_groups = encodings[noise_k].unique.shape[0]
+            group_j = idx_j[:, noise_k]
+            group_dof, mean_s = f64(DOF_START), jnp.ones(n_groups)
+            group_post = (mean_s, mean_s)
 
         mode_kls = [jnp.zeros(())] * K
         # Warm-up: the first sweeps hold the noise precision at its confident start and
@@ -461,13 +498,27 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         history: list[float] = []
         converged = False
         for it in range(int(self.max_iter)):
-            if robust and it >= warmup:  # Student-t weights, then nu, from the last sweep
+            if (robust or noise_k is not None) and it >= warmup:  # weights from the last sweep
                 moments = (tuple(f.means for f in fits), tuple(f.seconds for f in fits))
                 if entries is None:
                     sq_err = _entry_sq_errors(
                         idx_j, y_j, *moments, core, structure=self._structure, chunk=chunk
                     )
-                    weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
+                    if noise_k is None:
+                        weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
+                    else:
+                        weights, dof, group_dof, weights_term, *group_post = grouped_noise_weights(
+                            sq_err,
+                            group_j,
+                            w_j,
+                            noise.mean,
+                            dof,
+                            group_dof,
+                            mean_s,
+                            n_groups=n_groups,
+                            robust=robust,
+                        )
+                        mean_s = group_post[0] / group_post[1]
                     statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
                     sum_y2 = jnp.sum(weights * y_j**2)
                 else:  # the weights stay on the workers, with their entries
@@ -552,6 +603,15 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             _warn_collapsed_lengthscales(fits, encodings)
         self.noise_variance_ = float(noise.rate / (noise.shape - 1.0)) * y_scale**2
         self.dof_ = float(dof) if robust else float("inf")
+        if noise_k is None:
+            self.noise_mode_ = None
+            self._noise_k = self._noise_groups = None
+        else:
+            self.noise_mode_ = names[noise_k]
+            self._noise_k = noise_k
+            self._noise_groups = (np.asarray(group_post[0]), np.asarray(group_post[1]))
+            self.noise_group_dof_ = float(group_dof)
+            self.noise_multipliers_ = np.asarray(group_post[0] / group_post[1])
         if core is None:
             R = ranks[0]
             self.core_ = np.zeros((R,) * K)
@@ -648,12 +708,42 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 means_out[s : s + block] = np.asarray(m)
                 var_out[s : s + block] = np.maximum(np.asarray(e2 - m**2), 0.0)
             noise_var = float(self._noise.rate / (self._noise.shape - 1.0))
+        scale = math.sqrt(noise_var) * self._y_scale
+        dof = getattr(self, "dof_", math.inf)
+        if getattr(self, "_noise_k", None) is not None:  # noise level per group
+            ids, alpha, beta = self._noise_group_params(columns[self._noise_k])
+            dof_g, factor_g = predictive_noise(alpha, beta, dof)
+            scale, dof = scale * factor_g[ids], dof_g[ids]
         return Predictive(
-            means_out * self._y_scale + self._y_mean,
-            var_out * self._y_scale**2,
-            math.sqrt(noise_var) * self._y_scale,
-            getattr(self, "dof_", math.inf),
+            means_out * self._y_scale + self._y_mean, var_out * self._y_scale**2, scale, dof
         )
+
+    def _noise_group_params(self, x_user):
+        """Noise groups of query coordinates (n,) of the noise mode, and their ``q(s)``.
+
+        Returns ``ids`` (n,) and ``alpha``, ``beta`` (G + U,): a training coordinate's
+        group keeps its posterior; each of the ``U`` distinct unseen coordinates is a
+        new group with the prior ``Gamma(c/2, c/2)``.
+        """
+        enc = self._encodings[self._noise_k]
+        alpha, beta = self._noise_groups
+        G = alpha.shape[0]
+        if enc.kind == "discrete":  # unseen categories are an error (as for the mean)
+            ids, n_new = enc.codes(x_user), 0
+        else:
+            train = np.asarray(enc.unique, float).reshape(G, -1)
+            query = np.asarray(enc.scaled(x_user), float).reshape(len(x_user), -1)
+            _, inv = np.unique(np.concatenate([train, query]), axis=0, return_inverse=True)
+            inv = inv.reshape(-1)
+            lookup = np.full(inv.max() + 1, -1)
+            lookup[inv[:G]] = np.arange(G)
+            ids = lookup[inv[G:]]
+            unseen = ids < 0
+            _, new = np.unique(inv[G:][unseen], return_inverse=True)
+            ids[unseen] = G + new.reshape(-1)
+            n_new = int(new.max()) + 1 if new.size else 0
+        prior = np.full(n_new, 0.5 * self.noise_group_dof_)
+        return ids, np.concatenate([alpha, prior]), np.concatenate([beta, prior])
 
     def predict(self, X, return_std: bool = False):
         """Posterior predictive mean (and std) at any coordinates.
@@ -722,6 +812,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         dof = getattr(self, "dof_", math.inf)
         if math.isfinite(dof):  # Student-t noise: a Gamma(dof/2, rate dof/2) weight per draw
             tau = tau * rng.gamma(0.5 * dof, 2.0 / dof, size=(S, n))
+        if getattr(self, "_noise_k", None) is not None:  # one multiplier per group and draw
+            ids, alpha, beta = self._noise_group_params(columns[self._noise_k])
+            tau = tau * rng.gamma(alpha, 1.0 / beta, size=(S, alpha.shape[0]))[:, ids]
         y = f + rng.normal(size=(S, n)) / np.sqrt(tau)
         return (y * self._y_scale + self._y_mean).T
 
@@ -954,6 +1047,14 @@ class FunBaT(_FunBaTBase):
         outlying entries pull less on the fit, the degrees of freedom are learned
         (``dof_``) and predictive intervals have Student-t tails. Then
         ``noise_variance_`` is the squared noise *scale*.
+    noise_mode : str, int or None, default None
+        A mode along which the noise level varies (name or position; a spatial mode as
+        ``"lat+lon"``): each of its unique training coordinates (a date, a station)
+        scales the noise precision by its own multiplier with a Gamma prior of mean 1,
+        learned with the rest (:mod:`funbat.likelihood`). ``noise_multipliers_`` holds
+        their posterior means (one per unique coordinate, sorted), ``noise_group_dof_``
+        the prior's shape. Predictions at a seen coordinate use its noise level and its
+        uncertainty (Student-t noise); at an unseen one, the prior's. In-memory data only.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
@@ -976,6 +1077,7 @@ class FunBaT(_FunBaTBase):
         tol=1e-5,
         core_prior_variance=1.0,
         likelihood="gaussian",
+        noise_mode=None,
         chunk_size=65536,
         random_state=None,
     ):
@@ -990,6 +1092,7 @@ class FunBaT(_FunBaTBase):
         self.tol = tol
         self.core_prior_variance = core_prior_variance
         self.likelihood = likelihood
+        self.noise_mode = noise_mode
         self.chunk_size = chunk_size
         self.random_state = random_state
 
@@ -1016,6 +1119,7 @@ class FunBaTCP(_FunBaTBase):
         max_iter=100,
         tol=1e-5,
         likelihood="gaussian",
+        noise_mode=None,
         chunk_size=65536,
         random_state=None,
     ):
@@ -1029,6 +1133,7 @@ class FunBaTCP(_FunBaTBase):
         self.max_iter = max_iter
         self.tol = tol
         self.likelihood = likelihood
+        self.noise_mode = noise_mode
         self.chunk_size = chunk_size
         self.random_state = random_state
 

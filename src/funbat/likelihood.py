@@ -13,9 +13,27 @@ fit pulls on the functions less. The ELBO gains
 ``sum_n (E[log w_n] / 2 - KL(q(w_n) || p(w_n | nu)))``; the degrees of freedom ``nu``
 maximise it (a 1-D search over a grid that includes the current value, so the ELBO
 never decreases). Predictions are Student-t (see :class:`funbat.calibration.Predictive`).
+
+Noise that varies along one mode (``noise_mode=``): the noise precision of entry ``n``
+is further scaled by a multiplier ``s_g`` of its group ``g`` (its unique coordinate in
+that mode, a date say), ``s_g ~ Gamma(c/2, rate=c/2)`` (mean 1; ``c`` learned like
+``nu``). With ``q(s_g) = Gamma(alpha_g, beta_g)`` the exact block update is
+
+    alpha_g = c / 2 + n_g / 2,   beta_g = c / 2 + E[tau] sum_{n in g} E[w_n] E[(y_n - f_n)^2] / 2,
+
+entry ``n`` is weighted by ``E[w_n] E[s_g]`` everywhere else (``E[w_n] = 1`` for
+Gaussian noise), the weights' update sees ``E[s_g] E[(y_n - f_n)^2]``, and the ELBO
+gains ``sum_g (n_g E[log s_g] / 2 - KL(q(s_g) || p(s_g | c)))``. The predictive noise
+precision of a point in group ``g`` is ``tau w s_g``; its multiplier ``w s_g`` is
+matched by one Gamma (same mean and mean log, exact for Gaussian noise), so the noise
+is Student-t with a dof and scale per group (:func:`predictive_noise`). A coordinate
+not seen in training has the prior ``s ~ Gamma(c/2, c/2)``.
 """
 
 from __future__ import annotations
+
+import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +45,9 @@ __all__ = [
     "DOF_START",
     "LIKELIHOODS",
     "best_dof",
+    "grouped_noise_weights",
+    "match_gamma_shape",
+    "predictive_noise",
     "student_t_weights",
     "weight_posterior",
     "weights_elbo",
@@ -100,3 +121,104 @@ def student_t_weights(sq_err, tau_mean, dof, mask):
     mean_w, sums = weight_posterior(sq_err, tau_mean, dof, mask)
     dof = best_dof(sums, dof)
     return mean_w, dof, weights_elbo(sums, dof)
+
+
+def _group_posterior(weighted_sq_err, group, mask, tau_mean, group_dof, n_groups):
+    """``q(s_g) = Gamma(alpha_g, beta_g)`` (G,) each, and the entries per group (G,)."""
+    n_g = jax.ops.segment_sum(mask, group, n_groups)
+    r_g = jax.ops.segment_sum(mask * weighted_sq_err, group, n_groups)
+    alpha = 0.5 * group_dof + 0.5 * n_g
+    beta = 0.5 * group_dof + 0.5 * tau_mean * r_g
+    return alpha, beta, n_g
+
+
+@partial(jax.jit, static_argnames=("n_groups", "robust", "rounds"))
+def grouped_noise_weights(
+    sq_err, group, mask, tau_mean, dof, group_dof, mean_s, *, n_groups, robust, rounds=2
+):
+    """Block updates of the per-entry weights and the per-group noise multipliers.
+
+    Alternates ``rounds`` times between ``q(w_n)`` (Student-t noise only) and
+    ``q(s_g)``, then chooses ``nu`` and ``c`` on their grids; every step is an exact
+    block update or a choice that includes the current value, so the ELBO never
+    decreases.
+
+    Parameters
+    ----------
+    sq_err : (N,) expected squared errors ``E[(y_n - f_n)^2]`` (standardised units).
+    group : (N,) int, each entry's group (0 for padding); mask : (N,) 1 for entries.
+    tau_mean : ``E[tau]``; dof : ``nu`` (ignored for Gaussian noise); group_dof : ``c``.
+    mean_s : (G,) current ``E[s_g]``.
+    n_groups : G; robust : True for Student-t noise.
+
+    Returns
+    -------
+    weights (N,) ``E[w_n] E[s_g]``; ``nu``; ``c``; the ELBO term of ``w`` and ``s``;
+    ``alpha`` (G,), ``beta`` (G,) of ``q(s_g)``.
+    """
+    mean_w = mask
+    for _ in range(rounds):
+        s_n = mean_s[group]
+        if robust:
+            mean_w, w_sums = weight_posterior(sq_err * s_n, tau_mean, dof, mask)
+        alpha, beta, n_g = _group_posterior(
+            mean_w * sq_err, group, mask, tau_mean, group_dof, n_groups
+        )
+        mean_s = alpha / beta
+    mean_log_s = digamma(alpha) - jnp.log(beta)
+    s_sums = jnp.stack([jnp.asarray(n_groups, sq_err.dtype), jnp.sum(mean_s), jnp.sum(mean_log_s)])
+    group_dof = best_dof(s_sums, group_dof)
+    # q(s) was updated for the old c; refresh it so that c and q(s) agree (exact again)
+    alpha, beta, _ = _group_posterior(mean_w * sq_err, group, mask, tau_mean, group_dof, n_groups)
+    mean_s, mean_log_s = alpha / beta, digamma(alpha) - jnp.log(beta)
+    entropy = alpha - jnp.log(beta) + gammaln(alpha) + (1.0 - alpha) * digamma(alpha)
+    term = (
+        0.5 * jnp.sum(n_g * mean_log_s)
+        + jnp.sum(entropy)
+        + _prior_term(group_dof, n_groups, jnp.sum(mean_s), jnp.sum(mean_log_s))
+    )
+    if robust:
+        mean_w, w_sums = weight_posterior(sq_err * mean_s[group], tau_mean, dof, mask)
+        dof = best_dof(w_sums, dof)
+        term = term + weights_elbo(w_sums, dof)
+    return mean_w * mean_s[group], dof, group_dof, term, alpha, beta
+
+
+def match_gamma_shape(log_gap):
+    """Shape ``k`` of the Gamma whose ``E[log v] - log E[v]`` is ``log_gap`` (< 0).
+
+    Solves ``digamma(k) - log(k) = log_gap`` elementwise (NumPy arrays, any shape) by
+    bisection in ``log k``; the left side increases from ``-inf`` to 0 with ``k``.
+    """
+    from scipy.special import digamma as np_digamma
+
+    gap = np.asarray(log_gap, float)
+    lo, hi = np.full(gap.shape, -12.0), np.full(gap.shape, 25.0)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        k = np.exp(mid)
+        below = np_digamma(k) - mid < gap
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.exp(0.5 * (lo + hi))
+
+
+def predictive_noise(alpha, beta, dof):
+    """Per-group Student-t noise of a prediction: ``(dof_g, scale factor_g)`` (G,) each.
+
+    The noise precision is ``tau w s``, ``s ~ Gamma(alpha, beta)`` (a group's posterior,
+    or the prior for an unseen coordinate) and ``w ~ Gamma(nu/2, nu/2)`` (``nu = dof``,
+    ``inf`` for Gaussian noise). ``w s`` is replaced by the Gamma with its mean and mean
+    log (exact when ``nu = inf``); that Gamma, ``Gamma(k, k / E[s])``, makes the noise
+    Student-t with ``2 k`` degrees of freedom and the scale ``sqrt(1 / E[s])`` times the
+    global one.
+    """
+    alpha, beta = np.asarray(alpha, float), np.asarray(beta, float)
+    if math.isfinite(dof):
+        from scipy.special import digamma as np_digamma
+
+        h = 0.5 * dof
+        gap = np_digamma(alpha) - np.log(alpha) + np_digamma(h) - math.log(h)
+        k = match_gamma_shape(gap)
+    else:
+        k = alpha
+    return 2.0 * k, np.sqrt(beta / alpha)
