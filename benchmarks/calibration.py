@@ -61,6 +61,8 @@ def main(argv=None):
     )
     ap.add_argument("--markdown", help="also write the printed tables here")
     args = ap.parse_args(argv)
+    if any("=" not in item for item in args.noise_mode):
+        ap.error("--noise-mode takes DATASET=MODE, e.g. beijing_pm25=date")
     noise_modes = dict(item.split("=", 1) for item in args.noise_mode)
     lines: list[str] = []
 

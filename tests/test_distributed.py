@@ -114,6 +114,8 @@ def test_bad_dask_input_says_what_to_do():
         FunBaT().fit(ddf, y="missing")
     with pytest.raises(InputError, match="in-memory data"):
         FunBaT(discrete=["b"]).fit(ddf, y="value")
+    with pytest.raises(InputError, match="noise_mode= needs in-memory data"):
+        FunBaT(noise_mode="b").fit(ddf, y="value")
     with pytest.raises(InputError, match="numbers or dates"):
         FunBaT().fit(ddf.assign(s="x"), y="value")
     bad = _table(n=50)
