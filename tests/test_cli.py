@@ -200,13 +200,7 @@ def test_student_t_fit_info_and_predict_intervals(work, capsys):
     code, out, _ = run(capsys, "info", work / "t.funbat", "--json")
     model = funbat.load(work / "t.funbat")
     assert json.loads(out)["noise_dof"] == pytest.approx(model.dof_)
-    code, _, _ = run(capsys, "predict", work / "t.funbat", work / "data.csv", "-o",
-                     work / "t_pred.csv", "-q")  # fmt: skip
-    pred = pd.read_csv(work / "t_pred.csv")
-    data = small_table()
-    lo, hi = model.predict_interval(data[["lat", "day"]].assign(day=pd.to_datetime(data.day)))
-    np.testing.assert_allclose(pred["lower95"], lo, rtol=1e-10)
-    np.testing.assert_allclose(pred["upper95"], hi, rtol=1e-10)
+    _check_predict_writes_the_model_interval(work, capsys, "t")
 
 
 def test_noise_mode_fit_info_and_predict_intervals(work, capsys):
@@ -224,10 +218,17 @@ def test_noise_mode_fit_info_and_predict_intervals(work, capsys):
     )
     lo, mid, hi = d["noise_scale_factors"]
     assert lo <= mid <= hi
-    code, _, _ = run(capsys, "predict", work / "nm.funbat", work / "data.csv", "-o",
-                     work / "nm_pred.csv", "-q")  # fmt: skip
-    pred = pd.read_csv(work / "nm_pred.csv")
+    _check_predict_writes_the_model_interval(work, capsys, "nm")
+
+
+def _check_predict_writes_the_model_interval(work, capsys, name):
+    """``funbat predict`` with the model ``work/<name>.funbat`` writes its own 95% interval."""
+    code, _, _ = run(capsys, "predict", work / f"{name}.funbat", work / "data.csv", "-o",
+                     work / f"{name}_pred.csv", "-q")  # fmt: skip
+    assert code == 0
+    pred = pd.read_csv(work / f"{name}_pred.csv")
     data = small_table()
+    model = funbat.load(work / f"{name}.funbat")
     lo, hi = model.predict_interval(data[["lat", "day"]].assign(day=pd.to_datetime(data.day)))
     np.testing.assert_allclose(pred["lower95"], lo, rtol=1e-10)
     np.testing.assert_allclose(pred["upper95"], hi, rtol=1e-10)
