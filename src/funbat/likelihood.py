@@ -138,10 +138,10 @@ def grouped_noise_weights(
 ):
     """Block updates of the per-entry weights and the per-group noise multipliers.
 
-    Alternates ``rounds`` times between ``q(w_n)`` (Student-t noise only) and
-    ``q(s_g)``, then chooses ``nu`` and ``c`` on their grids; every step is an exact
-    block update or a choice that includes the current value, so the ELBO never
-    decreases.
+    Alternates ``rounds`` times between ``q(w_n)`` and ``q(s_g)`` (Student-t noise;
+    with Gaussian noise ``w_n = 1`` and one update of ``q(s_g)`` is exact), then
+    chooses ``nu`` and ``c`` on their grids; every step is an exact block update or a
+    choice that includes the current value, so the ELBO never decreases.
 
     Parameters
     ----------
@@ -157,7 +157,7 @@ def grouped_noise_weights(
     ``alpha`` (G,), ``beta`` (G,) of ``q(s_g)``.
     """
     mean_w = mask
-    for _ in range(rounds):
+    for _ in range(rounds if robust else 1):  # with Gaussian noise q(s) is exact at once
         s_n = mean_s[group]
         if robust:
             mean_w, w_sums = weight_posterior(sq_err * s_n, tau_mean, dof, mask)
