@@ -47,7 +47,8 @@ y = np.prod([np.sin(3 * (k + 1) * X[:, k]) for k in range(K)], axis=0)
 y = y + 0.1 * rng.normal(size=N)
 cls = funbat.FunBaT if cfg["model"] == "tucker" else funbat.FunBaTCP
 kw = dict(rank=R, max_iter=cfg["sweeps"], tol=0.0, random_state=0,
-          learn_hyperparameters=cfg["learn"], likelihood=cfg["likelihood"])
+          learn_hyperparameters=cfg["learn"], likelihood=cfg["likelihood"],
+          noise_mode=cfg.get("noise_mode"))
 if cfg["chunk"]:
     kw["chunk_size"] = cfg["chunk"]
 t0 = time.perf_counter()
@@ -102,6 +103,12 @@ def main(argv=None):
         default="gaussian",
         help="noise model (Student-t weights start after the warm-up: use >= 30 sweeps)",
     )
+    p.add_argument(
+        "--noise-mode",
+        type=int,
+        default=None,
+        help="let the noise level vary along this mode (position); starts after the warm-up",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", help="write the results here")
@@ -125,6 +132,7 @@ def main(argv=None):
             chunk=a.chunk,
             learn=not a.no_learn,
             likelihood=a.likelihood,
+            noise_mode=a.noise_mode,
             seed=a.seed,
         )
         r = run_one(cfg, a.timeout)
