@@ -87,7 +87,7 @@ def test_select_model_returns_best_by_elbo_with_table():
     base = FunBaT(modes=[("a", "b"), "t"], max_iter=4, random_state=0)
     best, table = select_model(base, X, y, ranks=(1, 2), kernels=("matern12", "matern32"))
     assert len(table) == 4
-    assert list(table.columns[:4]) == ["rank", "kernel", "likelihood", "elbo"]
+    assert list(table.columns[:5]) == ["rank", "kernel", "likelihood", "noise_mode", "elbo"]
     assert table["elbo"].is_monotonic_decreasing
     assert best.elbo_ == table["elbo"].iloc[0]
     with pytest.raises(InputError):

@@ -15,6 +15,7 @@ from funbat.calibration import Predictive
 from funbat.datasets import make_synthetic
 from funbat.evaluation import split_indices
 from funbat.likelihood import DOF_BOUNDS, grouped_noise_weights, predictive_noise
+from funbat.selection import select_model
 
 
 def test_predictive_with_a_dof_per_point_is_the_t_distribution_per_point():
@@ -180,3 +181,11 @@ def test_bad_noise_modes_are_clear_errors():
         FunBaT(rank=1, max_iter=2, noise_mode="c").fit(X, y)
     with pytest.raises(InputError, match="noise_mode=5 is not a mode position"):
         FunBaT(rank=1, max_iter=2, noise_mode=5).fit(X, y)
+
+
+def test_select_model_prefers_the_noise_mode_on_data_whose_noise_varies():
+    X, y, _, _ = _grouped_noise_data(seed=6, n=2000)
+    base = FunBaT(rank=2, max_iter=25, random_state=0)
+    best, table = select_model(base, X, y, ranks=(2,), noise_modes=(None, "x2"))
+    assert table["noise_mode"].iloc[0] == "x2" and pd.isna(table["noise_mode"].iloc[1])
+    assert best.noise_mode_ == "x2" and table["elbo"].iloc[0] > table["elbo"].iloc[1]

@@ -33,6 +33,7 @@ def select_model(
     ranks=(2, 3),
     kernels=("matern32",),
     likelihoods=None,
+    noise_modes=None,
     criterion="elbo",
     cv=3,
     random_state=0,
@@ -49,6 +50,8 @@ def select_model(
     likelihoods : noise models to try (``"gaussian"``, ``"student_t"``); None keeps the
         estimator's. Both ELBOs bound the log marginal likelihood of the same data, so
         they compare; with ``"nlpd"`` each candidate is scored by its own predictive.
+    noise_modes : ``noise_mode`` values to try (None for one noise level, or a mode's
+        name or position, see :class:`funbat.FunBaT`); None keeps the estimator's.
     criterion : ``"elbo"`` (fit once on all data; higher wins) or ``"nlpd"`` (``cv``-fold
         cross-validated negative log predictive density; lower wins).
     cv : folds for ``"nlpd"``.
@@ -57,18 +60,20 @@ def select_model(
     Returns
     -------
     best : the winning estimator, fitted on all of ``X, y``.
-    table : DataFrame, one row per candidate: rank, kernel, likelihood, elbo, cv_nlpd
-        (for ``"nlpd"``), n_iter, fit_time; sorted best first.
+    table : DataFrame, one row per candidate: rank, kernel, likelihood, noise_mode, elbo,
+        cv_nlpd (for ``"nlpd"``), n_iter, fit_time; sorted best first.
     """
     if criterion not in ("elbo", "nlpd"):
         raise InputError(f"criterion must be 'elbo' or 'nlpd'; got {criterion!r}")
     if likelihoods is None:
         likelihoods = (estimator.likelihood,)
+    if noise_modes is None:
+        noise_modes = (estimator.noise_mode,)
     y = np.asarray(y, float)
     rows, fitted = [], []
-    for rank, kern, lik in itertools.product(ranks, kernels, likelihoods):
-        model = clone(estimator).set_params(rank=rank, kernel=kern, likelihood=lik)
-        row = {"rank": rank, "kernel": kern, "likelihood": lik}
+    for rank, kern, lik, nm in itertools.product(ranks, kernels, likelihoods, noise_modes):
+        model = clone(estimator).set_params(rank=rank, kernel=kern, likelihood=lik, noise_mode=nm)
+        row = {"rank": rank, "kernel": kern, "likelihood": lik, "noise_mode": nm}
         if criterion == "nlpd":
             scores = []
             folds = KFold(cv, shuffle=True, random_state=random_state).split(np.arange(y.size))
