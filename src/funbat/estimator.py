@@ -753,7 +753,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         X : table or array (n, K) of coordinates, seen in training or not.
         return_std : also return the predictive standard deviation, which includes the
             uncertainty of the core, of every mode's functions and the noise (``inf``
-            for Student-t noise with ``dof_ <= 2``: use :meth:`predict_interval`).
+            where the noise is Student-t with 2 or fewer degrees of freedom, as with
+            ``dof_ <= 2`` or at a rarely seen or unseen coordinate of a ``noise_mode``:
+            use :meth:`predict_interval`).
 
         Returns
         -------
