@@ -172,6 +172,17 @@ def test_noise_mode_on_spatial_and_discrete_modes_saves_and_loads(tmp_path):
     )
     with pytest.raises(InputError, match="not seen in training"):
         model.predictive(X.iloc[:2].assign(s="s9"))
+    # the noise levels per station and per category, as tables and pictures
+    from funbat.plot import plot_latent_functions
+
+    stations = by_station.noise_levels()
+    assert list(stations.columns[:2]) == ["a", "b"] and len(stations) == 15
+    cats = model.noise_levels()
+    assert list(cats["s"]) == ["s0", "s1", "s2", "s3"]
+    assert cats["noise_scale"].is_monotonic_increasing  # noise std 0.02, 0.05, 0.1, 0.3
+    for m in (by_station, model):
+        titles = [ax.get_title() for ax in plot_latent_functions(m).axes]
+        assert any(t.startswith(f"noise scale along {m.noise_mode_}") for t in titles)
 
 
 def test_bad_noise_modes_are_clear_errors():
@@ -189,3 +200,31 @@ def test_select_model_prefers_the_noise_mode_on_data_whose_noise_varies():
     best, table = select_model(base, X, y, ranks=(2,), noise_modes=(None, "x2"))
     assert table["noise_mode"].iloc[0] == "x2" and pd.isna(table["noise_mode"].iloc[1])
     assert best.noise_mode_ == "x2" and table["elbo"].iloc[0] > table["elbo"].iloc[1]
+
+
+def test_noise_levels_table_follows_the_true_noise_and_the_plot_shows_it(tmp_path):
+    from scipy.stats import gamma
+
+    from funbat.plot import plot_latent_functions, save_figure
+
+    X, y, _, true_std = _grouped_noise_data(seed=3)
+    model = FunBaT(rank=2, max_iter=40, noise_mode="x2", random_state=0).fit(X, y)
+    t = model.noise_levels(0.9)
+    assert list(t.columns) == ["x2", "entries", "noise_scale", "lower", "upper"]
+    np.testing.assert_allclose(t["x2"], np.sort(X["x2"].unique()))
+    np.testing.assert_array_equal(t["entries"], X["x2"].value_counts().sort_index())
+    truth = pd.Series(true_std, index=X["x2"]).groupby(level=0).first().to_numpy()
+    assert np.corrcoef(np.log(t["noise_scale"]), np.log(truth))[0, 1] > 0.95
+    assert np.all((t["lower"] < t["noise_scale"]) & (t["noise_scale"] < t["upper"]))
+    # the interval is sigma / sqrt(s) at the 5% and 95% quantiles of q(s)
+    alpha, beta = model._noise_groups
+    sigma = math.sqrt(model.noise_variance_)
+    s95 = gamma.ppf(0.95, alpha, scale=1 / beta)
+    np.testing.assert_allclose(t["lower"], sigma / np.sqrt(s95))
+    fig = plot_latent_functions(model, n_points=30)
+    assert len(fig.axes) == 4 and fig.axes[-1].get_ylabel() == "noise scale"
+    np.testing.assert_allclose(fig.axes[-1].get_lines()[0].get_ydata(), t["noise_scale"])
+    save_figure(fig, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0
+    with pytest.raises(InputError, match="one noise level"):
+        FunBaT(rank=2, max_iter=3).fit(X, y).noise_levels()

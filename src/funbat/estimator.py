@@ -898,6 +898,47 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             var = jnp.diagonal(s, axis1=1, axis2=2) - m**2
         return np.asarray(m), np.sqrt(np.maximum(np.asarray(var), 0.0))
 
+    def noise_levels(self, level: float = 0.95):
+        """The learned noise scale at each training coordinate of the ``noise_mode``.
+
+        The noise precision there is ``tau s`` (times the entry's weight for Student-t
+        noise) with ``q(s) = Gamma(alpha, beta)``; the table gives the scale
+        ``sigma / sqrt(E[s])`` (``sigma = sqrt(noise_variance_)``) and the central
+        ``level`` interval of ``sigma / sqrt(s)`` under ``q(s)``.
+
+        Returns
+        -------
+        pandas DataFrame, one row per unique training coordinate (sorted): the mode's
+        column(s) in the user's units (dates for a date mode, categories for a discrete
+        one), ``entries`` (training entries there), ``noise_scale``, ``lower``,
+        ``upper`` (target units).
+        """
+        import pandas as pd
+        from scipy.stats import gamma
+
+        check_is_fitted(self, "elbo_")
+        if getattr(self, "_noise_k", None) is None:
+            raise InputError("the model has one noise level; fit it with noise_mode= first")
+        if not 0.0 < level < 1.0:
+            raise InputError(f"level must be between 0 and 1; got {level!r}")
+        enc = self._encodings[self._noise_k]
+        alpha, beta = self._noise_groups
+        sigma = math.sqrt(self.noise_variance_)
+        table = {}
+        if enc.kind == "discrete":
+            table[enc.name] = enc.categories
+        elif enc.kind == "spatial":
+            for j, c in enumerate(enc.columns):
+                table[c] = enc.unscaled(enc.unique)[:, j]
+        else:
+            x = enc.unscaled(enc.unique)
+            table[enc.name] = pd.to_datetime(x, unit="D") if enc.is_datetime else x
+        table["entries"] = np.rint(2.0 * alpha - self.noise_group_dof_).astype(int)
+        table["noise_scale"] = sigma * np.sqrt(beta / alpha)
+        s_low, s_high = gamma.ppf([[0.5 - level / 2], [0.5 + level / 2]], alpha, scale=1 / beta)
+        table["lower"], table["upper"] = sigma / np.sqrt(s_high), sigma / np.sqrt(s_low)
+        return pd.DataFrame(table)
+
 
 def _coords_column(coords, enc: ModeEncoding) -> np.ndarray:
     """One mode's query coordinates (n,) in the user's units -> floats (days for dates)."""

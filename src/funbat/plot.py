@@ -31,7 +31,10 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
     * spatial modes: maps (:func:`funbat.dense.spatial_map`): the mode's unique
       training points coloured by each function's posterior mean (top row) and
       standard deviation (bottom row);
-    * discrete modes: the posterior mean per category with 95% error bars.
+    * discrete modes: the posterior mean per category with 95% error bars;
+    * with a ``noise_mode`` (and all modes drawn), a last panel: the noise scale at each
+      training coordinate of that mode with its 95% interval
+      (:meth:`funbat.FunBaT.noise_levels`).
 
     Parameters
     ----------
@@ -66,10 +69,12 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
     # a grid: a continuous or discrete mode is one row spanning every column; a spatial
     # mode is two rows (mean, std) of one map per latent function
     rows = [2 if kind == "spatial" else 1 for kind in kinds]
+    noise_panel = modes is None and getattr(model, "_noise_k", None) is not None
+    rows_all = sum(rows) + noise_panel
     n_cols = max([model.ranks_[k] for k, kind in zip(ks, kinds) if kind == "spatial"] or [1])
-    figsize = figsize or (max(7.5, 3.2 * n_cols), 2.6 * sum(rows) + 0.4)
+    figsize = figsize or (max(7.5, 3.2 * n_cols), 2.6 * rows_all + 0.4)
     fig = Figure(figsize=figsize, layout="constrained")
-    grid = fig.add_gridspec(sum(rows), n_cols)
+    grid = fig.add_gridspec(rows_all, n_cols)
     row = 0
     for k, kind, h in zip(ks, kinds, rows):
         if kind == "spatial":
@@ -85,6 +90,8 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
             else:
                 _draw_continuous(ax, model, k, n_points)
         row += h
+    if noise_panel:
+        _draw_noise(fig.add_subplot(grid[row, :]), model)
     panels = [ax for ax in fig.axes if ax.get_legend_handles_labels()[0]]
     fig.suptitle(f"{type(model).__name__} latent functions, 95% bands", fontsize=11)
     if panels:
@@ -142,11 +149,15 @@ def _draw_continuous(ax, model, k: int, n_points: int | None) -> None:
     ax.set_title(f"mode {k + 1}: {enc.name} (rank {mean.shape[1]})", fontsize=10)
     ax.grid(alpha=0.25)
     if enc.is_datetime:
-        import matplotlib.dates as mdates
+        _date_axis(ax)
 
-        loc = mdates.AutoDateLocator()
-        ax.xaxis.set_major_locator(loc)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+
+def _date_axis(ax) -> None:
+    import matplotlib.dates as mdates
+
+    loc = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
 
 
 #: Most category labels written under a discrete mode's panel.
@@ -184,6 +195,43 @@ def _draw_discrete(ax, model, k: int) -> None:
     ax.set_ylabel(f"$u^{{{k + 1}}}$")
     ax.set_title(f"mode {k + 1}: {enc.name} (discrete, rank {R})", fontsize=10)
     ax.grid(alpha=0.25, axis="y")
+
+
+def _draw_noise(ax, model) -> None:
+    """Noise scale at each training coordinate of the noise mode, with 95% intervals."""
+    enc = model._encodings[model._noise_k]
+    t = model.noise_levels(0.95)
+    c = _colors()[0]
+    err = np.vstack([t["noise_scale"] - t["lower"], t["upper"] - t["noise_scale"]])
+    if enc.kind == "spatial":
+        x, y = t[enc.columns[0]], t[enc.columns[1]]
+        pts = ax.scatter(x, y, c=t["noise_scale"], cmap="viridis", s=18)
+        ax.figure.colorbar(pts, ax=ax, label="noise scale")
+        ax.set_xlabel(enc.columns[0])
+        ax.set_ylabel(enc.columns[1])
+    elif enc.kind == "discrete":
+        x = np.arange(len(t))
+        ax.errorbar(x, t["noise_scale"], yerr=err, fmt="o", ms=4, capsize=2, color=c)
+        step = max(1, -(-len(t) // _MAX_CATEGORY_LABELS))
+        ax.set_xticks(x[::step], [str(v) for v in t[enc.name][::step]])
+        ax.set_xlabel(enc.name)
+        ax.set_ylabel("noise scale")
+    else:
+        x = t[enc.name]
+        ax.plot(x, t["noise_scale"], color=c, lw=1.0)
+        ax.fill_between(x, t["lower"], t["upper"], color=c, alpha=0.2)
+        ax.set_xlabel(enc.name)
+        ax.set_ylabel("noise scale")
+        if enc.is_datetime:
+            _date_axis(ax)
+    if enc.kind != "spatial":
+        ax.set_yscale("log")  # the levels often span orders of magnitude
+    ax.set_title(
+        f"noise scale along {enc.name} (target units, 95% intervals; global scale "
+        f"{np.sqrt(model.noise_variance_):.3g})",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.25)
 
 
 def save_figure(fig, path, dpi: int = 120) -> None:
