@@ -417,10 +417,6 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str]
             fit_on(d / "t.csv", "--noise-mode", "lon"),
             "noise_mode 'lon' is not one of the modes",
         ),
-        "noise mode with dask": (
-            fit_on(d / "t.csv", "--dask", "--noise-mode", "day"),
-            "--noise-mode needs in-memory data",
-        ),
         "max-iter not a number": (fit_on(d / "t.csv", "--max-iter", "lots"), "--max-iter"),
         "output folder missing": (
             ["fit", d / "t.csv", "-t", "y", "-o", d / "no" / "m.funbat"],

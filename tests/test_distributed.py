@@ -76,6 +76,23 @@ def test_cluster_student_t_fit_equals_in_memory_fit(client, parquet, cls):
     _assert_same(dsk.predict(X), mem.predict(X))
 
 
+@pytest.mark.parametrize("likelihood", ["gaussian", "student_t"])
+def test_cluster_noise_mode_fit_equals_in_memory_fit(client, parquet, likelihood):
+    """A noise level per date: the groups' sums are reduced over the partitions."""
+    df, glob = parquet
+    X = df[["a", "t", "b"]]
+    kw = dict(rank=2, max_iter=14, tol=0.0, likelihood=likelihood, noise_mode="t",
+              random_state=0)  # fmt: skip
+    mem = FunBaT(**kw).fit(X, df["value"])
+    dsk = FunBaT(**kw).fit(glob, y="value")
+    np.testing.assert_allclose(dsk.elbo_history_, mem.elbo_history_, rtol=1e-9)
+    assert dsk.noise_group_dof_ == pytest.approx(mem.noise_group_dof_, rel=1e-12)
+    np.testing.assert_allclose(dsk.noise_multipliers_, mem.noise_multipliers_, rtol=1e-8)
+    p_d, p_m = dsk.predictive(X), mem.predictive(X)
+    _assert_same(p_d.mean, p_m.mean)
+    np.testing.assert_allclose(p_d.noise_scale, p_m.noise_scale, rtol=1e-8)
+
+
 def test_local_scheduler_and_series_target(parquet):
     """Dask's local threaded scheduler (as without a client); the target as a dask Series."""
     df, _ = parquet
@@ -114,8 +131,6 @@ def test_bad_dask_input_says_what_to_do():
         FunBaT().fit(ddf, y="missing")
     with pytest.raises(InputError, match="in-memory data"):
         FunBaT(discrete=["b"]).fit(ddf, y="value")
-    with pytest.raises(InputError, match="noise_mode= needs in-memory data"):
-        FunBaT(noise_mode="b").fit(ddf, y="value")
     with pytest.raises(InputError, match="numbers or dates"):
         FunBaT().fit(ddf.assign(s="x"), y="value")
     bad = _table(n=50)

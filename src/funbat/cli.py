@@ -339,8 +339,6 @@ def fit(
     _, modes = _parse_coords(coords)
     disc = _parse_list(discrete, "--discrete")
     est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode)
-    if dask and noise_mode is not None:
-        raise InputError("--noise-mode needs in-memory data; drop --dask or --noise-mode")
     if dask:
         X, y, client = _dask_training_data(data, target, coords, dropna, scheduler)
     elif scheduler is not None:

@@ -163,6 +163,58 @@ def _block_weights(block, moments, core, tau_mean, dof, chunk, structure):
         return (idx, y, w), (np.asarray(sums), float(np.sum(w * y**2)))
 
 
+def _block_sq_errors(block, moments, core, mode, chunk, structure):
+    """One partition's ``(idx, y, E[(y - f)^2], mask, group)``: the last three padded to
+    whole chunks, ``group`` the entries' coordinates in mode ``mode`` (0 for padding)."""
+    import jax
+    import jax.numpy as jnp
+
+    from .estimator import _entry_sq_errors
+
+    idx, y = block[0], block[1]
+    idx_p, y_p, mask = _padded(block[:2], chunk)
+    means, seconds = moments
+    with jax.enable_x64(True):
+        sq = _entry_sq_errors(
+            jnp.asarray(idx_p),
+            jnp.asarray(y_p),
+            tuple(jnp.asarray(m) for m in means),
+            tuple(jnp.asarray(v) for v in seconds),
+            core,
+            structure=structure,
+            chunk=chunk,
+        )
+        return idx, y, np.asarray(sq), mask, idx_p[:, mode]
+
+
+def _block_group_sums(sq_block, mean_s, tau_mean, dof, n_groups, robust):
+    """One partition's per-group sums ``(n_g, r_g)`` (see ``likelihood.group_sums``)."""
+    import jax
+
+    from .likelihood import group_sums
+
+    _, _, sq, mask, group = sq_block
+    with jax.enable_x64(True):
+        n_g, r_g = group_sums(
+            sq, group, mask, mean_s, tau_mean, dof, n_groups=n_groups, robust=robust
+        )
+        return np.asarray(n_g), np.asarray(r_g)
+
+
+def _block_group_weights(sq_block, mean_s, tau_mean, dof, robust):
+    """One partition's entry weights ``E[w] E[s]``: ``((idx, y, weights), (w sums, sum
+    weights y^2))`` (see ``likelihood.entry_weights``)."""
+    import jax
+
+    from .likelihood import entry_weights
+
+    idx, y, sq, mask, group = sq_block
+    with jax.enable_x64(True):
+        w, w_sums = entry_weights(sq, group, mask, mean_s, tau_mean, dof, robust=robust)
+        w = np.asarray(w)[: y.shape[0]]
+        return (idx, y, w), (np.asarray(w_sums), float(np.sum(w * y**2)))
+
+
 def _unfolding_frame(block, mode, strides):
     """Entries as (row, column key, y) of mode ``mode``'s unfolding."""
     idx, y = block[0], block[1]
@@ -372,6 +424,50 @@ class DaskEntries:
         sums = jnp.asarray(sums)
         dof = best_dof(sums, jnp.asarray(dof))
         return dof, weights_elbo(sums, dof), jnp.asarray(sum_wy2)
+
+    def grouped_noise_weights(
+        self, means, seconds, core, tau_mean, dof, group_dof, mean_s, *, mode, n_groups,
+        robust, chunk, structure, rounds=2,
+    ):  # fmt: skip
+        """A noise mode's multipliers (and Student-t weights) on the workers, as
+        :func:`funbat.likelihood.grouped_noise_weights` does in memory: the entries'
+        expected squared errors once, a reduction of per-group sums per round, and the
+        new entry weights kept with their partitions.
+
+        Returns ``nu``, ``c``, the ELBO term, ``alpha``, ``beta`` (G,) and
+        ``sum_n E[w_n] E[s_g] y_n^2``.
+        """
+        import dask
+        import jax.numpy as jnp
+
+        from .likelihood import best_dof, best_group_dof, group_posterior, weights_elbo
+
+        moments = _delayed_moments(means, seconds)
+        if core is not None:  # numpy on the wire; the workers' JAX takes it as is
+            core = type(core)(*(np.asarray(x) for x in core))
+        core_d = dask.delayed(core, pure=True)
+        f = partial(_block_sq_errors, chunk=chunk, structure=structure)
+        sq_blocks = dask.persist(*[dask.delayed(f)(b, moments, core_d, mode) for b in self.blocks])
+        tau, dof, group_dof = float(tau_mean), float(dof), float(group_dof)
+        for _ in range(rounds if robust else 1):
+            n_g, r_g = self._reduce(_block_group_sums, sq_blocks, np.asarray(mean_s), tau, dof,
+                                    n_groups, robust)  # fmt: skip
+            alpha, beta = group_posterior(jnp.asarray(n_g), jnp.asarray(r_g), tau, group_dof)
+            mean_s = alpha / beta
+        group_dof, alpha, beta, term = best_group_dof(
+            jnp.asarray(n_g), jnp.asarray(r_g), tau, group_dof
+        )
+        mean_d = dask.delayed(np.asarray(alpha / beta), pure=True)
+        done = dask.persist(
+            *[dask.delayed(_block_group_weights)(b, mean_d, tau, dof, robust) for b in sq_blocks]
+        )
+        self.blocks = [dask.delayed(_first)(r) for r in done]
+        w_sums, sum_wy2 = dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
+        if robust:
+            w_sums = jnp.asarray(w_sums)
+            dof = best_dof(w_sums, jnp.asarray(dof))
+            term = term + weights_elbo(w_sums, dof)
+        return jnp.asarray(dof), group_dof, term, alpha, beta, jnp.asarray(sum_wy2)
 
     # -- initialisation ------------------------------------------------------------
 

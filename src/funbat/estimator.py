@@ -344,11 +344,6 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     "with Dask data every column but the target is one continuous mode; "
                     "modes= and discrete= need in-memory data"
                 )
-            if self.noise_mode is not None:
-                raise InputError(
-                    "noise_mode= needs in-memory data; with Dask data the noise level is "
-                    "one for all entries (likelihood='student_t' gives heavy tails)"
-                )
             entries = DaskEntries.from_input(X, y)
             names, columns, is_dt, kinds = entries.names, None, entries.is_datetime, None
         else:
@@ -459,7 +454,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         dof, weights_term = f64(DOF_START), f64(0.0)
         if noise_k is not None:
             n_groups = encodings[noise_k].unique.shape[0]
-            group_j = idx_j[:, noise_k]
+            group_j = idx_j[:, noise_k] if entries is None else None
             group_dof, mean_s = f64(DOF_START), jnp.ones(n_groups)
             group_post = (mean_s, mean_s)
 
@@ -521,10 +516,27 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                         mean_s = group_post[0] / group_post[1]
                     statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
                     sum_y2 = jnp.sum(weights * y_j**2)
-                else:  # the weights stay on the workers, with their entries
+                elif noise_k is None:  # the weights stay on the workers, with their entries
                     dof, weights_term, sum_y2 = entries.student_t_weights(
                         *moments, core, noise.mean, dof, chunk=chunk, structure=self._structure
                     )
+                else:
+                    dof, group_dof, weights_term, *group_post, sum_y2 = (
+                        entries.grouped_noise_weights(
+                            *moments,
+                            core,
+                            noise.mean,
+                            dof,
+                            group_dof,
+                            mean_s,
+                            mode=noise_k,
+                            n_groups=n_groups,
+                            robust=robust,
+                            chunk=chunk,
+                            structure=self._structure,
+                        )
+                    )
+                    mean_s = group_post[0] / group_post[1]
             for k in range(K):
                 G, g = statistics(
                     tuple(f.means for f in fits),
@@ -1097,7 +1109,7 @@ class FunBaT(_FunBaTBase):
         learned with the rest (:mod:`funbat.likelihood`). ``noise_multipliers_`` holds
         their posterior means (one per unique coordinate, sorted), ``noise_group_dof_``
         the prior's shape. Predictions at a seen coordinate use its noise level and its
-        uncertainty (Student-t noise); at an unseen one, the prior's. In-memory data only.
+        uncertainty (Student-t noise); at an unseen one, the prior's.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None

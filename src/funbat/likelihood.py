@@ -123,13 +123,66 @@ def student_t_weights(sq_err, tau_mean, dof, mask):
     return mean_w, dof, weights_elbo(sums, dof)
 
 
-def _group_posterior(weighted_sq_err, group, mask, tau_mean, group_dof, n_groups):
-    """``q(s_g) = Gamma(alpha_g, beta_g)`` (G,) each, and the entries per group (G,)."""
+@partial(jax.jit, static_argnames=("n_groups", "robust"))
+def group_sums(sq_err, group, mask, mean_s, tau_mean, dof, *, n_groups, robust):
+    """What ``q(s_g)``'s update needs from the entries, given the current ``E[s_g]``.
+
+    ``q(w_n)`` is refreshed first (Student-t noise; ``E[w_n] = 1`` for Gaussian), then
+    summed per group: the entries ``n_g`` and ``r_g = sum_{n in g} E[w_n] E[(y_n -
+    f_n)^2]``, (G,) each. Sums over parts of the data add up (a cluster's partitions).
+    """
+    if robust:
+        mean_w, _ = weight_posterior(sq_err * mean_s[group], tau_mean, dof, mask)
+    else:
+        mean_w = mask
     n_g = jax.ops.segment_sum(mask, group, n_groups)
-    r_g = jax.ops.segment_sum(mask * weighted_sq_err, group, n_groups)
-    alpha = 0.5 * group_dof + 0.5 * n_g
-    beta = 0.5 * group_dof + 0.5 * tau_mean * r_g
-    return alpha, beta, n_g
+    r_g = jax.ops.segment_sum(mask * mean_w * sq_err, group, n_groups)
+    return n_g, r_g
+
+
+@jax.jit
+def group_posterior(n_g, r_g, tau_mean, group_dof):
+    """``q(s_g) = Gamma(alpha_g, beta_g)``: ``alpha`` and ``beta`` (G,) each."""
+    return 0.5 * group_dof + 0.5 * n_g, 0.5 * group_dof + 0.5 * tau_mean * r_g
+
+
+@jax.jit
+def best_group_dof(n_g, r_g, tau_mean, group_dof):
+    """The prior's ``c`` on a grid (the current one included), ``q(s)`` for it, its ELBO term.
+
+    Returns ``c``, ``alpha``, ``beta`` and ``sum_g (n_g E[log s_g] / 2 - KL(q(s_g) ||
+    p(s_g | c)))``.
+    """
+    alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
+    mean_log_s = digamma(alpha) - jnp.log(beta)
+    s_sums = jnp.stack([jnp.asarray(n_g.shape[0], n_g.dtype), jnp.sum(alpha / beta),
+                        jnp.sum(mean_log_s)])  # fmt: skip
+    group_dof = best_dof(s_sums, group_dof)
+    # q(s) was updated for the old c; refresh it so that c and q(s) agree (exact again)
+    alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
+    mean_s, mean_log_s = alpha / beta, digamma(alpha) - jnp.log(beta)
+    entropy = alpha - jnp.log(beta) + gammaln(alpha) + (1.0 - alpha) * digamma(alpha)
+    term = (
+        0.5 * jnp.sum(n_g * mean_log_s)
+        + jnp.sum(entropy)
+        + _prior_term(group_dof, n_g.shape[0], jnp.sum(mean_s), jnp.sum(mean_log_s))
+    )
+    return group_dof, alpha, beta, term
+
+
+@partial(jax.jit, static_argnames=("robust",))
+def entry_weights(sq_err, group, mask, mean_s, tau_mean, dof, *, robust):
+    """Each entry's weight ``E[w_n] E[s_g]`` (N,) and the sums of ``q(w)``.
+
+    ``q(w_n)`` is refreshed for the given ``E[s_g]`` (Student-t noise); the sums are
+    those of :func:`weight_posterior` (zeros for Gaussian noise) and add up over parts.
+    """
+    s_n = mean_s[group]
+    if robust:
+        mean_w, w_sums = weight_posterior(sq_err * s_n, tau_mean, dof, mask)
+    else:
+        mean_w, w_sums = mask, jnp.zeros(4, sq_err.dtype)
+    return mean_w * s_n, w_sums
 
 
 @partial(jax.jit, static_argnames=("n_groups", "robust", "rounds"))
@@ -141,7 +194,8 @@ def grouped_noise_weights(
     Alternates ``rounds`` times between ``q(w_n)`` and ``q(s_g)`` (Student-t noise;
     with Gaussian noise ``w_n = 1`` and one update of ``q(s_g)`` is exact), then
     chooses ``nu`` and ``c`` on their grids; every step is an exact block update or a
-    choice that includes the current value, so the ELBO never decreases.
+    choice that includes the current value, so the ELBO never decreases. (The same
+    steps run partition by partition on a cluster: ``DaskEntries.grouped_noise_weights``.)
 
     Parameters
     ----------
@@ -156,32 +210,18 @@ def grouped_noise_weights(
     weights (N,) ``E[w_n] E[s_g]``; ``nu``; ``c``; the ELBO term of ``w`` and ``s``;
     ``alpha`` (G,), ``beta`` (G,) of ``q(s_g)``.
     """
-    mean_w = mask
     for _ in range(rounds if robust else 1):  # with Gaussian noise q(s) is exact at once
-        s_n = mean_s[group]
-        if robust:
-            mean_w, w_sums = weight_posterior(sq_err * s_n, tau_mean, dof, mask)
-        alpha, beta, n_g = _group_posterior(
-            mean_w * sq_err, group, mask, tau_mean, group_dof, n_groups
+        n_g, r_g = group_sums(
+            sq_err, group, mask, mean_s, tau_mean, dof, n_groups=n_groups, robust=robust
         )
+        alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
         mean_s = alpha / beta
-    mean_log_s = digamma(alpha) - jnp.log(beta)
-    s_sums = jnp.stack([jnp.asarray(n_groups, sq_err.dtype), jnp.sum(mean_s), jnp.sum(mean_log_s)])
-    group_dof = best_dof(s_sums, group_dof)
-    # q(s) was updated for the old c; refresh it so that c and q(s) agree (exact again)
-    alpha, beta, _ = _group_posterior(mean_w * sq_err, group, mask, tau_mean, group_dof, n_groups)
-    mean_s, mean_log_s = alpha / beta, digamma(alpha) - jnp.log(beta)
-    entropy = alpha - jnp.log(beta) + gammaln(alpha) + (1.0 - alpha) * digamma(alpha)
-    term = (
-        0.5 * jnp.sum(n_g * mean_log_s)
-        + jnp.sum(entropy)
-        + _prior_term(group_dof, n_groups, jnp.sum(mean_s), jnp.sum(mean_log_s))
-    )
+    group_dof, alpha, beta, term = best_group_dof(n_g, r_g, tau_mean, group_dof)
+    weights, w_sums = entry_weights(sq_err, group, mask, alpha / beta, tau_mean, dof, robust=robust)
     if robust:
-        mean_w, w_sums = weight_posterior(sq_err * mean_s[group], tau_mean, dof, mask)
         dof = best_dof(w_sums, dof)
         term = term + weights_elbo(w_sums, dof)
-    return mean_w * mean_s[group], dof, group_dof, term, alpha, beta
+    return weights, dof, group_dof, term, alpha, beta
 
 
 def match_gamma_shape(log_gap):
