@@ -140,25 +140,12 @@ def _block_weights(block, moments, core, tau_mean, dof, chunk, structure):
     partition's entries (they add up over partitions).
     """
     import jax
-    import jax.numpy as jnp
 
-    from .estimator import _entry_sq_errors
     from .likelihood import weight_posterior
 
-    idx, y = block[0], block[1]
-    idx_p, y_p, mask = _padded(block[:2], chunk)
-    means, seconds = moments
+    idx, y, sq, mask, _ = _block_sq_errors(block, moments, core, 0, chunk, structure)
     with jax.enable_x64(True):
-        sq = _entry_sq_errors(
-            jnp.asarray(idx_p),
-            jnp.asarray(y_p),
-            tuple(jnp.asarray(m) for m in means),
-            tuple(jnp.asarray(v) for v in seconds),
-            core,
-            structure=structure,
-            chunk=chunk,
-        )
-        w, sums = weight_posterior(sq, tau_mean, dof, jnp.asarray(mask))
+        w, sums = weight_posterior(sq, tau_mean, dof, mask)
         w = np.asarray(w)[: y.shape[0]]
         return (idx, y, w), (np.asarray(sums), float(np.sum(w * y**2)))
 
