@@ -39,12 +39,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
+from scipy.special import digamma as np_digamma
 
 __all__ = [
     "DOF_BOUNDS",
     "DOF_START",
     "LIKELIHOODS",
     "best_dof",
+    "best_group_dof",
+    "entry_weights",
+    "group_posterior",
+    "group_sums",
     "grouped_noise_weights",
     "match_gamma_shape",
     "predictive_noise",
@@ -63,6 +68,12 @@ DOF_BOUNDS = (1.0, 200.0)
 DOF_START = 10.0
 
 _DOF_GRID = np.geomspace(DOF_BOUNDS[0], DOF_BOUNDS[1], 96)
+
+
+def _gamma_log_moments(a, b):
+    """``E[log v]`` and the entropy of ``v ~ Gamma(a, rate b)`` (elementwise)."""
+    mean_log = digamma(a) - jnp.log(b)
+    return mean_log, a - jnp.log(b) + gammaln(a) + (1.0 - a) * digamma(a)
 
 
 def _prior_term(dof, n, sum_mean_w, sum_mean_log_w):
@@ -89,8 +100,7 @@ def weight_posterior(sq_err, tau_mean, dof, mask):
     a = 0.5 * (dof + 1.0)
     b = 0.5 * dof + 0.5 * tau_mean * sq_err
     mean_w = a / b
-    mean_log_w = digamma(a) - jnp.log(b)
-    entropy = a - jnp.log(b) + gammaln(a) + (1.0 - a) * digamma(a)
+    mean_log_w, entropy = _gamma_log_moments(a, b)
     sums = jnp.stack(
         [jnp.sum(mask), jnp.sum(mask * mean_w), jnp.sum(mask * mean_log_w), jnp.sum(mask * entropy)]
     )
@@ -154,14 +164,14 @@ def best_group_dof(n_g, r_g, tau_mean, group_dof):
     p(s_g | c)))``.
     """
     alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
-    mean_log_s = digamma(alpha) - jnp.log(beta)
+    mean_log_s, _ = _gamma_log_moments(alpha, beta)
     s_sums = jnp.stack([jnp.asarray(n_g.shape[0], n_g.dtype), jnp.sum(alpha / beta),
                         jnp.sum(mean_log_s)])  # fmt: skip
     group_dof = best_dof(s_sums, group_dof)
     # q(s) was updated for the old c; refresh it so that c and q(s) agree (exact again)
     alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
-    mean_s, mean_log_s = alpha / beta, digamma(alpha) - jnp.log(beta)
-    entropy = alpha - jnp.log(beta) + gammaln(alpha) + (1.0 - alpha) * digamma(alpha)
+    mean_s = alpha / beta
+    mean_log_s, entropy = _gamma_log_moments(alpha, beta)
     term = (
         0.5 * jnp.sum(n_g * mean_log_s)
         + jnp.sum(entropy)
@@ -230,8 +240,6 @@ def match_gamma_shape(log_gap):
     Solves ``digamma(k) - log(k) = log_gap`` elementwise (NumPy arrays, any shape) by
     bisection in ``log k``; the left side increases from ``-inf`` to 0 with ``k``.
     """
-    from scipy.special import digamma as np_digamma
-
     gap = np.asarray(log_gap, float)
     lo, hi = np.full(gap.shape, -12.0), np.full(gap.shape, 25.0)
     for _ in range(80):
@@ -254,8 +262,6 @@ def predictive_noise(alpha, beta, dof):
     """
     alpha, beta = np.asarray(alpha, float), np.asarray(beta, float)
     if math.isfinite(dof):
-        from scipy.special import digamma as np_digamma
-
         h = 0.5 * dof
         gap = np_digamma(alpha) - np.log(alpha) + np_digamma(h) - math.log(h)
         k = match_gamma_shape(gap)
