@@ -455,8 +455,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         if noise_k is not None:
             n_groups = encodings[noise_k].unique.shape[0]
             group_j = idx_j[:, noise_k] if entries is None else None
-            group_dof, mean_s = f64(DOF_START), jnp.ones(n_groups)
-            group_post = (mean_s, mean_s)
+            group_dof = f64(DOF_START)
+            group_post = (jnp.ones(n_groups), jnp.ones(n_groups))  # q(s_g): E[s_g] = 1
 
         mode_kls = [jnp.zeros(())] * K
         # Warm-up: the first sweeps hold the noise precision at its confident start and
@@ -509,11 +509,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                             noise.mean,
                             dof,
                             group_dof,
-                            mean_s,
+                            group_post[0] / group_post[1],
                             n_groups=n_groups,
                             robust=robust,
                         )
-                        mean_s = group_post[0] / group_post[1]
                     statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
                     sum_y2 = jnp.sum(weights * y_j**2)
                 elif noise_k is None:  # the weights stay on the workers, with their entries
@@ -528,7 +527,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                             noise.mean,
                             dof,
                             group_dof,
-                            mean_s,
+                            group_post[0] / group_post[1],
                             mode=noise_k,
                             n_groups=n_groups,
                             robust=robust,
@@ -536,7 +535,6 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                             structure=self._structure,
                         )
                     )
-                    mean_s = group_post[0] / group_post[1]
             for k in range(K):
                 G, g = statistics(
                     tuple(f.means for f in fits),
@@ -783,9 +781,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         -------
         lower, upper : (n,) each, in the target's units.
         """
-        if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
-            raise InputError(f"level must be a number between 0 and 1; got {level!r}")
-        return self.predictive(X).interval(float(level))
+        return self.predictive(X).interval(_check_level(level))
 
     def sample_y(self, X, n_samples: int = 1, random_state=None):
         """Joint draws from the posterior predictive distribution at ``X``.
@@ -931,8 +927,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "elbo_")
         if getattr(self, "_noise_k", None) is None:
             raise InputError("the model has one noise level; fit it with noise_mode= first")
-        if not 0.0 < level < 1.0:
-            raise InputError(f"level must be between 0 and 1; got {level!r}")
+        level = _check_level(level)
         enc = self._encodings[self._noise_k]
         alpha, beta = self._noise_groups
         sigma = math.sqrt(self.noise_variance_)
@@ -950,6 +945,13 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         s_low, s_high = gamma.ppf([[0.5 - level / 2], [0.5 + level / 2]], alpha, scale=1 / beta)
         table["lower"], table["upper"] = sigma / np.sqrt(s_high), sigma / np.sqrt(s_low)
         return pd.DataFrame(table)
+
+
+def _check_level(level) -> float:
+    """A probability level strictly between 0 and 1, as a float (else a clear error)."""
+    if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
+        raise InputError(f"level must be a number between 0 and 1; got {level!r}")
+    return float(level)
 
 
 def _coords_column(coords, enc: ModeEncoding) -> np.ndarray:
