@@ -98,8 +98,9 @@ def _n_chunks(n: int, chunk: int) -> int:
 
 
 def _padded(block, chunk):
-    """A partition's ``(idx, y, w)`` padded to whole chunks; ``w`` holds the Student-t
-    weights ``E[w_n]`` when the block has them (``(idx, y, w)``), else 1 (0 for padding)."""
+    """A partition's ``(idx, y, w)`` padded to whole chunks; ``w`` holds the entry weights
+    (Student-t ``E[w_n]``, times ``E[s_g]`` with a noise mode) when the block has them
+    (``(idx, y, w)``), else 1 (0 for padding)."""
     from .stats import pad_entries
 
     idx, y = block[0], block[1]
@@ -275,6 +276,15 @@ def _delayed_moments(means, seconds):
     )
 
 
+def _delayed_core(core):
+    """The core's moments (or None for CP) as numpy, wrapped once for every partition."""
+    import dask
+
+    if core is not None:  # numpy on the wire; the workers' JAX takes it as is
+        core = type(core)(*(np.asarray(x) for x in core))
+    return dask.delayed(core, pure=True)
+
+
 def _first(pair):
     return pair[0]
 
@@ -398,16 +408,11 @@ class DaskEntries:
 
         from .likelihood import best_dof, weights_elbo
 
-        moments = _delayed_moments(means, seconds)
-        if core is not None:  # numpy on the wire; the workers' JAX takes it as is
-            core = type(core)(*(np.asarray(x) for x in core))
-        core_d = dask.delayed(core, pure=True)
+        moments, core_d = _delayed_moments(means, seconds), _delayed_core(core)
         f = partial(_block_weights, chunk=chunk, structure=structure)
-        done = dask.persist(
-            *[dask.delayed(f)(b, moments, core_d, float(tau_mean), float(dof)) for b in self.blocks]
+        sums, sum_wy2 = self._keep_weights(
+            [dask.delayed(f)(b, moments, core_d, float(tau_mean), float(dof)) for b in self.blocks]
         )
-        self.blocks = [dask.delayed(_first)(r) for r in done]
-        sums, sum_wy2 = dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
         sums = jnp.asarray(sums)
         dof = best_dof(sums, jnp.asarray(dof))
         return dof, weights_elbo(sums, dof), jnp.asarray(sum_wy2)
@@ -429,10 +434,7 @@ class DaskEntries:
 
         from .likelihood import best_dof, best_group_dof, group_posterior, weights_elbo
 
-        moments = _delayed_moments(means, seconds)
-        if core is not None:  # numpy on the wire; the workers' JAX takes it as is
-            core = type(core)(*(np.asarray(x) for x in core))
-        core_d = dask.delayed(core, pure=True)
+        moments, core_d = _delayed_moments(means, seconds), _delayed_core(core)
         f = partial(_block_sq_errors, chunk=chunk, structure=structure)
         sq_blocks = dask.persist(*[dask.delayed(f)(b, moments, core_d, mode) for b in self.blocks])
         tau, dof, group_dof = float(tau_mean), float(dof), float(group_dof)
@@ -445,16 +447,24 @@ class DaskEntries:
             jnp.asarray(n_g), jnp.asarray(r_g), tau, group_dof
         )
         mean_d = dask.delayed(np.asarray(alpha / beta), pure=True)
-        done = dask.persist(
-            *[dask.delayed(_block_group_weights)(b, mean_d, tau, dof, robust) for b in sq_blocks]
+        w_sums, sum_wy2 = self._keep_weights(
+            [dask.delayed(_block_group_weights)(b, mean_d, tau, dof, robust) for b in sq_blocks]
         )
-        self.blocks = [dask.delayed(_first)(r) for r in done]
-        w_sums, sum_wy2 = dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
         if robust:
             w_sums = jnp.asarray(w_sums)
             dof = best_dof(w_sums, jnp.asarray(dof))
             term = term + weights_elbo(w_sums, dof)
         return jnp.asarray(dof), group_dof, term, alpha, beta, jnp.asarray(sum_wy2)
+
+    def _keep_weights(self, tasks):
+        """Run per-partition tasks returning ``((idx, y, weights), sums)``: the weighted
+        partitions replace the blocks (persisted where they are), the sums are added up
+        on the workers and returned."""
+        import dask
+
+        done = dask.persist(*tasks)
+        self.blocks = [dask.delayed(_first)(r) for r in done]
+        return dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
 
     # -- initialisation ------------------------------------------------------------
 
