@@ -74,15 +74,18 @@ class Predictive(NamedTuple):
         gauss = ~np.isfinite(dof)
         return np.where(gauss, 1.0, dof).reshape(-1, 1), gauss
 
+    def _noise_var(self) -> np.ndarray:
+        """``noise_scale^2`` (n,), a scalar scale broadcast to every point."""
+        return np.broadcast_to(np.asarray(self.noise_scale, float) ** 2, np.shape(self.mean))
+
     def _gaussian_std(self) -> np.ndarray:
         """``sqrt(var_f + noise_scale^2)`` (n,): the std at points with Gaussian noise."""
-        s2 = np.broadcast_to(np.asarray(self.noise_scale, float) ** 2, np.shape(self.mean))
-        return np.maximum(np.sqrt(self.var_f + s2), 1e-300)
+        return np.maximum(np.sqrt(self.var_f + self._noise_var()), 1e-300)
 
     @property
     def std(self) -> np.ndarray:
         """Predictive standard deviation (n,); ``inf`` for Student-t noise with dof <= 2."""
-        s2 = np.broadcast_to(np.asarray(self.noise_scale, float) ** 2, np.shape(self.mean))
+        s2 = self._noise_var()
         if not self.gaussian_noise:
             dof = np.broadcast_to(np.asarray(self.dof, float), s2.shape)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -95,10 +98,8 @@ class Predictive(NamedTuple):
 
         ``nodes``: (M,) weights shared by all points, or (n, M) per point.
         """
-        s2 = np.asarray(self.noise_scale, float) ** 2
-        return np.asarray(self.var_f, float)[:, None] + np.reshape(s2, (-1, 1)) / np.atleast_2d(
-            nodes
-        )
+        s2 = self._noise_var()[:, None]
+        return np.asarray(self.var_f, float)[:, None] + s2 / np.atleast_2d(nodes)
 
     def central_probability(self, half_width) -> np.ndarray:
         """``P(|y - mean| <= half_width)`` per point (n,)."""
