@@ -162,7 +162,9 @@ def test_predict_writes_rows_and_intervals(work, capsys):
     mean, std = model.predict(X, return_std=True)
     np.testing.assert_allclose(pred["mean"], mean, rtol=1e-12)
     np.testing.assert_allclose(pred["std"], std, rtol=1e-12)
-    np.testing.assert_allclose(pred["upper95"] - pred["lower95"], 2 * 1.959964 * std, rtol=1e-6)
+    lower, upper = model.predict_interval(X, 0.95)  # the recalibrated (Student-t) interval
+    np.testing.assert_allclose(pred["lower95"], lower, rtol=1e-9)
+    np.testing.assert_allclose(pred["upper95"], upper, rtol=1e-9)
     # Parquet out, and extra columns carried through in order.
     code, _, _ = run(capsys, "predict", work / "model.funbat", work / "pred.csv", "-o",
                      work / "pred.parquet")  # fmt: skip
@@ -183,9 +185,11 @@ def test_info_describes_the_model(work, capsys):
     for text in ("FunBaT model", "117 rows, 2 modes", "lat", "day", "2021-01-01", "matern32",
                  "noise std", "ELBO", "days"):  # fmt: skip
         assert text in out
+    assert "recalibrated on 117 leave-one-out residuals" in out
     code, out, _ = run(capsys, "info", work / "model.funbat", "--json")
     d = json.loads(out)
     assert d["model"] == "FunBaT" and d["n_train"] == 117
+    assert d["noise_dof"] is None and d["recalibration"]["n"] == 117
     assert [m["name"] for m in d["modes"]] == ["lat", "day"]
     assert d["modes"][1]["kind"] == "date" and d["modes"][0]["rank"] == 2
     assert d["funbat_version"] == funbat.__version__

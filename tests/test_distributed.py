@@ -60,7 +60,11 @@ def test_cluster_fit_equals_in_memory_fit(client, parquet, cls):
     # the fitted model needs no cluster to predict, with the same columns in memory
     _, std_m = mem.predict(X.iloc[:50], return_std=True)
     _, std_d = dsk.predict(X.iloc[:50], return_std=True)
-    np.testing.assert_allclose(std_d, std_m, rtol=1e-8)
+    # recalibrated on the same leave-one-out residuals, computed on the workers (their
+    # order differs, so the Student-t fit agrees to its optimiser's tolerance)
+    assert dsk.recalibration_.n == mem.recalibration_.n
+    np.testing.assert_allclose(dsk.recalibration_[:2], mem.recalibration_[:2], rtol=1e-6)
+    np.testing.assert_allclose(std_d, std_m, rtol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [FunBaT, FunBaTCP])

@@ -121,6 +121,7 @@ def _make_estimator(
     discrete: list[str] | None = None,
     likelihood: str = "gaussian",
     noise_mode: str | None = None,
+    recalibrate: bool = True,
 ):
     from .estimator import FunBaT, FunBaTCP
     from .kernels import KERNELS
@@ -152,6 +153,7 @@ def _make_estimator(
         discrete=discrete,
         likelihood=likelihood,
         noise_mode=noise_mode,
+        recalibrate=recalibrate,
     )
 
 
@@ -301,6 +303,11 @@ _NOISE_MODE = typer.Option(
     help="A mode whose every coordinate (a date, a station) gets its own noise level "
     "('lat+lon' for a spatial mode).",
 )
+_RECALIBRATE = typer.Option(
+    "--recalibrate/--no-recalibrate",
+    help="Gaussian noise: give the predictive the Student-t shape of the leave-one-out "
+    "errors (point predictions unchanged).",
+)
 
 
 @app.command()
@@ -319,6 +326,7 @@ def fit(
     seed: Annotated[int, _SEED] = 0,
     likelihood: Annotated[str, _LIKELIHOOD] = "gaussian",
     noise_mode: Annotated[str | None, _NOISE_MODE] = None,
+    recalibrate: Annotated[bool, _RECALIBRATE] = True,
     dropna: Annotated[bool, _DROPNA] = False,
     quiet: Annotated[bool, _QUIET] = False,
     dask: Annotated[
@@ -338,7 +346,9 @@ def fit(
     _check_output(output, "model")
     _, modes = _parse_coords(coords)
     disc = _parse_list(discrete, "--discrete")
-    est = _make_estimator(model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode)
+    est = _make_estimator(
+        model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate
+    )
     if dask:
         X, y, client = _dask_training_data(data, target, coords, dropna, scheduler)
     elif scheduler is not None:
@@ -440,6 +450,7 @@ def evaluate(
     seed: Annotated[int, _SEED] = 0,
     likelihood: Annotated[str, _LIKELIHOOD] = "gaussian",
     noise_mode: Annotated[str | None, _NOISE_MODE] = None,
+    recalibrate: Annotated[bool, _RECALIBRATE] = True,
     dropna: Annotated[bool, _DROPNA] = False,
     splits: Annotated[
         int, typer.Option("--splits", "-s", help="Number of random 80/20 splits.")
@@ -457,7 +468,7 @@ def evaluate(
 
     def make():
         return _make_estimator(
-            model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode
+            model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate
         )
 
     make()  # validate before reading data
@@ -605,6 +616,7 @@ def _info_dict(est, meta: dict) -> dict:
                 "lengthscale_unit": "days" if enc.is_datetime else "coordinate units",
             }
         )
+    recal = getattr(est, "recalibration_", None)
     return {
         "model": meta["class"],
         "funbat_version": meta["funbat_version"],
@@ -613,7 +625,13 @@ def _info_dict(est, meta: dict) -> dict:
         "n_train": int(est.n_train_),
         "noise_std": math.sqrt(est.noise_variance_),
         # Student-t degrees of freedom (null: Gaussian noise; then noise_std is a scale)
-        "noise_dof": (float(est.dof_) if math.isfinite(getattr(est, "dof_", math.inf)) else None),
+        "noise_dof": (
+            float(est.dof_)
+            if math.isfinite(getattr(est, "dof_", math.inf)) and recal is None
+            else None
+        ),
+        # Gaussian noise with a Student-t predictive (null: not recalibrated)
+        "recalibration": None if recal is None else recal._asdict(),
         # the mode whose coordinates each have a noise level (null: one level for all)
         "noise_mode": getattr(est, "noise_mode_", None),
         "noise_group_dof": getattr(est, "noise_group_dof_", None),
@@ -693,6 +711,12 @@ def info(
             f"{d['noise_dof']:.3g} degrees of freedom"
         ),
     ]
+    if d["recalibration"] is not None:
+        r = d["recalibration"]
+        lines.append(
+            f"  predicts  Student-t, {r['dof']:.3g} degrees of freedom, spread x {r['scale']:.3g} "
+            f"(recalibrated on {r['n']} leave-one-out residuals)"
+        )
     if d["noise_mode"] is not None:
         lo, mid, hi = d["noise_scale_factors"]
         lines.append(

@@ -175,6 +175,34 @@ def _block_sq_errors(block, moments, core, mode, chunk, structure):
         return idx, y, np.asarray(sq), mask, idx_p[:, mode]
 
 
+def _block_loo_residuals(block, moments, core, noise_var, keep, seed, chunk, structure):
+    """One partition's standardised leave-one-out residuals (``calibration.loo_residuals``),
+    of a random fraction ``keep`` of its entries (all when ``keep >= 1``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from .calibration import loo_residuals
+    from .estimator import _entry_predictions
+
+    y = block[1]
+    idx_p, _, _ = _padded(block[:2], chunk)
+    means, seconds = moments
+    with jax.enable_x64(True):
+        m, var_f = _entry_predictions(
+            jnp.asarray(idx_p),
+            tuple(jnp.asarray(a) for a in means),
+            tuple(jnp.asarray(v) for v in seconds),
+            core,
+            structure=structure,
+            chunk=chunk,
+        )
+    resid, var_f = y - np.asarray(m)[: y.shape[0]], np.asarray(var_f)[: y.shape[0]]
+    if keep < 1.0:
+        chosen = np.random.default_rng(seed).random(y.shape[0]) < keep
+        resid, var_f = resid[chosen], var_f[chosen]
+    return loo_residuals(resid, var_f, noise_var)
+
+
 def _block_group_sums(sq_block, mean_s, tau_mean, dof, n_groups, robust):
     """One partition's per-group sums ``(n_g, r_g)`` (see ``likelihood.group_sums``)."""
     import jax
@@ -455,6 +483,22 @@ class DaskEntries:
             dof = best_dof(w_sums, jnp.asarray(dof))
             term = term + weights_elbo(w_sums, dof)
         return jnp.asarray(dof), group_dof, term, alpha, beta, jnp.asarray(sum_wy2)
+
+    def loo_residuals(
+        self, means, seconds, core, noise_var, *, max_entries, seed, chunk, structure
+    ):  # fmt: skip
+        """Standardised leave-one-out residuals (``calibration.loo_residuals``) of all
+        entries, or of a random subset of about ``max_entries`` of them, gathered here."""
+        import dask
+
+        moments, core_d = _delayed_moments(means, seconds), _delayed_core(core)
+        keep = min(1.0, max_entries / self.n)
+        f = partial(_block_loo_residuals, chunk=chunk, structure=structure)
+        parts = [
+            dask.delayed(f)(b, moments, core_d, float(noise_var), keep, seed + i)
+            for i, b in enumerate(self.blocks)
+        ]
+        return np.concatenate(dask.compute(parts)[0])
 
     def _keep_weights(self, tasks):
         """Run per-partition tasks returning ``((idx, y, weights), sums)``: the weighted

@@ -21,13 +21,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import dense as DN
 from . import updates as U
-from .calibration import Predictive
+from .calibration import Predictive, fit_recalibration, loo_residuals
 from .data import InputError, ModeEncoding, as_mode_columns, as_modes, as_target, encode_modes
 from .hyper import smooth_with_lengthscale_search
 from .init import svd_init
 from .kalman import ChainPosterior, interpolate, smooth
 from .kernels import KERNELS, Matern, make_kernel
 from .likelihood import (
+    DOF_BOUNDS,
     DOF_START,
     LIKELIHOODS,
     grouped_noise_weights,
@@ -41,6 +42,10 @@ __all__ = ["FunBaT", "FunBaTCP"]
 
 #: Sweeps with the noise and lengthscales held before they are learned (see ``_fit``).
 _WARMUP_SWEEPS = 10
+
+#: Residuals at most used by ``recalibrate`` (a random subset beyond it, on a cluster),
+#: and at least (fewer keep the Gaussian predictive: two parameters need some data).
+_RECALIBRATION_MAX, _RECALIBRATION_MIN = 1_000_000, 50
 
 #: Bounds of learned lengthscales in scaled coordinates (the training range is 1).
 _LOG_LENGTHSCALE_BOUNDS = (math.log(1e-4), math.log(10.0))
@@ -208,20 +213,27 @@ def _predict_moments(core, means, seconds, *, structure):
 
 
 @partial(jax.jit, static_argnames=("structure", "chunk"))
-def _entry_sq_errors(idx, y, means, seconds, core, *, structure, chunk):
-    """``E[(y_n - f_n)^2]`` (N,) of every entry, ``chunk`` entries at a time."""
+def _entry_predictions(idx, means, seconds, core, *, structure, chunk):
+    """Mean and variance of every entry's latent value ``f_n``, (N,) each, ``chunk``
+    entries at a time (standardised units)."""
 
-    def one(args):
-        ix, yc = args
+    def one(ix):
         mom = [(mu[ix[:, k]], se[ix[:, k]]) for k, (mu, se) in enumerate(zip(means, seconds))]
         m, e2 = _predict_moments(
             core, [a for a, _ in mom], [b for _, b in mom], structure=structure
         )
-        return yc**2 - 2.0 * yc * m + e2
+        return m, e2 - m**2
 
     K = idx.shape[1]
-    out = jax.lax.map(one, (idx.reshape(-1, chunk, K), y.reshape(-1, chunk)))
-    return out.reshape(-1)
+    m, v = jax.lax.map(one, idx.reshape(-1, chunk, K))
+    return m.reshape(-1), v.reshape(-1)
+
+
+@partial(jax.jit, static_argnames=("structure", "chunk"))
+def _entry_sq_errors(idx, y, means, seconds, core, *, structure, chunk):
+    """``E[(y_n - f_n)^2]`` (N,) of every entry, ``chunk`` entries at a time."""
+    m, var_f = _entry_predictions(idx, means, seconds, core, structure=structure, chunk=chunk)
+    return (y - m) ** 2 + var_f
 
 
 class _FunBaTBase(RegressorMixin, BaseEstimator):
@@ -311,6 +323,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 f"likelihood must be one of {', '.join(map(repr, LIKELIHOODS))}; "
                 f"got {self.likelihood!r}"
             )
+        if not isinstance(self.recalibrate, (bool, np.bool_)):
+            raise InputError(f"recalibrate must be True or False; got {self.recalibrate!r}")
 
     # -- fitting -------------------------------------------------------------------
 
@@ -589,6 +603,23 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 converged = True
                 break
 
+        recalibration = None
+        if self.recalibrate and not robust and noise_k is None:
+            moments = (tuple(f.means for f in fits), tuple(f.seconds for f in fits))
+            noise_var = float(noise.rate / (noise.shape - 1.0))
+            if entries is None:
+                m, var_f = _entry_predictions(
+                    idx_j, *moments, core, structure=self._structure, chunk=chunk
+                )
+                z = loo_residuals(np.asarray(y_j - m)[:N], np.asarray(var_f)[:N], noise_var)
+            else:
+                z = entries.loo_residuals(
+                    *moments, core, noise_var, max_entries=_RECALIBRATION_MAX,
+                    seed=int(rng.integers(2**31)), chunk=chunk, structure=self._structure,
+                )  # fmt: skip
+            if z.size >= _RECALIBRATION_MIN:
+                recalibration = fit_recalibration(z, DOF_BOUNDS)
+
         self._encodings = encodings
         self._fits = fits
         self._n_valid = tuple(n_valid)
@@ -613,6 +644,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             _warn_collapsed_lengthscales(fits, encodings)
         self.noise_variance_ = float(noise.rate / (noise.shape - 1.0)) * y_scale**2
         self.dof_ = float(dof) if robust else float("inf")
+        self.recalibration_ = recalibration
+        if recalibration is not None:
+            self.dof_ = recalibration.dof
         if noise_k is None:
             self.noise_mode_ = None
             self._noise_k = self._noise_groups = None
@@ -720,6 +754,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             noise_var = float(self._noise.rate / (self._noise.shape - 1.0))
         scale = math.sqrt(noise_var) * self._y_scale
         dof = getattr(self, "dof_", math.inf)
+        recal = getattr(self, "recalibration_", None)
+        if recal is not None:  # the whole spread takes the Student-t shape of the LOO errors
+            spread = recal.scale * np.sqrt(var_out + noise_var) * self._y_scale
+            return Predictive(means_out * self._y_scale + self._y_mean, np.zeros(n), spread, dof)
         if getattr(self, "_noise_k", None) is not None:  # noise level per group
             ids, alpha, beta = self._noise_group_params(columns[self._noise_k])
             dof_g, factor_g = predictive_noise(alpha, beta, dof)
@@ -820,6 +858,13 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             f = np.asarray(f)
         tau = rng.gamma(float(self._noise.shape), 1.0 / float(self._noise.rate), size=(S, 1))
         dof = getattr(self, "dof_", math.inf)
+        recal = getattr(self, "recalibration_", None)
+        if recal is not None:  # the latent deviation and the noise, scaled per point
+            m = (self.predict(X) - self._y_mean) / self._y_scale
+            eps = rng.normal(size=(S, n)) / np.sqrt(tau)
+            w = rng.gamma(0.5 * dof, 2.0 / dof, size=(S, n))
+            y = m + recal.scale * (f - m + eps) / np.sqrt(w)
+            return (y * self._y_scale + self._y_mean).T
         if math.isfinite(dof):  # Student-t noise: a Gamma(dof/2, rate dof/2) weight per draw
             tau = tau * rng.gamma(0.5 * dof, 2.0 / dof, size=(S, n))
         if getattr(self, "_noise_k", None) is not None:  # one multiplier per group and draw
@@ -1112,6 +1157,14 @@ class FunBaT(_FunBaTBase):
         their posterior means (one per unique coordinate, sorted), ``noise_group_dof_``
         the prior's shape. Predictions at a seen coordinate use its noise level and its
         uncertainty (Student-t noise); at an unseen one, the prior's.
+    recalibrate : bool, default True
+        With Gaussian noise and one noise level: after the fit, give the predictive
+        distribution the Student-t shape (``dof_``, ``recalibration_``) that the
+        model's standardised leave-one-out residuals show
+        (:mod:`funbat.calibration`). Point predictions and ``elbo_`` are unchanged;
+        intervals follow errors with heavy tails. False keeps the Gaussian predictive.
+        Ignored for ``likelihood="student_t"`` and with a ``noise_mode`` (their
+        predictive is their own), and below 50 training entries.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
@@ -1135,6 +1188,7 @@ class FunBaT(_FunBaTBase):
         core_prior_variance=1.0,
         likelihood="gaussian",
         noise_mode=None,
+        recalibrate=True,
         chunk_size=65536,
         random_state=None,
     ):
@@ -1150,6 +1204,7 @@ class FunBaT(_FunBaTBase):
         self.core_prior_variance = core_prior_variance
         self.likelihood = likelihood
         self.noise_mode = noise_mode
+        self.recalibrate = recalibrate
         self.chunk_size = chunk_size
         self.random_state = random_state
 
@@ -1177,6 +1232,7 @@ class FunBaTCP(_FunBaTBase):
         tol=1e-5,
         likelihood="gaussian",
         noise_mode=None,
+        recalibrate=True,
         chunk_size=65536,
         random_state=None,
     ):
@@ -1191,6 +1247,7 @@ class FunBaTCP(_FunBaTBase):
         self.tol = tol
         self.likelihood = likelihood
         self.noise_mode = noise_mode
+        self.recalibrate = recalibrate
         self.chunk_size = chunk_size
         self.random_state = random_state
 
