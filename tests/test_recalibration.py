@@ -62,9 +62,9 @@ def test_recalibration_calibrates_heavy_tailed_errors_and_keeps_the_fit():
     kw = dict(rank=2, max_iter=40, random_state=0)
     recal = FunBaT(**kw).fit(X.iloc[tr], y[tr])
     plain = FunBaT(recalibrate=False, **kw).fit(X.iloc[tr], y[tr])
-    # the fit itself is untouched
-    np.testing.assert_allclose(recal.predict(X.iloc[te]), plain.predict(X.iloc[te]), rtol=1e-12)
-    assert recal.elbo_ == plain.elbo_
+    # the fit itself is untouched (to 1e-9: a GPU's reductions are not bit-reproducible)
+    np.testing.assert_allclose(recal.predict(X.iloc[te]), plain.predict(X.iloc[te]), rtol=1e-9)
+    assert recal.elbo_ == pytest.approx(plain.elbo_, rel=1e-12)
     assert plain.recalibration_ is None and plain.dof_ == np.inf
     assert isinstance(recal.recalibration_, Recalibration) and recal.dof_ < 6
     pr, pp = recal.predictive(X.iloc[te]), plain.predictive(X.iloc[te])
@@ -106,6 +106,9 @@ def test_recalibration_is_saved_and_skipped_for_other_noise_models(tmp_path):
     # too few entries to fit a Student-t: the Gaussian predictive stays
     small = FunBaT(rank=2, max_iter=15).fit(X.iloc[:40], y[:40])
     assert small.recalibration_ is None and small.dof_ == np.inf
+    # nor when the model fits the target exactly (a constant)
+    flat = FunBaT(rank=2, max_iter=15).fit(X, np.full(len(y), 3.0))
+    assert flat.recalibration_ is None
 
 
 def test_recalibrate_must_be_a_bool():

@@ -617,7 +617,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     *moments, core, noise_var, max_entries=_RECALIBRATION_MAX,
                     seed=int(rng.integers(2**31)), chunk=chunk, structure=self._structure,
                 )  # fmt: skip
-            if z.size >= _RECALIBRATION_MIN:
+            # residuals mostly exactly 0 (a target the model fits exactly) have no shape
+            if z.size >= _RECALIBRATION_MIN and np.median(np.abs(z)) > 0.0:
                 recalibration = fit_recalibration(z, DOF_BOUNDS)
 
         self._encodings = encodings
@@ -734,7 +735,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         value's mean and variance (n,) (core and every mode's functions), the noise
         scale and degrees of freedom (``inf``: Gaussian noise). Its ``interval(level)``,
         ``logpdf(y)``, ``std`` and ``coverage_table(y)`` give intervals, densities and
-        checks.
+        checks. A recalibrated model (``recalibration_`` set) is Student-t as a whole:
+        ``var_f`` is 0 and ``noise_scale`` is ``scale * sqrt(var_f + noise variance)``.
         """
         columns = self._query_columns(X)
         n = columns[0].shape[0]
@@ -801,9 +803,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         X : table or array (n, K) of coordinates, seen in training or not.
         return_std : also return the predictive standard deviation, which includes the
             uncertainty of the core, of every mode's functions and the noise (``inf``
-            where the noise is Student-t with 2 or fewer degrees of freedom, as with
-            ``dof_ <= 2`` or at a rarely seen or unseen coordinate of a ``noise_mode``:
-            use :meth:`predict_interval`).
+            where the predictive is Student-t with 2 or fewer degrees of freedom, as with
+            ``dof_ <= 2`` or at a rarely seen or unseen coordinate of a ``noise_mode``).
+            With a Student-t predictive (recalibrated, ``likelihood="student_t"`` or a
+            ``noise_mode``) ``mean +- z std`` is not its interval: use
+            :meth:`predict_interval`.
 
         Returns
         -------
@@ -1164,7 +1168,8 @@ class FunBaT(_FunBaTBase):
         (:mod:`funbat.calibration`). Point predictions and ``elbo_`` are unchanged;
         intervals follow errors with heavy tails. False keeps the Gaussian predictive.
         Ignored for ``likelihood="student_t"`` and with a ``noise_mode`` (their
-        predictive is their own), and below 50 training entries.
+        predictive is their own), below 50 training entries, and when most residuals
+        are exactly 0.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
