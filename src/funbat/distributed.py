@@ -151,41 +151,15 @@ def _block_weights(block, moments, core, tau_mean, dof, chunk, structure):
         return (idx, y, w), (np.asarray(sums), float(np.sum(w * y**2)))
 
 
-def _block_sq_errors(block, moments, core, mode, chunk, structure):
-    """One partition's ``(idx, y, E[(y - f)^2], mask, group)``: the last three padded to
-    whole chunks, ``group`` the entries' coordinates in mode ``mode`` (0 for padding)."""
+def _block_predictions(block, moments, core, chunk, structure):
+    """One partition's entries padded to whole chunks, ``(idx, y, mask)``, with the mean
+    and variance of each entry's latent value (``estimator._entry_predictions``)."""
     import jax
     import jax.numpy as jnp
 
-    from .estimator import _entry_sq_errors
-
-    idx, y = block[0], block[1]
-    idx_p, y_p, mask = _padded(block[:2], chunk)
-    means, seconds = moments
-    with jax.enable_x64(True):
-        sq = _entry_sq_errors(
-            jnp.asarray(idx_p),
-            jnp.asarray(y_p),
-            tuple(jnp.asarray(m) for m in means),
-            tuple(jnp.asarray(v) for v in seconds),
-            core,
-            structure=structure,
-            chunk=chunk,
-        )
-        return idx, y, np.asarray(sq), mask, idx_p[:, mode]
-
-
-def _block_loo_residuals(block, moments, core, noise_var, keep, seed, chunk, structure):
-    """One partition's standardised leave-one-out residuals (``calibration.loo_residuals``),
-    of a random fraction ``keep`` of its entries (all when ``keep >= 1``)."""
-    import jax
-    import jax.numpy as jnp
-
-    from .calibration import loo_residuals
     from .estimator import _entry_predictions
 
-    y = block[1]
-    idx_p, _, _ = _padded(block[:2], chunk)
+    idx_p, y_p, mask = _padded(block[:2], chunk)
     means, seconds = moments
     with jax.enable_x64(True):
         m, var_f = _entry_predictions(
@@ -196,9 +170,26 @@ def _block_loo_residuals(block, moments, core, noise_var, keep, seed, chunk, str
             structure=structure,
             chunk=chunk,
         )
-    resid, var_f = y - np.asarray(m)[: y.shape[0]], np.asarray(var_f)[: y.shape[0]]
+        return (idx_p, y_p, mask), np.asarray(m), np.asarray(var_f)
+
+
+def _block_sq_errors(block, moments, core, mode, chunk, structure):
+    """One partition's ``(idx, y, E[(y - f)^2], mask, group)``: the last three padded to
+    whole chunks, ``group`` the entries' coordinates in mode ``mode`` (0 for padding)."""
+    (idx_p, y_p, mask), m, var_f = _block_predictions(block, moments, core, chunk, structure)
+    return block[0], block[1], (y_p - m) ** 2 + var_f, mask, idx_p[:, mode]
+
+
+def _block_loo_residuals(block, moments, core, noise_var, keep, seed, chunk, structure):
+    """One partition's standardised leave-one-out residuals (``calibration.loo_residuals``),
+    of a random fraction ``keep`` of its entries (all when ``keep >= 1``)."""
+    from .calibration import loo_residuals
+
+    n = block[1].shape[0]
+    (_, y_p, _), m, var_f = _block_predictions(block, moments, core, chunk, structure)
+    resid, var_f = (y_p - m)[:n], var_f[:n]
     if keep < 1.0:
-        chosen = np.random.default_rng(seed).random(y.shape[0]) < keep
+        chosen = np.random.default_rng(seed).random(n) < keep
         resid, var_f = resid[chosen], var_f[chosen]
     return loo_residuals(resid, var_f, noise_var)
 
