@@ -195,6 +195,22 @@ def test_info_describes_the_model(work, capsys):
     assert d["funbat_version"] == funbat.__version__
 
 
+def test_no_recalibrate_keeps_the_gaussian_predictive(work, capsys):
+    code, _, _ = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
+                     "8", "--no-recalibrate", "-q", "-o", work / "g.funbat")  # fmt: skip
+    assert code == 0
+    code, out, _ = run(capsys, "info", work / "g.funbat")
+    assert code == 0 and "noise std" in out and "recalibrated" not in out
+    code, out, _ = run(capsys, "info", work / "g.funbat", "--json")
+    assert json.loads(out)["recalibration"] is None
+    model = funbat.load(work / "g.funbat")
+    assert model.recalibration_ is None and model.dof_ == np.inf
+    X = small_table()[["lat", "day"]].assign(day=lambda d: pd.to_datetime(d.day))
+    mean, std = model.predict(X, return_std=True)
+    lower, upper = model.predict_interval(X, 0.95)
+    np.testing.assert_allclose(upper - lower, 2 * 1.959964 * std, rtol=1e-6)
+
+
 def test_student_t_fit_info_and_predict_intervals(work, capsys):
     code, _, _ = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
                      "15", "--likelihood", "student_t", "-q", "-o", work / "t.funbat")  # fmt: skip

@@ -358,6 +358,9 @@ def test_dataarray_in_grid_out(fitted):
     mean, std = tucker.predict(flat, return_std=True)
     np.testing.assert_allclose(gx["mean"].values.reshape(-1), mean, rtol=1e-12)
     np.testing.assert_allclose(gx["std"].values.reshape(-1), std, rtol=1e-12)
+    lower, upper = tucker.predict_interval(flat, 0.95)  # the model's own interval
+    np.testing.assert_allclose(gx["lower95"].values.reshape(-1), lower, rtol=1e-9)
+    np.testing.assert_allclose(gx["upper95"].values.reshape(-1), upper, rtol=1e-9)
     with pytest.raises(InputError, match="not a mode"):
         tucker.predict_grid(depth=[1.0])
 

@@ -260,8 +260,9 @@ def predict_grid(model, coords=None, **coords_kw):
 
     Returns
     -------
-    ``xarray.Dataset`` with variables ``mean`` and ``std`` (and ``lower95``,
-    ``upper95``), dims in the model's mode order.
+    ``xarray.Dataset`` with variables ``mean`` and ``std`` and the model's central 95%
+    interval ``lower95``, ``upper95`` (its own predictive's: Student-t when
+    recalibrated, not ``mean +- 1.96 std``), dims in the model's mode order.
     """
     try:
         import xarray as xr
@@ -289,16 +290,9 @@ def predict_grid(model, coords=None, **coords_kw):
             raise InputError(f"mode {name!r} has no coordinates in the grid")
     grids = np.meshgrid(*axes.values(), indexing="ij")
     X = pd.DataFrame({name: g.reshape(-1) for name, g in zip(modes, grids)})
-    mean, std = model.predict(X, return_std=True)
+    pred = model.predictive(X)
+    lower, upper = pred.interval(0.95)
     shape = tuple(a.size for a in axes.values())
     dims = tuple(modes)
-    mean, std = mean.reshape(shape), std.reshape(shape)
-    return xr.Dataset(
-        {
-            "mean": (dims, mean),
-            "std": (dims, std),
-            "lower95": (dims, mean - 1.959963984540054 * std),
-            "upper95": (dims, mean + 1.959963984540054 * std),
-        },
-        coords=axes,
-    )
+    values = {"mean": pred.mean, "std": pred.std, "lower95": lower, "upper95": upper}
+    return xr.Dataset({k: (dims, v.reshape(shape)) for k, v in values.items()}, coords=axes)
