@@ -67,6 +67,15 @@ def test_cluster_fit_equals_in_memory_fit(client, parquet, cls):
     np.testing.assert_allclose(std_d, std_m, rtol=1e-6)
 
 
+def test_cluster_recalibrates_on_a_random_subset_of_large_data(client, parquet, monkeypatch):
+    import funbat.estimator
+
+    monkeypatch.setattr(funbat.estimator, "_RECALIBRATION_MAX", 300)
+    _, glob = parquet
+    m = FunBaT(rank=2, max_iter=4, random_state=0).fit(glob, y="value")
+    assert 200 < m.recalibration_.n < 400  # of 1,200 entries in four partitions
+
+
 @pytest.mark.parametrize("cls", [FunBaT, FunBaTCP])
 def test_cluster_student_t_fit_equals_in_memory_fit(client, parquet, cls):
     """Student-t weights live with their partitions on the workers; 7 sweeps use them."""

@@ -43,8 +43,8 @@ __all__ = ["FunBaT", "FunBaTCP"]
 #: Sweeps with the noise and lengthscales held before they are learned (see ``_fit``).
 _WARMUP_SWEEPS = 10
 
-#: Residuals at most used by ``recalibrate`` (a random subset beyond it, on a cluster),
-#: and at least (fewer keep the Gaussian predictive: two parameters need some data).
+#: Residuals at most used by ``recalibrate`` (about that many, drawn at random, beyond
+#: it), and at least (fewer keep the Gaussian predictive: two parameters need data).
 _RECALIBRATION_MAX, _RECALIBRATION_MIN = 1_000_000, 50
 
 #: Bounds of learned lengthscales in scaled coordinates (the training range is 1).
@@ -611,7 +611,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 m, var_f = _entry_predictions(
                     idx_j, *moments, core, structure=self._structure, chunk=chunk
                 )
-                z = loo_residuals(np.asarray(y_j - m)[:N], np.asarray(var_f)[:N], noise_var)
+                resid, var_f = np.asarray(y_j - m)[:N], np.asarray(var_f)[:N]
+                if N > _RECALIBRATION_MAX:  # a random subset bounds the Student-t fit's cost
+                    keep = rng.random(N) < _RECALIBRATION_MAX / N
+                    resid, var_f = resid[keep], var_f[keep]
+                z = loo_residuals(resid, var_f, noise_var)
             else:
                 z = entries.loo_residuals(
                     *moments, core, noise_var, max_entries=_RECALIBRATION_MAX,
