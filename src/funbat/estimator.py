@@ -236,6 +236,62 @@ def _entry_sq_errors(idx, y, means, seconds, core, *, structure, chunk):
     return (y - m) ** 2 + var_f
 
 
+class _MemoryEntries:
+    """In-memory entries, padded to whole chunks, with the passes over them that the
+    sweeps need: the same methods as ``funbat.distributed.DaskEntries``, so ``_fit`` has
+    one path for both. The noise updates replace ``weights`` (Student-t ``E[w_n]``, times
+    ``E[s_g]`` with a noise mode), which the statistics then use."""
+
+    def __init__(self, idx, y, mask, n):
+        self.idx, self.y, self.mask, self.n = idx, y, mask, n
+        self.weights = mask
+
+    def statistics(self, means, seconds, *, mode, n_groups, chunk, structure):
+        stats = _mode_first_statistics(self.idx, self.y, self.weights, chunk)
+        return stats(means, seconds, mode=mode, n_groups=n_groups, structure=structure)
+
+    def _sq_errors(self, means, seconds, core, chunk, structure):
+        return _entry_sq_errors(
+            self.idx, self.y, means, seconds, core, structure=structure, chunk=chunk
+        )
+
+    def _reweight(self, weights):
+        self.weights = weights
+        return jnp.sum(weights * self.y**2)
+
+    def student_t_weights(self, means, seconds, core, tau_mean, dof, *, chunk, structure):
+        """As ``DaskEntries.student_t_weights``: ``nu``, the ELBO term, ``sum E[w] y^2``."""
+        sq_err = self._sq_errors(means, seconds, core, chunk, structure)
+        weights, dof, term = student_t_weights(sq_err, tau_mean, dof, self.mask)
+        return dof, term, self._reweight(weights)
+
+    def grouped_noise_weights(
+        self, means, seconds, core, tau_mean, dof, group_dof, mean_s, *, mode, n_groups,
+        robust, chunk, structure,
+    ):  # fmt: skip
+        """As ``DaskEntries.grouped_noise_weights``: ``nu``, ``c``, the ELBO term,
+        ``alpha``, ``beta`` and ``sum E[w] E[s] y^2``."""
+        sq_err = self._sq_errors(means, seconds, core, chunk, structure)
+        weights, dof, group_dof, term, alpha, beta = grouped_noise_weights(
+            sq_err, self.idx[:, mode], self.mask, tau_mean, dof, group_dof, mean_s,
+            n_groups=n_groups, robust=robust,
+        )  # fmt: skip
+        return dof, group_dof, term, alpha, beta, self._reweight(weights)
+
+    def loo_residuals(self, means, seconds, core, noise_var, *, max_entries, seed, chunk,
+                      structure):  # fmt: skip
+        """As ``DaskEntries.loo_residuals``: standardised leave-one-out residuals of all
+        entries, or of a random subset of about ``max_entries``."""
+        m, var_f = _entry_predictions(
+            self.idx, means, seconds, core, structure=structure, chunk=chunk
+        )
+        resid, var_f = np.asarray(self.y - m)[: self.n], np.asarray(var_f)[: self.n]
+        if self.n > max_entries:  # a random subset bounds the Student-t fit's cost
+            keep = np.random.default_rng(seed).random(self.n) < max_entries / self.n
+            resid, var_f = resid[keep], var_f[keep]
+        return loo_residuals(resid, var_f, noise_var)
+
+
 class _FunBaTBase(RegressorMixin, BaseEstimator):
     """Shared machinery of :class:`FunBaT` and :class:`FunBaTCP`."""
 
@@ -379,7 +435,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         return self
 
     def _fit(self, names, columns, is_dt, y, callback, kinds=None, entries=None):
-        # entries: DaskEntries when the data lives on a Dask cluster (funbat.distributed)
+        # entries: DaskEntries when the data lives on a Dask cluster (funbat.distributed);
+        # in memory, _MemoryEntries below (the same passes over the entries)
         if entries is None:
             encodings, idx = encode_modes(names, columns, is_dt, kinds)
         else:
@@ -405,18 +462,17 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         # (R = 7, K = 3: P = 49)
         P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
         chunk = max(64, min(chunk, _bucket(2**26 // (32 * P_max * P_max), 64) // 2))
-        if entries is None:
+        on_cluster = entries is not None
+        if not on_cluster:
             padded = pad_entries(idx, ys, -(-N // chunk) * chunk)
-            idx_j, y_j, w_j = (jnp.asarray(a) for a in padded)
-            statistics = _mode_first_statistics(idx_j, y_j, w_j, chunk)
-        else:
-            statistics = partial(entries.statistics, chunk=chunk)
+            entries = _MemoryEntries(*(jnp.asarray(a) for a in padded), N)
+        statistics = partial(entries.statistics, chunk=chunk)
 
         # Chains are padded past their last coordinate: unobserved points there leave
         # the posterior at the real points unchanged, and shapes fall in few buckets.
         fits, n_valid, steps = [], [], []
         sizes = [e.unique.shape[0] for e in encodings]
-        if entries is None:
+        if not on_cluster:
             starts = svd_init(idx, ys, sizes, ranks, rng)
         else:
             starts = entries.svd_init(sizes, ranks, rng)
@@ -461,14 +517,13 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         noise = U.NoiseMoments(f64(1.0), f64(0.1))  # E[tau] = 10: start confident
         a0, b0 = 1e-3, 1e-3
         priors = (f64(self.core_prior_variance), f64(a0), f64(b0))
-        sum_y2 = f64(np.sum(ys**2) if entries is None else entries.sum_y2)
+        sum_y2 = f64(entries.sum_y2 if on_cluster else np.sum(ys**2))
         # Student-t noise: per-entry weights E[w_n]; a noise mode: per-group multipliers
         # E[s_g] (both start at 1: Gaussian noise until the warm-up ends)
         robust = self.likelihood == "student_t"
         dof, weights_term = f64(DOF_START), f64(0.0)
         if noise_k is not None:
             n_groups = encodings[noise_k].unique.shape[0]
-            group_j = idx_j[:, noise_k] if entries is None else None
             group_dof = f64(DOF_START)
             group_post = (jnp.ones(n_groups), jnp.ones(n_groups))  # q(s_g): E[s_g] = 1
 
@@ -509,46 +564,19 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         for it in range(int(self.max_iter)):
             if (robust or noise_k is not None) and it >= warmup:  # weights from the last sweep
                 moments = (tuple(f.means for f in fits), tuple(f.seconds for f in fits))
-                if entries is None:
-                    sq_err = _entry_sq_errors(
-                        idx_j, y_j, *moments, core, structure=self._structure, chunk=chunk
-                    )
-                    if noise_k is None:
-                        weights, dof, weights_term = student_t_weights(sq_err, noise.mean, dof, w_j)
-                    else:
-                        weights, dof, group_dof, weights_term, *group_post = grouped_noise_weights(
-                            sq_err,
-                            group_j,
-                            w_j,
-                            noise.mean,
-                            dof,
-                            group_dof,
-                            group_post[0] / group_post[1],
-                            n_groups=n_groups,
-                            robust=robust,
-                        )
-                    statistics = _mode_first_statistics(idx_j, y_j, weights, chunk)
-                    sum_y2 = jnp.sum(weights * y_j**2)
-                elif noise_k is None:  # the weights stay on the workers, with their entries
+                kw = dict(chunk=chunk, structure=self._structure)
+                if noise_k is None:  # on a cluster the weights stay with their entries
                     dof, weights_term, sum_y2 = entries.student_t_weights(
-                        *moments, core, noise.mean, dof, chunk=chunk, structure=self._structure
+                        *moments, core, noise.mean, dof, **kw
                     )
                 else:
                     dof, group_dof, weights_term, *group_post, sum_y2 = (
                         entries.grouped_noise_weights(
-                            *moments,
-                            core,
-                            noise.mean,
-                            dof,
-                            group_dof,
-                            group_post[0] / group_post[1],
-                            mode=noise_k,
-                            n_groups=n_groups,
-                            robust=robust,
-                            chunk=chunk,
-                            structure=self._structure,
+                            *moments, core, noise.mean, dof, group_dof,
+                            group_post[0] / group_post[1], mode=noise_k, n_groups=n_groups,
+                            robust=robust, **kw,
                         )
-                    )
+                    )  # fmt: skip
             for k in range(K):
                 G, g = statistics(
                     tuple(f.means for f in fits),
@@ -607,20 +635,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         if self.recalibrate and not robust and noise_k is None:
             moments = (tuple(f.means for f in fits), tuple(f.seconds for f in fits))
             noise_var = float(noise.rate / (noise.shape - 1.0))
-            if entries is None:
-                m, var_f = _entry_predictions(
-                    idx_j, *moments, core, structure=self._structure, chunk=chunk
-                )
-                resid, var_f = np.asarray(y_j - m)[:N], np.asarray(var_f)[:N]
-                if N > _RECALIBRATION_MAX:  # a random subset bounds the Student-t fit's cost
-                    keep = rng.random(N) < _RECALIBRATION_MAX / N
-                    resid, var_f = resid[keep], var_f[keep]
-                z = loo_residuals(resid, var_f, noise_var)
-            else:
-                z = entries.loo_residuals(
-                    *moments, core, noise_var, max_entries=_RECALIBRATION_MAX,
-                    seed=int(rng.integers(2**31)), chunk=chunk, structure=self._structure,
-                )  # fmt: skip
+            z = entries.loo_residuals(
+                *moments, core, noise_var, max_entries=_RECALIBRATION_MAX,
+                seed=int(rng.integers(2**31)), chunk=chunk, structure=self._structure,
+            )  # fmt: skip
             # residuals mostly exactly 0 (a target the model fits exactly) have no shape
             if z.size >= _RECALIBRATION_MIN and np.median(np.abs(z)) > 0.0:
                 recalibration = fit_recalibration(z, DOF_BOUNDS)
