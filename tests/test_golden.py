@@ -1,0 +1,128 @@
+"""Golden tests: the current code gives the numbers frozen from the code before the
+restructuring.
+
+* Every case of ``tests/golden/make_golden.py`` (data, estimator and parameters are
+  defined there only) is refitted and its ELBO history, predictions, intervals, fitted
+  attributes and seeded draws are compared with ``tests/golden/golden.json`` to
+  ``GOLDEN_RTOL``. The Dask cases run on a 2-process local cluster.
+* The model files in ``tests/golden/legacy_models/`` (saved by the old code) are loaded
+  and their predictions compared with ``legacy_models/expected.json`` to
+  ``LEGACY_RTOL``.
+
+A failure means the numbers changed. If the change is intended, regenerate with
+
+    PYTHONPATH=src python tests/golden/make_golden.py                  # golden.json
+    PYTHONPATH=src python tests/golden/make_golden.py --legacy-models  # legacy_models/
+
+and commit the new files on their own, saying why: regenerating is a deliberate change
+of the numbers, never part of the commit whose code changed them.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import funbat
+
+_SCRIPT = Path(__file__).resolve().parent / "golden" / "make_golden.py"
+_spec = importlib.util.spec_from_file_location("make_golden", _SCRIPT)
+golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(golden)
+
+#: Relative tolerance of the refitted cases (absolute: this times the largest value).
+GOLDEN_RTOL = 1e-9
+#: Relative tolerance of the predictions of loaded legacy model files.
+LEGACY_RTOL = 1e-12
+
+
+def _have_dask() -> bool:
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_NO_DASK = pytest.mark.skipif(
+    not _have_dask(), reason="dask[dataframe] and distributed are not installed (the [dask] extra)"
+)
+
+
+def _numbers(x) -> bool:
+    """A number or a (nested) list of numbers."""
+    if isinstance(x, list):
+        return all(map(_numbers, x))
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _rectangular(x) -> bool:
+    try:
+        np.asarray(x, dtype=float)
+    except ValueError:  # ragged, e.g. lengthscales_ of a continuous and a spatial mode
+        return False
+    return True
+
+
+def assert_same(actual, expected, rtol: float, where: str = "result") -> None:
+    """``actual`` equals ``expected`` (trees from ``golden.from_json``): numbers to
+    ``rtol`` relative, and absolute ``rtol`` times the largest finite expected value of
+    the same array (so values near 0 do not fail spuriously); ``inf == inf``."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and actual.keys() == expected.keys(), where
+        for k in expected:
+            assert_same(actual[k], expected[k], rtol, f"{where}/{k}")
+    elif _numbers(expected) and _rectangular(expected):
+        exp = np.asarray(expected, dtype=float)
+        act = np.asarray(actual, dtype=float)
+        assert act.shape == exp.shape, f"{where}: shape {act.shape}, expected {exp.shape}"
+        finite = np.abs(exp[np.isfinite(exp)])
+        atol = rtol * finite.max() if finite.size else 0.0
+        np.testing.assert_allclose(act, exp, rtol=rtol, atol=atol, err_msg=where)
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, rtol, f"{where}[{i}]")
+    else:  # None (a discrete mode's lengthscale)
+        assert actual == expected, f"{where}: {actual!r}, expected {expected!r}"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return golden.load_golden()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    cluster, client = golden.dask_client()
+    with cluster, client:
+        yield client
+
+
+def test_golden_file_has_exactly_the_cases(expected):
+    assert sorted(expected) == sorted(c.name for c in golden.CASES)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=c.name, marks=[_NO_DASK] if c.dask else []) for c in golden.CASES],
+)
+def test_case_matches_golden(case, expected, request, tmp_path):
+    if case.dask:
+        request.getfixturevalue("dask_client")
+    actual = golden.from_json(golden.run_case(case, tmp_path))
+    assert_same(actual, expected[case.name], GOLDEN_RTOL, case.name)
+
+
+_LEGACY = golden.load_golden(golden.LEGACY_EXPECTED)
+
+
+@pytest.mark.parametrize("filename", sorted(_LEGACY))
+def test_legacy_model_file_predicts_as_before(filename):
+    want = dict(_LEGACY[filename])
+    query = golden.query_from_json(want.pop("query"))
+    model = funbat.load(golden.LEGACY_DIR / filename)
+    actual = golden.from_json(golden.legacy_predictions(model, query))
+    assert_same(actual, want, LEGACY_RTOL, filename)
