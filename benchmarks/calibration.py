@@ -40,7 +40,7 @@ from _protocol import load_dataset, split_indices  # noqa: E402
 from funbat import FunBaT  # noqa: E402
 from funbat.calibration import LEVELS, Predictive  # noqa: E402
 from funbat.files import atomic_write  # noqa: E402
-from funbat.likelihood import LIKELIHOODS  # noqa: E402
+from funbat.likelihoods import LIKELIHOODS  # noqa: E402
 
 CONFIGS = {
     "us_temp": dict(modes=[("lat01", "lon01"), "year"]),

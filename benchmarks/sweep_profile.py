@@ -1,15 +1,16 @@
-"""Where a sweep's time goes: per-piece milliseconds per sweep of ``FunBaT.fit``.
+"""Where a sweep's time goes: per-stage milliseconds per sweep of a fit.
 
-Wraps the estimator's compiled pieces with blocking timers (``jax.block_until_ready``
-after each call, so asynchronous dispatch does not hide work), fits once to compile,
-then fits again and reports each piece's time per sweep:
+Runs the inference engine (:func:`funbat.inference.fit`) with its timer hook, which
+blocks on each stage's result (``jax.block_until_ready``, so asynchronous dispatch does
+not hide work); fits once to compile, then again, and reports each stage's time per
+sweep:
 
-* ``stats``: grouped sufficient statistics of one mode (the pass over the entries);
-* ``update_mode``: messages, lengthscale search and Kalman smoothing of one mode;
-* ``core_noise``: core, noise and ELBO refresh after each mode;
-* ``unfold``: the core's unfolding for the next mode's messages.
+* ``statistics``: grouped sufficient statistics of one mode (the pass over the entries);
+* ``mode``: messages, lengthscale search and Kalman smoothing of one mode;
+* ``core``: core, noise and ELBO refresh after each mode;
+* ``likelihood``: the likelihood's own update (Student-t weights; none for Gaussian).
 
-The timers add a synchronisation per call, so the total is slightly above an untimed
+The timers add a synchronisation per stage, so the total is slightly above an untimed
 sweep (``paper_size.py``). Example::
 
     python benchmarks/sweep_profile.py                      # beijing_pm25, Tucker R = 3
@@ -30,13 +31,6 @@ sys.path.insert(0, str(HERE))
 
 from _protocol import DATASETS, load_dataset, split_indices  # noqa: E402
 
-PIECES = {
-    "stats": "mode_statistics",
-    "update_mode": "_update_mode",
-    "core_noise": "_update_core_and_noise",
-    "unfold": "_unfold_core",
-}
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -46,13 +40,17 @@ def main(argv=None) -> int:
     ap.add_argument("--rank", type=int, default=3)
     ap.add_argument("--sweeps", type=int, default=100)
     ap.add_argument("--no-learn", action="store_true", help="fixed lengthscales")
+    ap.add_argument("--likelihood", default="gaussian", choices=["gaussian", "student_t"])
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
 
     import jax
+    import numpy as np
 
-    import funbat
-    import funbat.estimator as E
+    from funbat import inference
+    from funbat.backends import entries_from_input
+    from funbat.likelihoods import make_likelihood
+    from funbat.modes import mode_kind
 
     ds = load_dataset(args.dataset, Path(args.data_dir))
     tr, _ = split_indices(len(ds), 0)
@@ -60,33 +58,33 @@ def main(argv=None) -> int:
     total = collections.defaultdict(float)
     calls = collections.Counter()
 
-    def timed(name, f):
-        def g(*a, **k):
-            t = time.perf_counter()
-            out = jax.block_until_ready(f(*a, **k))
-            total[name] += time.perf_counter() - t
-            calls[name] += 1
-            return out
+    def timer(stage, seconds):
+        total[stage] += seconds
+        calls[stage] += 1
 
-        return g
+    entries = entries_from_input(X, y)
+    kinds = tuple(mode_kind(e.kind) for e in entries.encodings)
+    structure = "tucker" if args.model == "tucker" else "cp"
+    ranks = (args.rank,) * len(kinds)
+    spec = inference.ModelSpec(
+        structure, ranks, kinds, make_likelihood(args.likelihood),
+        learn_hyperparameters=not args.no_learn, max_iter=args.sweeps, tol=0.0,
+        recalibrate=False,
+    )  # fmt: skip
+    with jax.enable_x64(True):
+        kernels = [k.kernel(e, "matern32", None, 1.0) for k, e in zip(kinds, entries.encodings)]
+        entries = entries.with_chunk(inference.chunk_size(entries.n, ranks, 65536))
 
-    for name, attr in PIECES.items():
-        setattr(E, attr, timed(name, getattr(E, attr)))
-    cls = funbat.FunBaT if args.model == "tucker" else funbat.FunBaTCP
-    kw = dict(
-        rank=args.rank,
-        max_iter=args.sweeps,
-        tol=0.0,
-        random_state=0,
-        learn_hyperparameters=not args.no_learn,
-    )
-    cls(**kw).fit(X, y)  # compile
+    def run():
+        return inference.fit(spec, entries, kernels, rng=np.random.default_rng(0), timer=timer)
+
+    run()  # compile
     total.clear()
     calls.clear()
     t = time.perf_counter()
-    m = cls(**kw).fit(X, y)
+    result = run()
     fit_s = time.perf_counter() - t
-    n = m.n_iter_
+    n = len(result.elbo_history)
     rows = [
         {"piece": k, "ms_per_sweep": 1e3 * v / n, "calls_per_sweep": calls[k] / n}
         for k, v in total.items()

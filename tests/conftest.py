@@ -48,3 +48,29 @@ def dense_gp_posterior():
         return mean.reshape(I, R), Sigma, logZ
 
     return post
+
+
+class _ErrorsOnly:
+    """An entry backend of given expected squared errors ``sq`` (N,) (and targets 0):
+    the per-block functions of a likelihood see exactly these."""
+
+    def __init__(self, sq, mask, group=None):
+        from funbat.backends import EntryBlock
+
+        idx = np.zeros((len(sq), 1), np.int32) if group is None else group[:, None]
+        self.block = EntryBlock(idx, np.zeros(len(sq)), mask, np.zeros(len(sq)), sq, 0)
+
+    def entry_moments(self, means, seconds, core, *, structure):
+        return self.block
+
+    def map_reduce(self, fn, moments, *args):
+        return fn(moments, *args)
+
+    map_weights = map_reduce
+
+
+@pytest.fixture
+def errors_only():
+    """``make(sq, mask, group=None)``: an entry backend whose blocks carry the given
+    expected squared errors, for testing a likelihood's update on its own."""
+    return _ErrorsOnly

@@ -8,6 +8,8 @@ import pytest
 from funbat import dense as DN
 from funbat.kalman import interpolate, smooth
 from funbat.kernels import make_kernel
+from funbat.modes.categories import categories_posterior
+from funbat.modes.points import points_posterior
 from funbat.sampling import chain_samples
 
 pytestmark = pytest.mark.usefixtures("x64")
@@ -33,7 +35,7 @@ def test_spatial_posterior_equals_dense_gp(nu, random_messages, dense_gp_posteri
     X = rng.uniform(size=(I, 2))
     kern = DN.PointMatern(nu, jnp.array([0.3, 0.6]), jnp.asarray(1.4))
     Lams, etas = random_messages(rng, I, R)
-    _, post, means, seconds, _ = DN.mode_posterior(
+    _, post, means, seconds, _ = points_posterior(
         kern, jnp.asarray(X), jnp.asarray(Lams), jnp.asarray(etas), 0.5, None, learn=False
     )
     mean, Sigma, logZ = dense_gp_posterior(_gram(nu, np.array([0.3, 0.6]), 1.4, X, X), Lams, etas)
@@ -48,8 +50,8 @@ def test_discrete_posterior_is_identity_kernel_gp(random_messages, dense_gp_post
     rng = np.random.default_rng(2)
     I, R, s2 = 12, 2, 0.7
     Lams, etas = random_messages(rng, I, R)
-    _, post, means, seconds, _ = DN.mode_posterior(
-        DN.Identity(jnp.asarray(s2)), jnp.arange(I, dtype=float), Lams, etas, 0.5, None, learn=False
+    post, means, seconds = categories_posterior(
+        DN.Identity(jnp.asarray(s2)), jnp.arange(I, dtype=float), Lams, etas
     )
     mean, Sigma, logZ = dense_gp_posterior(s2 * np.eye(I), Lams, etas)
     np.testing.assert_allclose(means, mean, atol=1e-9)
@@ -66,7 +68,7 @@ def _fitted_spatial(random_messages, nu=1.5):
     ells = np.array([0.4, 0.25])
     kern = DN.PointMatern(nu, jnp.asarray(ells), jnp.asarray(1.2))
     Lams, etas = random_messages(rng, I, R)
-    _, post, means, seconds, _ = DN.mode_posterior(
+    _, post, means, seconds, _ = points_posterior(
         kern, jnp.asarray(X), Lams, etas, 0.5, None, learn=False
     )
     return rng, X, ells, kern, Lams, etas, post, means, seconds
@@ -145,7 +147,7 @@ def test_chain_samples_match_interpolated_marginals_and_joint(random_messages, d
 def test_learning_spatial_lengthscales_raises_log_normaliser(random_messages):
     _, X, _, kern, Lams, etas, post, _, _ = _fitted_spatial(random_messages)
     bounds = jnp.log(jnp.array([1e-3, 10.0]))
-    k2, post2, *_ = DN.mode_posterior(
+    k2, post2, *_ = points_posterior(
         DN.PointMatern(1.5, jnp.array([2.0, 2.0]), jnp.asarray(1.2)),
         jnp.asarray(X),
         Lams,
@@ -154,7 +156,7 @@ def test_learning_spatial_lengthscales_raises_log_normaliser(random_messages):
         bounds,
         learn=True,
     )
-    _, post0, *_ = DN.mode_posterior(
+    _, post0, *_ = points_posterior(
         DN.PointMatern(1.5, jnp.array([2.0, 2.0]), jnp.asarray(1.2)),
         jnp.asarray(X),
         Lams,

@@ -11,7 +11,7 @@ from funbat.init import svd_init
 dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
-from funbat.distributed import DaskEntries  # noqa: E402
+from funbat.backends.dask import DaskEntries  # noqa: E402
 
 
 def _table(n=1200, seed=0):
@@ -68,9 +68,9 @@ def test_cluster_fit_equals_in_memory_fit(client, parquet, cls):
 
 
 def test_cluster_recalibrates_on_a_random_subset_of_large_data(client, parquet, monkeypatch):
-    import funbat.estimator
+    import funbat.inference.recalibration
 
-    monkeypatch.setattr(funbat.estimator, "_RECALIBRATION_MAX", 300)
+    monkeypatch.setattr(funbat.inference.recalibration, "MAX_RESIDUALS", 300)
     _, glob = parquet
     m = FunBaT(rank=2, max_iter=4, random_state=0).fit(glob, y="value")
     assert 200 < m.recalibration_.n < 400  # of 1,200 entries in four partitions
@@ -153,8 +153,7 @@ def test_bad_dask_input_says_what_to_do():
 
 
 def test_cli_fit_dask_with_scheduler_address(client, parquet, tmp_path, capsys):
-    from funbat import cli
-    from funbat.io import load
+    from funbat import cli, load
 
     df, glob = parquet
     out = tmp_path / "model.zip"

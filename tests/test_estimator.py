@@ -9,6 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from funbat import FunBaT, FunBaTCP, InputError
 from funbat.datasets import make_synthetic
 from funbat.evaluation import split_indices
+from funbat.inference.predict import mode_marginals
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_sklearn_contract():
         ({"rank": 0}, "rank"),
         ({"rank": 2.5}, "rank"),
         ({"rank": (2, 2)}, "rank has 2 entries"),
-        ({"kernel": "rbf"}, "unknown kernel"),
+        ({"kernel": "rbf"}, "'kernel' parameter of FunBaT must be a str among .*'matern12'.*Got 'rbf'"),
         ({"max_iter": 0}, "max_iter"),
         ({"lengthscale": -1.0}, "lengthscale"),
     ],
@@ -164,18 +165,18 @@ def test_predictive_moments_equal_explicit_kronecker_formula():
     Xq = data.X.iloc[:7].to_numpy() + 0.013
     mean, std = model.predict(Xq, return_std=True)
     with jax.enable_x64(True):
-        mom = [model._mode_moments(k, Xq[:, k]) for k in range(3)]
-    m_w = np.asarray(model._core.mean)
-    Eww = np.asarray(model._core.cov) + np.outer(m_w, m_w)
-    noise = float(model._noise.rate) / (float(model._noise.shape) - 1.0)
+        mom = [mode_marginals(model.result_, k, Xq[:, k]) for k in range(3)]
+    m_w = np.asarray(model.result_.core.mean)
+    Eww = np.asarray(model.result_.core.cov) + np.outer(m_w, m_w)
+    noise = float(model.result_.noise.rate) / (float(model.result_.noise.shape) - 1.0)
     for n in range(7):
         z = np.kron(np.kron(mom[0][0][n], mom[1][0][n]), mom[2][0][n])
         S = np.kron(np.kron(mom[0][1][n], mom[1][1][n]), mom[2][1][n])
         f = m_w @ z
         var = np.sum(Eww * S) - f**2 + noise
-        assert mean[n] == pytest.approx(f * model._y_scale + model._y_mean, rel=1e-9)
+        assert mean[n] == pytest.approx(f * model.result_.y_scale + model.result_.y_mean, rel=1e-9)
         assert std[n] == pytest.approx(
-            np.sqrt(var) * model._y_scale, rel=1e-7
+            np.sqrt(var) * model.result_.y_scale, rel=1e-7
         )  # E[f^2] - f^2 cancels
 
 

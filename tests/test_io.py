@@ -90,15 +90,18 @@ def test_file_is_plain_json_and_npy(fitted, tmp_path):
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("metadata.json"))
         names = zf.namelist()
-    # a continuous-only model needs nothing beyond version 1: older funbats read it
-    assert meta["format"] == "funbat-model" and meta["format_version"] == 1
+    assert meta["format"] == "funbat-model" and meta["format_version"] == FORMAT_VERSION == 3
     assert meta["class"] == "FunBaT" and meta["funbat_version"] == funbat.__version__
     assert meta["params"]["rank"] == 2 and meta["params"]["kernel"] == "matern32"
-    assert meta["state"]["modes_"] == {"__list__": ["lat", "day"]}
-    assert "_fits/0/posterior/smoothed_covs.npy" in names
+    result = meta["result"]  # the fit result, its records named by the documented schema
+    assert result["__record__"] == "FitResult"
+    encodings = result["fields"]["encodings"]["__tuple__"]
+    assert [e["fields"]["name"] for e in encodings] == ["lat", "day"]
+    assert result["fields"]["modes"]["__tuple__"][0]["__record__"] == "ModeState"
+    assert "result/modes/0/posterior/smoothed_covs.npy" in names
     with np.load(path, allow_pickle=False) as npz:  # an npz reader sees the arrays
-        assert npz["_fits/1/coords"].dtype == np.float64
-        assert npz["_core/cov"].shape == (4, 4)
+        assert npz["result/modes/1/coords"].dtype == np.float64
+        assert npz["result/core/cov"].shape == (4, 4)
     assert read_metadata(path)["class"] == "FunBaT"
 
 
@@ -142,7 +145,7 @@ def _assert_same_model(model, loaded, Q):
     for k, v in vars(model).items():
         assert type(getattr(loaded, k)) is type(v), k
     assert loaded.mode_kinds_ == model.mode_kinds_
-    for a, b in zip(loaded._encodings, model._encodings):
+    for a, b in zip(loaded.result_.encodings, model.result_.encodings):
         assert a.kind == b.kind and a.columns == b.columns
         np.testing.assert_array_equal(a.offset, b.offset)
         np.testing.assert_array_equal(a.scale, b.scale)
@@ -165,7 +168,7 @@ def test_round_trip_spatial_and_continuous(tmp_path):
     for a, b in zip(model.latent_functions("a+b", pts), loaded.latent_functions("a+b", pts)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded.lengthscales_[0], model.lengthscales_[0])
-    assert read_metadata(path)["format_version"] == 1  # only version-1 entries
+    assert read_metadata(path)["format_version"] == FORMAT_VERSION
 
 
 def test_round_trip_discrete_and_continuous(tmp_path):
@@ -176,8 +179,8 @@ def test_round_trip_discrete_and_continuous(tmp_path):
     path = tmp_path / "d.funbat"
     model.save(path)
     meta = read_metadata(path)
-    assert meta["format_version"] == 2  # numeric categories are a version-2 entry
-    assert meta["state"]["_encodings"]["__list__"][1]["fields"]["categories"] == {
+    encodings = meta["result"]["fields"]["encodings"]["__tuple__"]
+    assert encodings[1]["fields"]["categories"] == {
         "__objects__": [1, 2, 3]
     }
     loaded = FunBaTCP.load(path)
@@ -186,25 +189,25 @@ def test_round_trip_discrete_and_continuous(tmp_path):
         loaded.predict(X.assign(station="west"))
 
 
-def test_version_1_files_of_continuous_models_still_load(fitted, tmp_path):
+def test_version_1_files_of_continuous_models_still_load(tmp_path):
     """A file from before modes had kinds: encodings without kind, columns, categories."""
-    X, _, tucker, _ = fitted
-    good = tmp_path / "good.funbat"
-    tucker.save(good)
+    legacy = Path(__file__).parent / "golden" / "legacy_models" / "tucker.funbat"
+    model = funbat.load(legacy)
 
     def as_version_1(m):
         m["format_version"] = 1
         for p in ("modes", "discrete"):
-            del m["params"][p]
-        del m["state"]["mode_kinds_"]
+            m["params"].pop(p, None)
+        m["state"].pop("mode_kinds_", None)
         for enc in m["state"]["_encodings"]["__list__"]:
             for f in ("kind", "columns", "categories"):
-                del enc["fields"][f]
+                enc["fields"].pop(f, None)
 
-    old = funbat.load(_rewrite(good, tmp_path / "v1.funbat", as_version_1))
-    Q = _query(X)
-    np.testing.assert_array_equal(old.predict(Q), tucker.predict(Q))
-    assert old.mode_kinds_ == ["continuous", "continuous"]
+    old = funbat.load(_rewrite(legacy, tmp_path / "v1.funbat", as_version_1))
+    Q = pd.DataFrame(json.loads((legacy.parent / "expected.json").read_text())
+                     ["tucker.funbat"]["query"]["values"])  # fmt: skip
+    np.testing.assert_array_equal(old.predict(Q), model.predict(Q))
+    assert old.mode_kinds_ == ["continuous"] * len(model.modes_)
 
 
 def _rewrite(src: Path, dst: Path, edit_meta=None, drop=()):
@@ -230,7 +233,7 @@ def test_bad_model_files_are_clear_errors(fitted, tmp_path):
         m["format_version"] = FORMAT_VERSION + 1
 
     def foreign_class(m):
-        m["state"]["_core"]["__record__"] = "os:system"
+        m["result"]["fields"]["core"]["__record__"] = "os:system"
 
     def wrong_format(m):
         m["format"] = "something-else"
@@ -245,9 +248,9 @@ def test_bad_model_files_are_clear_errors(fitted, tmp_path):
         tmp_path / "missing.funbat": "does not exist",
         _rewrite(good, tmp_path / "new.funbat", newer): "newer funbat.*upgrade",
         _rewrite(good, tmp_path / "fmt.funbat", wrong_format): "is not a funbat model file",
-        _rewrite(good, tmp_path / "os.funbat", foreign_class): "damaged.*unknown class 'os:system'",
+        _rewrite(good, tmp_path / "os.funbat", foreign_class): "damaged.*unknown record 'os:system'",
         _rewrite(good, tmp_path / "nometa.funbat", drop=["metadata.json"]): "not a funbat model",
-        _rewrite(good, tmp_path / "noarr.funbat", drop=["_core/cov.npy"]): "damaged.*missing",
+        _rewrite(good, tmp_path / "noarr.funbat", drop=["result/core/cov.npy"]): "damaged.*missing",
     }
     for path, pattern in cases.items():
         with pytest.raises(InputError, match=pattern):
@@ -262,7 +265,7 @@ def test_loading_never_unpickles(fitted, tmp_path):
     evil = tmp_path / "evil.funbat"
     with zipfile.ZipFile(good) as zin, zipfile.ZipFile(evil, "w") as zout:
         for item in zin.namelist():
-            if item == "_core/cov.npy":
+            if item == "result/core/cov.npy":
                 with zout.open(item, "w") as f:
                     np.lib.format.write_array(f, np.array([{"x": 1}], dtype=object))
             else:
@@ -351,7 +354,7 @@ def test_dataarray_in_grid_out(fitted):
 
     grid = tucker.predict_grid(lat=lat)  # 'day' defaults to the training dates
     assert grid["mean"].dims == ("lat", "day")
-    assert grid.sizes["lat"] == 3 and grid.sizes["day"] == tucker._encodings[1].unique.size
+    assert grid.sizes["lat"] == 3 and grid.sizes["day"] == tucker.result_.encodings[1].unique.size
     gx = funbat.predict_grid(tucker, da)
     assert gx["mean"].shape == (3, 2)
     flat = pd.DataFrame({"lat": np.repeat(lat, 2), "day": np.tile(day, 3)})

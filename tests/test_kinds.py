@@ -29,9 +29,9 @@ def test_spatial_mode_fits_and_predicts_at_training_points():
     pred = m.predict(X)
     assert np.sqrt(np.mean((pred - y) ** 2)) < 0.15
     # a training point's prediction is its posterior marginal (the "smoothed" value)
-    pts = m._encodings[0].unscaled(m._encodings[0].unique)
+    pts = m.result_.encodings[0].unscaled(m.result_.encodings[0].unique)
     mean, std = m.latent_functions("a+b", pts)
-    fit = m._fits[0]
+    fit = m.result_.modes[0]
     np.testing.assert_allclose(mean, np.asarray(fit.means), atol=1e-5)
     var = np.diagonal(np.asarray(fit.seconds), axis1=1, axis2=2) - np.asarray(fit.means) ** 2
     np.testing.assert_allclose(std, np.sqrt(np.maximum(var, 0)), atol=1e-5)

@@ -16,7 +16,7 @@ from funbat import FunBaT, FunBaTCP, InputError
 from funbat.calibration import Predictive
 from funbat.datasets import make_synthetic
 from funbat.evaluation import split_indices
-from funbat.likelihood import DOF_BOUNDS, student_t_weights
+from funbat.likelihoods import DOF_BOUNDS, EntryWeights, StudentT
 from funbat.selection import select_model
 
 
@@ -81,13 +81,18 @@ def test_gaussian_predictive_is_closed_form():
     np.testing.assert_allclose(pred.logpdf([1.0, 2.0]), stats.norm(mean, std).logpdf([1.0, 2.0]))
 
 
-def test_weight_update_is_the_closed_form_and_dof_maximises_the_elbo(x64):
+def test_weight_update_is_the_closed_form_and_dof_maximises_the_elbo(x64, errors_only):
     rng = np.random.default_rng(0)
     sq = rng.standard_t(2.0, 500) ** 2
     mask = np.ones(500)
     mask[-20:] = 0.0  # padding entries count for nothing
     tau, dof = 3.0, 10.0
-    w, new_dof, term = student_t_weights(sq, tau, dof, mask)
+    lik = StudentT()
+    state, weights = lik.update(
+        lik.init(None)._replace(dof=np.float64(dof)), EntryWeights(None, 0.0, 0.0),
+        errors_only(sq, mask), None, None, None, tau, structure="tucker",
+    )  # fmt: skip
+    w, new_dof, term = weights.weights, state.dof, weights.term
     np.testing.assert_allclose(np.asarray(w), mask * (dof + 1) / (dof + tau * sq))
     assert DOF_BOUNDS[0] <= float(new_dof) <= DOF_BOUNDS[1]
 
@@ -175,7 +180,7 @@ def test_student_t_model_saves_and_loads(tmp_path):
 
 def test_bad_likelihood_and_level_are_clear_errors():
     X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
-    with pytest.raises(InputError, match="likelihood must be one of"):
+    with pytest.raises(InputError, match="'likelihood' parameter of FunBaT must be a str among {'gaussian', 'student_t'}"):
         FunBaT(likelihood="laplace").fit(X, np.ones(20))
     model = FunBaT(rank=1, max_iter=3).fit(X, np.sin(np.arange(20.0)))
     with pytest.raises(InputError, match="level"):

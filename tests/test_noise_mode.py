@@ -3,6 +3,7 @@ closed form, the predictive noise against Monte Carlo, and fits to data whose no
 level changes from one coordinate to the next."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from funbat import FunBaT, FunBaTCP, InputError
 from funbat.calibration import Predictive
 from funbat.datasets import make_synthetic
 from funbat.evaluation import split_indices
-from funbat.likelihood import DOF_BOUNDS, grouped_noise_weights, predictive_noise
+from funbat.likelihoods import DOF_BOUNDS, EntryWeights, Gaussian, NoiseMode
+from funbat.likelihoods.gamma import predictive_noise
 from funbat.selection import select_model
 
 
@@ -39,7 +41,7 @@ def test_predictive_with_a_dof_per_point_is_the_t_distribution_per_point():
     )
 
 
-def test_group_update_is_the_closed_form_for_gaussian_noise(x64):
+def test_group_update_is_the_closed_form_for_gaussian_noise(x64, errors_only):
     rng = np.random.default_rng(1)
     N, G = 600, 7
     group = rng.integers(0, G, N)
@@ -47,10 +49,12 @@ def test_group_update_is_the_closed_form_for_gaussian_noise(x64):
     mask = np.ones(N)
     mask[-30:] = 0.0  # padding counts for nothing
     tau, c_old = 2.0, 10.0
-    weights, dof, c, term, alpha, beta = grouped_noise_weights(
-        sq, group, mask, tau, 10.0, c_old, np.ones(G), n_groups=G, robust=False
-    )
-    c = float(c)
+    lik = NoiseMode(Gaussian(), 0)
+    state0 = lik.init([SimpleNamespace(unique=np.arange(G))])
+    state, w = lik.update(state0._replace(group_dof=np.float64(c_old)),
+                          EntryWeights(None, 0.0, 0.0), errors_only(sq, mask, group), None, None,
+                          None, tau, structure="tucker")  # fmt: skip
+    weights, c, term, alpha, beta = w.weights, float(state.group_dof), w.term, state.alpha, state.beta
     n_g = np.bincount(group, weights=mask, minlength=G)
     r_g = np.bincount(group, weights=mask * sq, minlength=G)
     np.testing.assert_allclose(alpha, c / 2 + n_g / 2)
@@ -217,7 +221,7 @@ def test_noise_levels_table_follows_the_true_noise_and_the_plot_shows_it(tmp_pat
     assert np.corrcoef(np.log(t["noise_scale"]), np.log(truth))[0, 1] > 0.95
     assert np.all((t["lower"] < t["noise_scale"]) & (t["noise_scale"] < t["upper"]))
     # the interval is sigma / sqrt(s) at the 5% and 95% quantiles of q(s)
-    alpha, beta = model._noise_groups
+    alpha, beta = model.result_.likelihood_state.alpha, model.result_.likelihood_state.beta
     sigma = math.sqrt(model.noise_variance_)
     s95 = gamma.ppf(0.95, alpha, scale=1 / beta)
     np.testing.assert_allclose(t["lower"], sigma / np.sqrt(s95))

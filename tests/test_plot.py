@@ -34,7 +34,7 @@ def test_one_panel_per_mode_with_bands_and_marks(model):
         marks = [ln for ln in ax.get_lines() if ln.get_label() == "training coordinates"]
         assert len(marks) == 1
     # lat: the curve spans the training range and the marks sit at training coordinates.
-    enc = model._encodings[0]
+    enc = model.result_.encodings[0]
     xs = axes[0].get_lines()[0].get_xdata()
     assert xs[0] == pytest.approx(enc.offset) and xs[-1] == pytest.approx(enc.offset + enc.scale)
     np.testing.assert_allclose(axes[0].get_lines()[-1].get_xdata(), enc.unscaled(enc.unique))
@@ -87,7 +87,7 @@ def test_spatial_maps_and_discrete_error_bars(tmp_path):
     assert sorted(ax.get_title() for ax in maps) == [
         "a+b u_1 mean", "a+b u_1 std", "a+b u_2 mean", "a+b u_2 std"
     ]  # fmt: skip
-    enc = model._encodings[0]
+    enc = model.result_.encodings[0]
     pts = enc.unscaled(enc.unique)
     mean, std = model.latent_functions("a+b", pts)
     for ax in maps:

@@ -112,9 +112,9 @@ def test_recalibration_is_saved_and_skipped_for_other_noise_models(tmp_path):
 
 
 def test_large_data_recalibrate_on_a_random_subset(monkeypatch):
-    import funbat.estimator
+    import funbat.inference.recalibration
 
-    monkeypatch.setattr(funbat.estimator, "_RECALIBRATION_MAX", 500)
+    monkeypatch.setattr(funbat.inference.recalibration, "MAX_RESIDUALS", 500)
     X, y = _heavy_tailed(n=3000)
     m = FunBaT(rank=2, max_iter=15, random_state=0).fit(X, y)
     assert 400 < m.recalibration_.n < 600 and m.recalibration_.dof < 6
@@ -122,5 +122,5 @@ def test_large_data_recalibrate_on_a_random_subset(monkeypatch):
 
 def test_recalibrate_must_be_a_bool():
     X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
-    with pytest.raises(InputError, match="recalibrate must be True or False"):
+    with pytest.raises(InputError, match="'recalibrate' parameter of FunBaT must be an instance of 'bool'"):
         FunBaT(recalibrate="yes").fit(X, np.ones(20))

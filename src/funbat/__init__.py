@@ -25,11 +25,11 @@ _EXPORTS = {
     "KERNELS": "kernels",
     "Matern": "kernels",
     "enable_compilation_cache": "cache",
-    "load": "io",
+    "load": "estimator",
     "make_kernel": "kernels",
     "predict_grid": "files",
     "read_table": "files",
-    "save": "io",
+    "save": "estimator",
 }
 
 __all__ = [
@@ -50,9 +50,8 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
     from .cache import enable_compilation_cache
     from .data import InputError
-    from .estimator import FunBaT, FunBaTCP
+    from .estimator import FunBaT, FunBaTCP, load, save
     from .files import predict_grid, read_table
-    from .io import load, save
     from .kernels import KERNELS, Matern, make_kernel
 
 

@@ -94,7 +94,7 @@ class ModeEncoding:
         return pos.astype(np.int32)
 
 
-def _column_to_float(values, name: str) -> tuple[np.ndarray, bool]:
+def column_to_float(values, name: str) -> tuple[np.ndarray, bool]:
     """One input column -> float coordinates and whether it held dates."""
     s = pd.Series(values) if not isinstance(values, pd.Series) else values
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
@@ -149,7 +149,7 @@ def as_mode_columns(
         raise InputError("X has no columns; give one column per mode")
     out, dt = [], []
     for name, s in zip(cols, series):
-        x, is_dt = _column_to_float(s, name)
+        x, is_dt = column_to_float(s, name)
         out.append(x)
         dt.append(is_dt)
     return cols, out, dt
@@ -241,7 +241,7 @@ def as_modes(X, modes=None, discrete=None, kinds=None):
                 raise InputError(f"spatial mode {name!r} cannot contain a discrete column")
             pts = []
             for i in g:
-                x, is_dt = _column_to_float(series[i], cols[i])
+                x, is_dt = column_to_float(series[i], cols[i])
                 if is_dt:
                     raise InputError(f"column {cols[i]!r} of spatial mode {name!r} holds dates")
                 pts.append(x)
@@ -259,7 +259,7 @@ def as_modes(X, modes=None, discrete=None, kinds=None):
             dts.append(False)
             out_kinds.append("discrete")
             continue
-        x, is_dt = _column_to_float(s, name)
+        x, is_dt = column_to_float(s, name)
         names.append(name)
         out.append(x)
         dts.append(is_dt)

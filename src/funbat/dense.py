@@ -5,10 +5,10 @@ of its ``R`` latent functions is an independent GP with a stationary Matérn ker
 Euclidean distance scaled per dimension, ``r = |(x - x') / ell|``. A discrete mode's
 coordinates are categories with an iid ``N(0, s2 I)`` prior: a dense GP whose kernel is
 ``s2`` times the identity, so it is computed by the *same* function, applied to groups
-of one point each (:func:`mode_posterior`).
+of one point each (:mod:`funbat.modes.categories`).
 
 Both receive the grouped Gaussian messages ``(Lambda_j, eta_j)`` that every mode gets
-(``shared/DESIGN.md`` section 3). With the prior ``u ~ N(0, K ⊗ I_R)`` (entries ordered
+(``docs/theory.md`` section 3). With the prior ``u ~ N(0, K ⊗ I_R)`` (entries ordered
 point-major, ``u[j R + r] = u_r(x_j)``) and ``K + jitter = L L^T``, we work in whitened
 coordinates ``u = (L ⊗ I) v``, ``v ~ N(0, I)``:
 
@@ -26,14 +26,12 @@ Prediction at new points is the exact GP conditional
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from .hyper import ascend_log_normaliser
 
 __all__ = [
     "MAX_SPATIAL_POINTS",
@@ -43,9 +41,7 @@ __all__ = [
     "check_size",
     "conditional",
     "dense_posterior",
-    "mode_posterior",
     "sample_points",
-    "spatial_map",
 ]
 
 #: Largest number of unique points of a spatial mode (its dense posterior has
@@ -167,51 +163,6 @@ def dense_posterior(gram, Lams, etas):
     return L, mv, Sv, logZ, means, seconds
 
 
-def _blocks(kernel, coords, Lams, etas):
-    """Posterior of a mode as blocks: one for a point kernel, one per category for Identity."""
-    if isinstance(kernel, Identity):
-        gram = jnp.broadcast_to(kernel.variance, (coords.shape[0], 1, 1))
-        L, mv, Sv, logZ, means, seconds = jax.vmap(dense_posterior)(
-            gram, Lams[:, None], etas[:, None]
-        )
-        post = DensePosterior(L, mv, Sv, jnp.sum(logZ))
-        return post, means[:, 0], seconds[:, 0]
-    L, mv, Sv, logZ, means, seconds = dense_posterior(kernel.gram(coords, coords), Lams, etas)
-    return DensePosterior(L[None], mv[None], Sv[None], logZ), means, seconds
-
-
-def mode_posterior(kernel, coords, Lams, etas, step, log_bounds, *, learn: bool):
-    """Prior + messages -> posterior of a spatial or discrete mode.
-
-    With ``learn`` (spatial modes only; the identity kernel has no lengthscale, and its
-    variance trades off with the core's) one gradient-guided line search on the log
-    lengthscales raises ``log Z``, i.e. the ELBO, first (:mod:`funbat.hyper`).
-
-    Returns the kernel, the :class:`DensePosterior`, means (I, R), seconds (I, R, R)
-    and the next step length.
-    """
-    if learn and isinstance(kernel, PointMatern):
-
-        def with_theta(theta):
-            return replace(kernel, lengthscales=jnp.exp(theta))
-
-        def objective(theta):
-            return _blocks(with_theta(theta), coords, Lams, etas)[0].log_normaliser
-
-        theta, (post, means, seconds), step = ascend_log_normaliser(
-            objective,
-            lambda th: _blocks(with_theta(th), coords, Lams, etas),
-            lambda out: out[0].log_normaliser,
-            jnp.log(kernel.lengthscales),
-            step,
-            log_bounds,
-        )
-        kernel = with_theta(theta)
-    else:
-        post, means, seconds = _blocks(kernel, coords, Lams, etas)
-    return kernel, post, means, seconds, step
-
-
 def conditional(kernel, coords, post: DensePosterior, query):
     """Exact posterior marginals at query points of a *spatial* mode.
 
@@ -283,39 +234,3 @@ def default_lengthscales(points: np.ndarray) -> np.ndarray:
     d2[d2 == 0] = np.inf
     nn = float(np.median(np.sqrt(d2.min(axis=1))))
     return np.full(D, max(0.1, 3.0 * nn))
-
-
-def spatial_map(model, mode, ax=None, cmap="viridis"):
-    """Draw a fitted spatial mode's latent functions as maps (for ``funbat plot``).
-
-    One column per latent function: top, the training points coloured by the
-    posterior mean; bottom, by the posterior std. Returns the matplotlib figure.
-    ``ax`` may be a (2, R) array of axes.
-    """
-    k = model.modes_.index(mode) if isinstance(mode, str) else int(mode)
-    enc = model._encodings[k]
-    if enc.kind != "spatial":
-        from .data import InputError
-
-        raise InputError(f"mode {model.modes_[k]!r} is {enc.kind}, not spatial")
-    pts = enc.unscaled(enc.unique)
-    mean, std = model.latent_functions(k, pts)
-    R = mean.shape[1]
-    own = ax is None
-    if own:
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(2, R, figsize=(3.2 * R, 5.6), squeeze=False)
-    else:
-        fig = np.asarray(ax).flat[0].figure
-    for r in range(R):
-        for row, (vals, what) in enumerate([(mean, "mean"), (std, "std")]):
-            a = ax[row][r]
-            sc = a.scatter(pts[:, 1], pts[:, 0], c=vals[:, r], cmap=cmap, s=18)
-            fig.colorbar(sc, ax=a, shrink=0.8)
-            a.set_title(f"{model.modes_[k]} u_{r + 1} {what}", fontsize=9)
-            a.set_xlabel(enc.columns[1] if len(enc.columns) > 1 else "")
-            a.set_ylabel(enc.columns[0])
-    if own:  # a caller's figure keeps its own layout (funbat.plot uses constrained)
-        fig.tight_layout()
-    return fig

@@ -280,7 +280,7 @@ def predict_grid(model, coords=None, **coords_kw):
         if name in wanted:
             axes[name] = np.asarray(wanted[name]).reshape(-1)
         else:
-            enc = model._encodings[k]
+            enc = model.result_.encodings[k]
             days = enc.unscaled(enc.unique)
             if enc.is_datetime:
                 axes[name] = (np.round(days * 86400e9).astype(np.int64)).astype("datetime64[ns]")

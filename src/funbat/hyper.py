@@ -1,7 +1,7 @@
 """Kernel hyperparameters by ascent on the chain's log normaliser.
 
 With mode ``k``'s messages fixed, the ELBO as a function of its kernel is
-``sum_j log Z_j(theta) + const`` (``shared/DESIGN.md`` section 3), so any step that
+``sum_j log Z_j(theta) + const`` (``docs/theory.md`` section 3), so any step that
 raises the log normaliser raises the ELBO: coordinate ascent. Each sweep tries a few
 log-lengthscales around the current one, ``theta + step * {0, +-1/4, +-1}``, with one
 forward Kalman pass each (run side by side with ``vmap``: on a CPU a batch of five

@@ -1,72 +1,98 @@
-"""Saving and loading fitted models without pickle.
+"""Model files: a fit result and the estimator's parameters, without pickle.
 
-File format (version 2)
+File format (version 3)
 -----------------------
 A model file is a zip archive (any name; ``.funbat`` by convention) holding
 
-* ``metadata.json``: ``{"format": "funbat-model", "format_version": 1 | 2,
+* ``metadata.json``: ``{"format": "funbat-model", "format_version": 3,
   "funbat_version": ..., "class": "FunBaT" | "FunBaTCP", "params": get_params(),
-  "state": <tree>}``;
+  "fit": {"fit_time": seconds, "named": bool}, "result": <tree>}``;
 * one ``<key>.npy`` entry per array (so ``numpy.load`` reads the arrays as an npz).
 
-``state`` describes every attribute the fit set on the estimator (everything in
-``vars(model)`` that is not a constructor parameter) as a JSON tree:
+``result`` is the :class:`funbat.inference.FitResult` as a JSON tree:
 
 * JSON numbers, strings, booleans and null stand for themselves;
 * ``{"__array__": key, "jax": bool}``: the array stored as ``<key>.npy`` (a JAX array
   when ``jax`` is true), ``{"__scalar__": key}``: a numpy scalar stored the same way;
 * ``{"__list__": [...]}``, ``{"__tuple__": [...]}``, ``{"__dict__": {...}}``;
-* ``{"__strings__": [...]}``: a numpy array of strings (e.g. ``feature_names_in_``, the
-  categories of a discrete mode of text);
-* ``{"__objects__": [...]}`` (version 2): a 1-D numpy object array of other scalars,
-  such as the categories of a declared-discrete column of numbers or booleans; each
-  item is a JSON number, boolean or string, or ``{"__timestamp__": "<ISO 8601>"}``
-  for a date (a ``pandas.Timestamp``);
-* ``{"__record__": "module:Class", "fields": {...}}``: a NamedTuple or dataclass
-  defined in a ``funbat`` module (fit state such as ``ModeFit``, ``ChainPosterior``,
-  ``Matern``, ``ModeEncoding``), rebuilt from its fields.
+* ``{"__strings__": [...]}``: a numpy array of strings (the categories of a discrete
+  mode of text);
+* ``{"__objects__": [...]}``: a 1-D numpy object array of other scalars, such as the
+  categories of a declared-discrete column of numbers or booleans; each item is a JSON
+  number, boolean or string, or ``{"__timestamp__": "<ISO 8601>"}`` for a date;
+* ``{"__record__": name, "fields": {...}}``: one of the records of :data:`RECORDS`,
+  named by its schema name (not its Python module, so moving code never breaks a
+  file), rebuilt from its fields:
+
+  ``FitResult`` (structure, ranks, kinds, likelihood, encodings, modes, core, noise,
+  likelihood_state, y_mean, y_scale, n_train, elbo_history, converged,
+  recalibration); ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
+  columns, categories); ``ModeState`` (coords, kernel, posterior, means, seconds,
+  n_valid, step); the mode kinds ``ChainMode`` (solver), ``PointsMode``,
+  ``CategoriesMode`` and the solver ``SequentialSolver``; kernels ``Matern`` (nu,
+  lengthscale, variance), ``PointMatern`` (nu, lengthscales, variance), ``Identity``
+  (variance); posteriors ``ChainPosterior`` (filtered_means, filtered_covs,
+  smoothed_means, smoothed_covs, log_normaliser), ``DensePosterior`` (chol,
+  white_mean, white_cov, log_normaliser); ``CoreMoments`` (mean, cov),
+  ``NoiseMoments`` (shape, rate); likelihoods ``Gaussian``, ``StudentT``,
+  ``NoiseMode`` (base, mode) with states ``GaussianState``, ``StudentTState`` (dof),
+  ``NoiseModeState`` (dof, group_dof, alpha, beta); ``Recalibration`` (scale, dof, n).
 
 ``params`` holds the constructor parameters as plain JSON (tuples become lists, arrays
 lists, unrepresentable values such as a numpy Generator seed null); on loading, list
 entries of ``modes`` become tuples again (spatial modes).
 
-The state of spatial and discrete modes needs nothing special: their encodings
-(``ModeEncoding`` with ``kind``, ``columns``, per-dimension ``offset``/``scale`` arrays,
-``categories``), kernels (``dense.PointMatern``, ``dense.Identity``) and dense
-posteriors (``dense.DensePosterior``) are records and arrays like any other.
-
-``format_version`` is the oldest version that can read the file: a file is written as
-version 1 (readable by every funbat that reads model files) unless it holds a version-2
-entry. Version 1 has no ``__objects__``; version-1 files of models fitted before modes
-had kinds (encodings without ``kind``, ``columns``, ``categories``) load as
-continuous-only models.
-
-Array keys are the attribute paths (``_fits/0/posterior/filtered_means``), like JAX
-tree key paths. Loading only reads JSON and ``.npy`` data (``allow_pickle=False``) and
-only rebuilds NamedTuples and dataclasses of the ``funbat`` package, so it never runs
-code from the file. New fit attributes are saved without changes here.
+Older files (format versions 1 and 2) stored the estimator's attributes as a
+``state`` tree whose records were named by their module (``funbat.estimator:ModeFit``);
+they are read by :func:`_legacy_result` and turned into the same ``FitResult``.
+Loading only reads JSON and ``.npy`` data (``allow_pickle=False``) and only rebuilds
+the records listed here, so it never runs code from the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .data import InputError
+from .calibration import Recalibration
+from .data import InputError, ModeEncoding
+from .dense import DensePosterior, Identity, PointMatern
 from .files import atomic_write
+from .inference import FitResult
+from .kalman import ChainPosterior
+from .kernels import Matern
+from .likelihoods import DOF_START, make_likelihood
+from .likelihoods.gaussian import Gaussian, GaussianState
+from .likelihoods.noise_mode import NoiseMode, NoiseModeState
+from .likelihoods.student_t import StudentT, StudentTState
+from .modes import CategoriesMode, ChainMode, ModeState, PointsMode, mode_kind
+from .solvers import SequentialSolver
+from .updates import CoreMoments, NoiseMoments
 
-__all__ = ["FORMAT_VERSION", "load", "read_metadata", "save"]
+__all__ = ["FORMAT_VERSION", "RECORDS", "read_metadata", "read_model", "write_model"]
 
-#: Version of the model file format written by :func:`save`. Readers accept this
+#: Version of the model file format written by :func:`write_model`. Readers accept this
 #: version and older ones.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+
+#: The records a model file may hold, by their schema names.
+RECORDS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        FitResult, ModeEncoding, ModeState, ChainMode, PointsMode, CategoriesMode,
+        SequentialSolver, Matern, PointMatern, Identity, ChainPosterior, DensePosterior,
+        CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
+        StudentTState, NoiseModeState, Recalibration,
+    )
+}  # fmt: skip
+_SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}
 _FORMAT_NAME = "funbat-model"
 _METADATA = "metadata.json"
 
@@ -80,9 +106,9 @@ def _is_namedtuple(obj) -> bool:
 
 def _class_ref(obj) -> str:
     cls = type(obj)
-    if not cls.__module__.startswith("funbat"):
+    if cls not in _SCHEMA_NAMES:
         raise TypeError(f"cannot save objects of class {cls.__module__}.{cls.__qualname__}")
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return _SCHEMA_NAMES[cls]
 
 
 def _object_item(v, key: str):
@@ -102,13 +128,8 @@ def _object_item(v, key: str):
     raise TypeError(f"cannot save a {type(v).__name__} in the object array at {key!r}")
 
 
-def _encode(obj, key: str, arrays: dict[str, np.ndarray], needs: set | None = None):
-    """Python/NumPy/JAX object -> JSON-able tree; arrays are moved into ``arrays``.
-
-    The format versions the tree needs beyond version 1 are added to ``needs``.
-    """
-    if needs is None:
-        needs = set()
+def _encode(obj, key: str, arrays: dict[str, np.ndarray]):
+    """Python/NumPy/JAX object -> JSON-able tree; arrays are moved into ``arrays``."""
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, int):
@@ -123,7 +144,6 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray], needs: set | None = No
             if obj.ndim == 1 and all(isinstance(v, str) for v in obj):
                 return {"__strings__": [str(v) for v in obj]}
             if obj.ndim == 1 and obj.dtype == object:
-                needs.add(2)
                 return {"__objects__": [_object_item(v, key) for v in obj]}
             raise TypeError(f"cannot save the object array at {key!r}")
         arrays[key] = obj
@@ -132,21 +152,21 @@ def _encode(obj, key: str, arrays: dict[str, np.ndarray], needs: set | None = No
         arrays[key] = np.asarray(obj)
         return {"__scalar__": key}
     if _is_namedtuple(obj):
-        fields = {f: _encode(getattr(obj, f), f"{key}/{f}", arrays, needs) for f in obj._fields}
+        fields = {f: _encode(getattr(obj, f), f"{key}/{f}", arrays) for f in obj._fields}
         return {"__record__": _class_ref(obj), "fields": fields}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {
-            f.name: _encode(getattr(obj, f.name), f"{key}/{f.name}", arrays, needs)
+            f.name: _encode(getattr(obj, f.name), f"{key}/{f.name}", arrays)
             for f in dataclasses.fields(obj)
         }
         return {"__record__": _class_ref(obj), "fields": fields}
     if isinstance(obj, (list, tuple)):
-        items = [_encode(v, f"{key}/{i}", arrays, needs) for i, v in enumerate(obj)]
+        items = [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
         return {"__list__" if isinstance(obj, list) else "__tuple__": items}
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
             raise TypeError(f"cannot save a dict with non-string keys at {key!r}")
-        return {"__dict__": {k: _encode(v, f"{key}/{k}", arrays, needs) for k, v in obj.items()}}
+        return {"__dict__": {k: _encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}}
     raise TypeError(f"cannot save {type(obj).__name__} at {key!r}")
 
 
@@ -165,34 +185,28 @@ def _json_param(value):
     return None
 
 
-def save(model, path) -> None:
-    """Save a fitted :class:`~funbat.FunBaT` or :class:`~funbat.FunBaTCP` to ``path``.
+def write_model(path, class_name: str, params: dict, result: FitResult, fit: dict) -> None:
+    """Write a model file (see the module docstring), atomically: ``path`` is replaced
+    only once the whole file is written.
 
-    The file is written atomically: ``path`` is replaced only once the whole file is
-    written. See the module docstring for the format.
+    ``class_name`` : the estimator's class name; ``params`` : its ``get_params()``;
+    ``fit`` : ``{"fit_time": seconds, "named": bool}`` (feature names known).
     """
     from . import __version__
-    from .estimator import FunBaT, FunBaTCP
 
-    if not isinstance(model, (FunBaT, FunBaTCP)):
-        raise InputError(f"can only save FunBaT or FunBaTCP models; got {type(model).__name__}")
-    if not hasattr(model, "elbo_"):
-        raise InputError("the model is not fitted yet; call fit before save")
-    params = model.get_params(deep=False)
-    state_attrs = {k: v for k, v in vars(model).items() if k not in params}
     arrays: dict[str, np.ndarray] = {}
-    needs: set[int] = set()
     try:
-        state = {k: _encode(v, k, arrays, needs) for k, v in state_attrs.items()}
+        tree = _encode(result, "result", arrays)
     except TypeError as err:
         raise InputError(f"cannot save this model: {err}") from None
     meta = {
         "format": _FORMAT_NAME,
-        "format_version": max(needs, default=1),
+        "format_version": FORMAT_VERSION,
         "funbat_version": __version__,
-        "class": type(model).__name__,
+        "class": class_name,
         "params": {k: _json_param(v) for k, v in params.items()},
-        "state": state,
+        "fit": {"fit_time": float(fit["fit_time"]), "named": bool(fit["named"])},
+        "result": tree,
     }
     with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(_METADATA, json.dumps(meta, indent=1))
@@ -208,19 +222,35 @@ class _Corrupt(Exception):
     pass
 
 
-def _resolve_class(ref: str):
-    module, _, name = ref.partition(":")
-    if module != "funbat" and not module.startswith("funbat."):
-        raise _Corrupt(f"unknown class {ref!r}")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise _Corrupt(f"unknown class {ref!r}") from None
-    if not isinstance(cls, type) or not (
-        (issubclass(cls, tuple) and hasattr(cls, "_fields")) or dataclasses.is_dataclass(cls)
-    ):
-        raise _Corrupt(f"class {ref!r} is not a record type")
-    return cls
+class _LegacyModeFit(NamedTuple):
+    """A mode's fitted state as format versions 1-2 stored it."""
+
+    coords: object
+    kernel: object
+    posterior: object
+    means: object
+    seconds: object
+
+
+#: Records of format versions 1-2, named by the module that defined them then.
+_LEGACY_RECORDS = {
+    "funbat.estimator:ModeFit": _LegacyModeFit,
+    "funbat.kalman:ChainPosterior": ChainPosterior,
+    "funbat.kernels:Matern": Matern,
+    "funbat.data:ModeEncoding": ModeEncoding,
+    "funbat.dense:PointMatern": PointMatern,
+    "funbat.dense:Identity": Identity,
+    "funbat.dense:DensePosterior": DensePosterior,
+    "funbat.updates:CoreMoments": CoreMoments,
+    "funbat.updates:NoiseMoments": NoiseMoments,
+    "funbat.calibration:Recalibration": Recalibration,
+}
+
+
+def _resolve_class(ref: str, records: dict):
+    if ref not in records:
+        raise _Corrupt(f"unknown record {ref!r}")
+    return records[ref]
 
 
 def _object_from_json(v):
@@ -240,7 +270,7 @@ def _param_from_json(name: str, value):
     return value
 
 
-def _decode(tree, zf: zipfile.ZipFile):
+def _decode(tree, zf: zipfile.ZipFile, records: dict):
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
     if not isinstance(tree, dict):
@@ -263,14 +293,14 @@ def _decode(tree, zf: zipfile.ZipFile):
             out[i] = _object_from_json(v)
         return out
     if "__list__" in tree:
-        return [_decode(v, zf) for v in tree["__list__"]]
+        return [_decode(v, zf, records) for v in tree["__list__"]]
     if "__tuple__" in tree:
-        return tuple(_decode(v, zf) for v in tree["__tuple__"])
+        return tuple(_decode(v, zf, records) for v in tree["__tuple__"])
     if "__dict__" in tree:
-        return {k: _decode(v, zf) for k, v in tree["__dict__"].items()}
+        return {k: _decode(v, zf, records) for k, v in tree["__dict__"].items()}
     if "__record__" in tree:
-        cls = _resolve_class(tree["__record__"])
-        fields = {k: _decode(v, zf) for k, v in tree["fields"].items()}
+        cls = _resolve_class(tree["__record__"], records)
+        fields = {k: _decode(v, zf, records) for k, v in tree["fields"].items()}
         try:
             return cls(**fields)
         except TypeError as err:
@@ -308,29 +338,64 @@ def read_metadata(path) -> dict:
     return meta
 
 
-def load(path):
-    """Load a model saved by :func:`save`; raises :class:`~funbat.InputError` if the
-    file is not a funbat model, is damaged, or comes from a newer format version."""
-    from .estimator import FunBaT, FunBaTCP
+def _legacy_result(class_name: str, params: dict, state: dict) -> tuple[FitResult, dict]:
+    """A :class:`FitResult` from the estimator attributes that versions 1-2 stored."""
+    encodings = [
+        e if getattr(e, "kind", None) else ModeEncoding(e.name, e.is_datetime, e.offset,
+                                                        e.scale, e.unique)  # fmt: skip
+        for e in state["_encodings"]
+    ]
+    kinds = tuple(mode_kind(e.kind) for e in encodings)
+    modes = tuple(
+        ModeState(f.coords, f.kernel, f.posterior, f.means, f.seconds,
+                  jnp.asarray(n, dtype=jnp.int32), jnp.asarray(0.5, dtype=jnp.float64))
+        for f, n in zip(state["_fits"], state["_n_valid"])
+    )  # fmt: skip
+    noise_k = state.get("_noise_k")
+    likelihood = make_likelihood(params.get("likelihood") or "gaussian", noise_k)
+    dof = state.get("dof_", float("inf"))
+    f64 = jnp.float64
+    if noise_k is not None:
+        alpha, beta = state["_noise_groups"]
+        lik_state = NoiseModeState(
+            jnp.asarray(dof if likelihood.robust else DOF_START, f64),
+            jnp.asarray(state["noise_group_dof_"], f64), jnp.asarray(alpha), jnp.asarray(beta),
+        )  # fmt: skip
+    elif likelihood.robust:
+        lik_state = StudentTState(jnp.asarray(dof, f64))
+    else:
+        lik_state = GaussianState()
+    result = FitResult(
+        "cp" if class_name == "FunBaTCP" else "tucker", tuple(state["ranks_"]), kinds,
+        likelihood, tuple(encodings), modes, state["_core"], state["_noise"], lik_state,
+        float(state["_y_mean"]), float(state["_y_scale"]), int(state["n_train_"]),
+        np.asarray(state["elbo_history_"]), bool(state["converged_"]),
+        state.get("recalibration_"),
+    )  # fmt: skip
+    fit = {"fit_time": state.get("fit_time_", float("nan")), "named": "feature_names_in_" in state}
+    return result, fit
 
+
+def read_model(path) -> tuple[str, dict, FitResult, dict]:
+    """Read a model file: ``(class name, params, FitResult, fit info)``; raises
+    :class:`~funbat.InputError` if the file is not a funbat model, is damaged, or comes
+    from a newer format version."""
     path = Path(path)
     meta = read_metadata(path)
-    classes = {"FunBaT": FunBaT, "FunBaTCP": FunBaTCP}
-    cls = classes.get(meta.get("class"))
-    if cls is None:
-        raise InputError(f"{str(path)!r} holds an unknown model class {meta.get('class')!r}")
     try:
-        params = meta["params"]
-        valid = cls().get_params(deep=False)
-        model = cls(**{k: _param_from_json(k, v) for k, v in params.items() if k in valid})
+        params = {k: _param_from_json(k, v) for k, v in meta["params"].items()}
         with jax.enable_x64(True), zipfile.ZipFile(path) as zf:
-            state = {k: _decode(v, zf) for k, v in meta["state"].items()}
-    except (_Corrupt, KeyError, TypeError, ValueError, zipfile.BadZipFile, OSError) as err:
+            if meta["format_version"] >= 3:
+                result = _decode(meta["result"], zf, RECORDS)
+                fit = meta["fit"]
+            else:
+                state = {k: _decode(v, zf, _LEGACY_RECORDS) for k, v in meta["state"].items()}
+                if "elbo_" not in state:
+                    raise _Corrupt("no fitted state")
+                result, fit = _legacy_result(meta.get("class"), params, state)
+        if not isinstance(result, FitResult):
+            raise _Corrupt("no fit result")
+    except (_Corrupt, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile,
+            OSError) as err:  # fmt: skip
         raise InputError(f"{str(path)!r} is a damaged funbat model file ({err})") from None
-    if "elbo_" not in state:
-        raise InputError(f"{str(path)!r} is a damaged funbat model file (no fitted state)")
-    if "mode_kinds_" not in state and "_encodings" in state:  # saved before modes had kinds
-        state["mode_kinds_"] = [getattr(e, "kind", "continuous") for e in state["_encodings"]]
-    for k, v in state.items():
-        setattr(model, k, v)
-    return model
+    return meta.get("class"), params, result, fit

@@ -5,7 +5,7 @@ states are stacked component-major: ``s = [s_1, ..., s_R]``, each ``s_r`` of siz
 so ``A = I_R ⊗ A_1``, ``Q = I_R ⊗ Q_1`` and ``u = H s`` with ``H = I_R ⊗ e_1^T``.
 The data reach the chain as Gaussian messages in information form,
 ``exp(eta_j^T u_j - 1/2 u_j^T Lambda_j u_j)``, one per sorted unique coordinate
-(``shared/DESIGN.md`` section 3). ``Lambda_j`` is often singular (a coordinate seen
+(``docs/theory.md`` section 3). ``Lambda_j`` is often singular (a coordinate seen
 by few entries), so the update never inverts it.
 
 Speed (see ``benchmarks/README.md``): on a CPU a scan step over such small matrices

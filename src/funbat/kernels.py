@@ -6,7 +6,7 @@ A Matérn GP with smoothness ``nu = p + 1/2`` is the first coordinate of a linea
 ``s' = A s + q``, ``A = expm(F D)`` (in closed form, see
 :meth:`Matern.transition`), ``q ~ N(0, Q)``, ``Q = Pinf - A Pinf A^T``, where
 ``Pinf`` is the stationary covariance. The symbols ``F``, ``Pinf``, ``A``, ``Q``, ``H``
-follow the SDE literature; see ``shared/DESIGN.md`` section 2.
+follow the SDE literature; see ``docs/theory.md`` section 2.
 
 Kernels are immutable pytrees: ``lengthscale`` and ``variance`` are leaves (so they can
 be differentiated and traced), the smoothness ``nu`` is static.
@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["KERNELS", "Matern", "make_kernel"]
+__all__ = ["KERNELS", "Matern", "kernel_name", "make_kernel"]
 
 #: Accepted kernel names and their smoothness ``nu``.
 KERNELS: dict[str, float] = {"matern12": 0.5, "matern32": 1.5, "matern52": 2.5}
@@ -120,3 +120,8 @@ def make_kernel(name: str, lengthscale, variance=1.0) -> Matern:
     if name not in KERNELS:
         raise ValueError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}")
     return Matern(KERNELS[name], jnp.asarray(lengthscale, float), jnp.asarray(variance, float))
+
+
+def kernel_name(nu: float) -> str:
+    """The name of the Matérn kernel of smoothness ``nu`` (a value of :data:`KERNELS`)."""
+    return {v: k for k, v in KERNELS.items()}[float(nu)]

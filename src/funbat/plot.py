@@ -13,7 +13,7 @@ import numpy as np
 from .data import InputError
 from .files import atomic_write
 
-__all__ = ["plot_latent_functions", "save_figure"]
+__all__ = ["plot_latent_functions", "save_figure", "spatial_map"]
 
 _Z95 = 1.959963984540054
 _NS_PER_DAY = 86_400 * 10**9
@@ -28,7 +28,7 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
 
     * continuous (and date) modes: the posterior mean and 95% band over the mode's
       training range, training coordinates marked;
-    * spatial modes: maps (:func:`funbat.dense.spatial_map`): the mode's unique
+    * spatial modes: maps (:func:`spatial_map`): the mode's unique
       training points coloured by each function's posterior mean (top row) and
       standard deviation (bottom row);
     * discrete modes: the posterior mean per category with 95% error bars;
@@ -65,30 +65,19 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
             if isinstance(m, str) and m not in names:
                 raise InputError(f"mode {m!r} does not exist; the modes are {names}")
             ks.append(names.index(m) if isinstance(m, str) else int(m))
-    kinds = [model._encodings[k].kind for k in ks]
+    kinds = [model.mode_kinds_[k] for k in ks]
     # a grid: a continuous or discrete mode is one row spanning every column; a spatial
     # mode is two rows (mean, std) of one map per latent function
-    rows = [2 if kind == "spatial" else 1 for kind in kinds]
-    noise_panel = modes is None and getattr(model, "_noise_k", None) is not None
+    rows = [_PANELS[kind][1] for kind in kinds]
+    noise_panel = modes is None and getattr(model, "noise_mode_", None) is not None
     rows_all = sum(rows) + noise_panel
-    n_cols = max([model.ranks_[k] for k, kind in zip(ks, kinds) if kind == "spatial"] or [1])
+    n_cols = max([model.ranks_[k] for k, h in zip(ks, rows) if h > 1] or [1])
     figsize = figsize or (max(7.5, 3.2 * n_cols), 2.6 * rows_all + 0.4)
     fig = Figure(figsize=figsize, layout="constrained")
     grid = fig.add_gridspec(rows_all, n_cols)
     row = 0
     for k, kind, h in zip(ks, kinds, rows):
-        if kind == "spatial":
-            from .dense import spatial_map
-
-            R = model.ranks_[k]
-            axes = np.array([[fig.add_subplot(grid[row + i, j]) for j in range(R)] for i in (0, 1)])
-            spatial_map(model, k, ax=axes)
-        else:
-            ax = fig.add_subplot(grid[row, :])
-            if kind == "discrete":
-                _draw_discrete(ax, model, k)
-            else:
-                _draw_continuous(ax, model, k, n_points)
+        _PANELS[kind][0](fig, grid, row, model, k, n_points)
         row += h
     if noise_panel:
         _draw_noise(fig.add_subplot(grid[row, :]), model)
@@ -115,9 +104,10 @@ def _colors():
     return mpl.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def _draw_continuous(ax, model, k: int, n_points: int | None) -> None:
+def _draw_continuous(fig, grid, row, model, k: int, n_points: int | None) -> None:
     """Mean and 95% band of a continuous mode's functions, training coordinates marked."""
-    enc = model._encodings[k]
+    ax = fig.add_subplot(grid[row, :])
+    enc = model.result_.encodings[k]
     colors = _colors()
     train = enc.unscaled(enc.unique)
     lo, hi = float(train.min()), float(train.max())
@@ -164,9 +154,10 @@ def _date_axis(ax) -> None:
 _MAX_CATEGORY_LABELS = 30
 
 
-def _draw_discrete(ax, model, k: int) -> None:
+def _draw_discrete(fig, grid, row, model, k: int, n_points=None) -> None:
     """Posterior mean of a discrete mode's functions per category, 95% error bars."""
-    enc = model._encodings[k]
+    ax = fig.add_subplot(grid[row, :])
+    enc = model.result_.encodings[k]
     colors = _colors()
     cats = enc.categories
     mean, std = model.latent_functions(k, cats)
@@ -199,17 +190,18 @@ def _draw_discrete(ax, model, k: int) -> None:
 
 def _draw_noise(ax, model) -> None:
     """Noise scale at each training coordinate of the noise mode, with 95% intervals."""
-    enc = model._encodings[model._noise_k]
+    k = model.modes_.index(model.noise_mode_)
+    enc, kind = model.result_.encodings[k], model.mode_kinds_[k]
     t = model.noise_levels(0.95)
     c = _colors()[0]
     err = np.vstack([t["noise_scale"] - t["lower"], t["upper"] - t["noise_scale"]])
-    if enc.kind == "spatial":
+    if kind == "spatial":
         x, y = t[enc.columns[0]], t[enc.columns[1]]
         pts = ax.scatter(x, y, c=t["noise_scale"], cmap="viridis", s=18)
         ax.figure.colorbar(pts, ax=ax, label="noise scale")
         ax.set_xlabel(enc.columns[0])
         ax.set_ylabel(enc.columns[1])
-    elif enc.kind == "discrete":
+    elif kind == "discrete":
         x = np.arange(len(t))
         ax.errorbar(x, t["noise_scale"], yerr=err, fmt="o", ms=4, capsize=2, color=c)
         step = max(1, -(-len(t) // _MAX_CATEGORY_LABELS))
@@ -224,7 +216,7 @@ def _draw_noise(ax, model) -> None:
         ax.set_ylabel("noise scale")
         if enc.is_datetime:
             _date_axis(ax)
-    if enc.kind != "spatial":
+    if kind != "spatial":
         ax.set_yscale("log")  # the levels often span orders of magnitude
     ax.set_title(
         f"noise scale along {enc.name} (target units, 95% intervals; global scale "
@@ -232,6 +224,54 @@ def _draw_noise(ax, model) -> None:
         fontsize=10,
     )
     ax.grid(alpha=0.25)
+
+
+def _draw_spatial(fig, grid, row, model, k: int, n_points=None) -> None:
+    R = model.ranks_[k]
+    axes = np.array([[fig.add_subplot(grid[row + i, j]) for j in range(R)] for i in (0, 1)])
+    spatial_map(model, k, ax=axes)
+
+
+def spatial_map(model, mode, ax=None, cmap="viridis"):
+    """Draw a fitted spatial mode's latent functions as maps (for ``funbat plot``).
+
+    One column per latent function: top, the training points coloured by the
+    posterior mean; bottom, by the posterior std. Returns the matplotlib figure.
+    ``ax`` may be a (2, R) array of axes.
+    """
+    k = model.modes_.index(mode) if isinstance(mode, str) else int(mode)
+    if model.mode_kinds_[k] != "spatial":
+        raise InputError(f"mode {model.modes_[k]!r} is {model.mode_kinds_[k]}, not spatial")
+    enc = model.result_.encodings[k]
+    pts = enc.unscaled(enc.unique)
+    mean, std = model.latent_functions(k, pts)
+    R = mean.shape[1]
+    own = ax is None
+    if own:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(2, R, figsize=(3.2 * R, 5.6), squeeze=False)
+    else:
+        fig = np.asarray(ax).flat[0].figure
+    for r in range(R):
+        for row, (vals, what) in enumerate([(mean, "mean"), (std, "std")]):
+            a = ax[row][r]
+            sc = a.scatter(pts[:, 1], pts[:, 0], c=vals[:, r], cmap=cmap, s=18)
+            fig.colorbar(sc, ax=a, shrink=0.8)
+            a.set_title(f"{model.modes_[k]} u_{r + 1} {what}", fontsize=9)
+            a.set_xlabel(enc.columns[1] if len(enc.columns) > 1 else "")
+            a.set_ylabel(enc.columns[0])
+    if own:  # a caller's figure keeps its own layout (funbat.plot uses constrained)
+        fig.tight_layout()
+    return fig
+
+
+#: Per mode kind: the function drawing its panel(s) and the grid rows they take.
+_PANELS = {
+    "continuous": (_draw_continuous, 1),
+    "spatial": (_draw_spatial, 2),
+    "discrete": (_draw_discrete, 1),
+}
 
 
 def save_figure(fig, path, dpi: int = 120) -> None:

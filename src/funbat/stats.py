@@ -2,7 +2,7 @@
 
 The message to mode ``k`` is linear in per-entry statistics of the *other* modes, so we
 sum those statistics per unique coordinate of mode ``k`` (segment sums) and contract
-with the core once per coordinate (``shared/DESIGN.md`` section 3):
+with the core once per coordinate (``docs/theory.md`` section 3):
 
 * Tucker: ``G_j = sum_{n: j_k(n) = j} ⊗_{i != k} S^i_n``  (P, P), ``P = prod_{i != k} R_i``
   and ``g_j = sum_n y_n ⊗_{i != k} mu^i_n`` (P,), with the Kronecker factors in

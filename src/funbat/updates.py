@@ -1,4 +1,4 @@
-"""Block updates of the variational posterior and the ELBO (``shared/DESIGN.md`` section 3).
+"""Block updates of the variational posterior and the ELBO (``docs/theory.md`` section 3).
 
 The posterior is ``q(W) q(tau) prod_k q(U^k)``. Each update below is the exact optimum
 of the ELBO in its block with the others fixed, so a sweep never decreases the ELBO.

@@ -1,10 +1,10 @@
 """Fit on a Dask cluster: per-partition grouped sums on the workers, the rest on the client.
 
-Every sweep is a sum over entries (``shared/DESIGN.md`` section 6), so the entries stay
+Every sweep is a sum over entries (``docs/theory.md`` section 7), so the entries stay
 on the workers, encoded once as ``(idx, y)`` blocks (``idx`` int32 (n, K) indices of the
 coordinates among each mode's sorted unique ones, ``y`` standardised). Per mode update
 the client broadcasts the posterior moments per coordinate (small), each partition
-returns its grouped statistics :func:`funbat.stats.mode_statistics`, and a tree of
+returns its grouped statistics `funbat.stats.mode_statistics`, and a tree of
 additions on the workers reduces them to one ``(G, g)``; the Kalman smoothing, the core
 and the noise are updated on the client, exactly as in memory.
 
@@ -28,7 +28,8 @@ import pandas as pd
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from .data import InputError, ModeEncoding, _column_to_float
+from ..data import InputError, ModeEncoding, column_to_float
+from .base import EntryBackend
 
 __all__ = ["DaskEntries", "is_dask_input"]
 
@@ -45,7 +46,7 @@ def _float_block(df: pd.DataFrame, names, target):
     """Partition -> coordinates (n, K) floats (days for dates) and the target (n,)."""
     cols = np.empty((len(df), len(names)))
     for k, name in enumerate(names):
-        cols[:, k], _ = _column_to_float(df[name], name)
+        cols[:, k], _ = column_to_float(df[name], name)
     try:
         y = df[target].to_numpy(dtype=float)
     except (TypeError, ValueError) as err:
@@ -98,26 +99,24 @@ def _n_chunks(n: int, chunk: int) -> int:
 
 
 def _padded(block, chunk):
-    """A partition's ``(idx, y, w)`` padded to whole chunks; ``w`` holds the entry weights
-    (Student-t ``E[w_n]``, times ``E[s_g]`` with a noise mode) when the block has them
-    (``(idx, y, w)``), else 1 (0 for padding)."""
-    from .stats import pad_entries
+    """A partition's ``(idx, y, mask)`` padded to whole chunks."""
+    from ..stats import pad_entries
 
     idx, y = block[0], block[1]
-    idx_p, y_p, w_p = pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
-    if len(block) > 2:
-        w_p[: y.shape[0]] = block[2]
-    return idx_p, y_p, w_p
+    return pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
 
 
-def _block_statistics(block, moments, mode, n_groups, chunk, structure):
-    """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``."""
+def _block_statistics(block, weights, moments, mode, n_groups, chunk, structure):
+    """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``,
+    with its entries' ``weights`` (padded; None: the mask)."""
     import jax
     import jax.numpy as jnp
 
-    from .stats import mode_statistics
+    from ..stats import mode_statistics
 
     idx_p, y_p, w_p = _padded(block, chunk)
+    if weights is not None:
+        w_p = weights
     means, seconds = moments
     with jax.enable_x64(True):
         G, g = mode_statistics(
@@ -134,35 +133,18 @@ def _block_statistics(block, moments, mode, n_groups, chunk, structure):
         return np.asarray(G), np.asarray(g)
 
 
-def _block_weights(block, moments, core, tau_mean, dof, chunk, structure):
-    """One partition's Student-t weights: ``((idx, y, E[w]), (sums, sum E[w] y^2))``.
-
-    ``sums`` as :func:`funbat.likelihood.weight_posterior` returns them, for this
-    partition's entries (they add up over partitions).
-    """
-    import jax
-
-    from .likelihood import weight_posterior
-
-    idx, y, sq, mask, _ = _block_sq_errors(block, moments, core, 0, chunk, structure)
-    with jax.enable_x64(True):
-        w, sums = weight_posterior(sq, tau_mean, dof, mask)
-        w = np.asarray(w)[: y.shape[0]]
-        return (idx, y, w), (np.asarray(sums), float(np.sum(w * y**2)))
-
-
-def _block_predictions(block, moments, core, chunk, structure):
-    """One partition's entries padded to whole chunks, ``(idx, y, mask)``, with the mean
-    and variance of each entry's latent value (``estimator._entry_predictions``)."""
+def _block_moments(block, index, moments, core, chunk, structure):
+    """One partition's :class:`~funbat.backends.base.EntryBlock` (numpy, padded)."""
     import jax
     import jax.numpy as jnp
 
-    from .estimator import _entry_predictions
+    from ..latent import entry_predictions
+    from .base import EntryBlock
 
-    idx_p, y_p, mask = _padded(block[:2], chunk)
+    idx_p, y_p, mask = _padded(block, chunk)
     means, seconds = moments
     with jax.enable_x64(True):
-        m, var_f = _entry_predictions(
+        m, var_f = entry_predictions(
             jnp.asarray(idx_p),
             tuple(jnp.asarray(a) for a in means),
             tuple(jnp.asarray(v) for v in seconds),
@@ -170,56 +152,15 @@ def _block_predictions(block, moments, core, chunk, structure):
             structure=structure,
             chunk=chunk,
         )
-        return (idx_p, y_p, mask), np.asarray(m), np.asarray(var_f)
+        return EntryBlock(idx_p, y_p, mask, np.asarray(m), np.asarray(var_f), index)
 
 
-def _block_sq_errors(block, moments, core, mode, chunk, structure):
-    """One partition's ``(idx, y, E[(y - f)^2], mask, group)``: the last three padded to
-    whole chunks, ``group`` the entries' coordinates in mode ``mode`` (0 for padding)."""
-    (idx_p, y_p, mask), m, var_f = _block_predictions(block, moments, core, chunk, structure)
-    return block[0], block[1], (y_p - m) ** 2 + var_f, mask, idx_p[:, mode]
-
-
-def _block_loo_residuals(block, moments, core, noise_var, keep, seed, chunk, structure):
-    """One partition's standardised leave-one-out residuals (``calibration.loo_residuals``),
-    of a random fraction ``keep`` of its entries (all when ``keep >= 1``)."""
-    from .calibration import loo_residuals
-
-    n = block[1].shape[0]
-    (_, y_p, _), m, var_f = _block_predictions(block, moments, core, chunk, structure)
-    resid, var_f = (y_p - m)[:n], var_f[:n]
-    if keep < 1.0:
-        chosen = np.random.default_rng(seed).random(n) < keep
-        resid, var_f = resid[chosen], var_f[chosen]
-    return loo_residuals(resid, var_f, noise_var)
-
-
-def _block_group_sums(sq_block, mean_s, tau_mean, dof, n_groups, robust):
-    """One partition's per-group sums ``(n_g, r_g)`` (see ``likelihood.group_sums``)."""
+def _run(fn, block, *args):
+    """``fn(block, *args)`` with float64 JAX, its arrays returned as numpy."""
     import jax
 
-    from .likelihood import group_sums
-
-    _, _, sq, mask, group = sq_block
     with jax.enable_x64(True):
-        n_g, r_g = group_sums(
-            sq, group, mask, mean_s, tau_mean, dof, n_groups=n_groups, robust=robust
-        )
-        return np.asarray(n_g), np.asarray(r_g)
-
-
-def _block_group_weights(sq_block, mean_s, tau_mean, dof, robust):
-    """One partition's entry weights ``E[w] E[s]``: ``((idx, y, weights), (w sums, sum
-    weights y^2))`` (see ``likelihood.entry_weights``)."""
-    import jax
-
-    from .likelihood import entry_weights
-
-    idx, y, sq, mask, group = sq_block
-    with jax.enable_x64(True):
-        w, w_sums = entry_weights(sq, group, mask, mean_s, tau_mean, dof, robust=robust)
-        w = np.asarray(w)[: y.shape[0]]
-        return (idx, y, w), (np.asarray(w_sums), float(np.sum(w * y**2)))
+        return jax.tree_util.tree_map(np.asarray, fn(block, *args))
 
 
 def _unfolding_frame(block, mode, strides):
@@ -316,7 +257,7 @@ def _orth(A):
     return la.qr(A, mode="economic", check_finite=False)[0]
 
 
-class DaskEntries:
+class DaskEntries(EntryBackend):
     """Entries of a Dask DataFrame, encoded once and persisted where the data lives.
 
     Build with :meth:`from_input`; the estimator then calls :meth:`statistics` once per
@@ -324,7 +265,8 @@ class DaskEntries:
     ``encodings``, ``n``, ``y_mean``, ``y_scale``, ``sum_y2`` describe the data.
     """
 
-    def __init__(self, names, is_datetime, encodings, blocks, n, y_mean, y_scale, sum_y2):
+    def __init__(self, names, is_datetime, encodings, blocks, n, y_mean, y_scale, sum_y2,
+                 chunk=None):  # fmt: skip
         self.names = names
         self.is_datetime = is_datetime
         self.encodings = encodings
@@ -333,6 +275,7 @@ class DaskEntries:
         self.y_mean = y_mean
         self.y_scale = y_scale
         self.sum_y2 = sum_y2
+        self.chunk = chunk
 
     @classmethod
     def from_input(cls, X, y) -> DaskEntries:
@@ -404,102 +347,63 @@ class DaskEntries:
             )
         return cls(names, is_dt, encodings, list(blocks), int(n), y_mean, y_scale, sum_y2)
 
-    def statistics(self, means, seconds, *, mode, n_groups, chunk, structure):
+    def with_chunk(self, chunk):
+        return DaskEntries(self.names, self.is_datetime, self.encodings, self.blocks, self.n,
+                           self.y_mean, self.y_scale, self.sum_y2, chunk)  # fmt: skip
+
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure):
         """Grouped statistics ``(G, g)`` summed over all partitions (see ``mode_statistics``)."""
         import dask
 
         moments = _delayed_moments(means, seconds)
         f = partial(
-            _block_statistics, mode=mode, n_groups=n_groups, chunk=chunk, structure=structure
-        )
-        parts = [dask.delayed(f)(b, moments) for b in self.blocks]
+            _block_statistics, mode=mode, n_groups=n_groups, chunk=self.chunk,
+            structure=structure,
+        )  # fmt: skip
+        ws = [None] * len(self.blocks) if weights is None else weights
+        parts = [dask.delayed(f)(b, w, moments) for b, w in zip(self.blocks, ws)]
         (G, g) = dask.compute(_tree(parts, _add))[0]
         return G, g
 
-    def student_t_weights(self, means, seconds, core, tau_mean, dof, *, chunk, structure):
-        """Update every entry's Student-t weight on the workers (kept there with its
-        block), then ``nu`` on the client, as :func:`funbat.likelihood.student_t_weights`.
-
-        Returns the new ``nu``, the weights' ELBO term and ``sum_n E[w_n] y_n^2``.
-        """
-        import dask
-        import jax.numpy as jnp
-
-        from .likelihood import best_dof, weights_elbo
-
-        moments, core_d = _delayed_moments(means, seconds), _delayed_core(core)
-        f = partial(_block_weights, chunk=chunk, structure=structure)
-        sums, sum_wy2 = self._keep_weights(
-            [dask.delayed(f)(b, moments, core_d, float(tau_mean), float(dof)) for b in self.blocks]
-        )
-        sums = jnp.asarray(sums)
-        dof = best_dof(sums, jnp.asarray(dof))
-        return dof, weights_elbo(sums, dof), jnp.asarray(sum_wy2)
-
-    def grouped_noise_weights(
-        self, means, seconds, core, tau_mean, dof, group_dof, mean_s, *, mode, n_groups,
-        robust, chunk, structure, rounds=2,
-    ):  # fmt: skip
-        """A noise mode's multipliers (and Student-t weights) on the workers, as
-        :func:`funbat.likelihood.grouped_noise_weights` does in memory: the entries'
-        expected squared errors once, a reduction of per-group sums per round, and the
-        new entry weights kept with their partitions.
-
-        Returns ``nu``, ``c``, the ELBO term, ``alpha``, ``beta`` (G,) and
-        ``sum_n E[w_n] E[s_g] y_n^2``.
-        """
-        import dask
-        import jax.numpy as jnp
-
-        from .likelihood import best_dof, best_group_dof, group_posterior, weights_elbo
-
-        moments, core_d = _delayed_moments(means, seconds), _delayed_core(core)
-        f = partial(_block_sq_errors, chunk=chunk, structure=structure)
-        sq_blocks = dask.persist(*[dask.delayed(f)(b, moments, core_d, mode) for b in self.blocks])
-        tau, dof, group_dof = float(tau_mean), float(dof), float(group_dof)
-        for _ in range(rounds if robust else 1):
-            n_g, r_g = self._reduce(_block_group_sums, sq_blocks, np.asarray(mean_s), tau, dof,
-                                    n_groups, robust)  # fmt: skip
-            alpha, beta = group_posterior(jnp.asarray(n_g), jnp.asarray(r_g), tau, group_dof)
-            mean_s = alpha / beta
-        group_dof, alpha, beta, term = best_group_dof(
-            jnp.asarray(n_g), jnp.asarray(r_g), tau, group_dof
-        )
-        mean_d = dask.delayed(np.asarray(alpha / beta), pure=True)
-        w_sums, sum_wy2 = self._keep_weights(
-            [dask.delayed(_block_group_weights)(b, mean_d, tau, dof, robust) for b in sq_blocks]
-        )
-        if robust:
-            w_sums = jnp.asarray(w_sums)
-            dof = best_dof(w_sums, jnp.asarray(dof))
-            term = term + weights_elbo(w_sums, dof)
-        return jnp.asarray(dof), group_dof, term, alpha, beta, jnp.asarray(sum_wy2)
-
-    def loo_residuals(
-        self, means, seconds, core, noise_var, *, max_entries, seed, chunk, structure
-    ):  # fmt: skip
-        """Standardised leave-one-out residuals (``calibration.loo_residuals``) of all
-        entries, or of a random subset of about ``max_entries`` of them, gathered here."""
+    def entry_moments(self, means, seconds, core, *, structure):
+        """Each partition's entries with their latent moments, persisted on the workers."""
         import dask
 
         moments, core_d = _delayed_moments(means, seconds), _delayed_core(core)
-        keep = min(1.0, max_entries / self.n)
-        f = partial(_block_loo_residuals, chunk=chunk, structure=structure)
-        parts = [
-            dask.delayed(f)(b, moments, core_d, float(noise_var), keep, seed + i)
-            for i, b in enumerate(self.blocks)
-        ]
-        return np.concatenate(dask.compute(parts)[0])
+        f = partial(_block_moments, chunk=self.chunk, structure=structure)
+        return list(
+            dask.persist(*[dask.delayed(f)(b, i, moments, core_d) for i, b in enumerate(self.blocks)])
+        )
 
-    def _keep_weights(self, tasks):
-        """Run per-partition tasks returning ``((idx, y, weights), sums)``: the weighted
-        partitions replace the blocks (persisted where they are), the sums are added up
-        on the workers and returned."""
+    @staticmethod
+    def _wrap(args):
         import dask
 
-        done = dask.persist(*tasks)
-        self.blocks = [dask.delayed(_first)(r) for r in done]
-        return dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
+        return [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a for a in args]
+
+    def map_reduce(self, fn, moments, *args):
+        import dask
+
+        args = self._wrap(args)
+        return dask.compute(_tree([dask.delayed(_run)(fn, b, *args) for b in moments], _add))[0]
+
+    def map_weights(self, fn, moments, *args):
+        """The new weights stay on the workers (persisted beside their partitions); their
+        sums are added up there and returned."""
+        import dask
+
+        args = self._wrap(args)
+        done = dask.persist(*[dask.delayed(_run)(fn, b, *args) for b in moments])
+        weights = [dask.delayed(_first)(r) for r in done]
+        sums = dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
+        return weights, sums
+
+    def gather(self, fn, moments, *args):
+        import dask
+
+        args = self._wrap(args)
+        parts = dask.compute([dask.delayed(_run)(fn, b, *args) for b in moments])[0]
+        return np.concatenate(parts)
 
     # -- initialisation ------------------------------------------------------------
 

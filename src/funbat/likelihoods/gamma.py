@@ -1,4 +1,5 @@
-"""Observation models: Gaussian noise, or Student-t noise as a scale mixture.
+"""Gamma scale mixtures of the noise precision: the mathematics of Student-t noise and
+of a noise level per coordinate (the likelihoods in :mod:`funbat.likelihoods` use it).
 
 Student-t noise (``likelihood="student_t"``) writes each observation as
 ``y_n = f_n + e_n``, ``e_n ~ N(0, 1 / (tau w_n))`` with a per-entry weight
@@ -44,22 +45,18 @@ from scipy.special import digamma as np_digamma
 __all__ = [
     "DOF_BOUNDS",
     "DOF_START",
-    "LIKELIHOODS",
+    "gamma_log_moments",
+    "prior_term",
     "best_dof",
     "best_group_dof",
     "entry_weights",
     "group_posterior",
     "group_sums",
-    "grouped_noise_weights",
     "match_gamma_shape",
     "predictive_noise",
-    "student_t_weights",
     "weight_posterior",
     "weights_elbo",
 ]
-
-#: Observation models accepted by the estimators' ``likelihood`` parameter.
-LIKELIHOODS = ("gaussian", "student_t")
 
 #: Range searched for the degrees of freedom (1: Cauchy; 200: practically Gaussian).
 DOF_BOUNDS = (1.0, 200.0)
@@ -70,13 +67,13 @@ DOF_START = 10.0
 _DOF_GRID = np.geomspace(DOF_BOUNDS[0], DOF_BOUNDS[1], 96)
 
 
-def _gamma_log_moments(a, b):
+def gamma_log_moments(a, b):
     """``E[log v]`` and the entropy of ``v ~ Gamma(a, rate b)`` (elementwise)."""
     mean_log = digamma(a) - jnp.log(b)
     return mean_log, a - jnp.log(b) + gammaln(a) + (1.0 - a) * digamma(a)
 
 
-def _prior_term(dof, n, sum_mean_w, sum_mean_log_w):
+def prior_term(dof, n, sum_mean_w, sum_mean_log_w):
     """``sum_n E_q[log Gamma(w_n | nu/2, nu/2)]`` as a function of ``nu``."""
     h = 0.5 * dof
     return n * (h * jnp.log(h) - gammaln(h)) + (h - 1.0) * sum_mean_log_w - h * sum_mean_w
@@ -100,7 +97,7 @@ def weight_posterior(sq_err, tau_mean, dof, mask):
     a = 0.5 * (dof + 1.0)
     b = 0.5 * dof + 0.5 * tau_mean * sq_err
     mean_w = a / b
-    mean_log_w, entropy = _gamma_log_moments(a, b)
+    mean_log_w, entropy = gamma_log_moments(a, b)
     sums = jnp.stack(
         [jnp.sum(mask), jnp.sum(mask * mean_w), jnp.sum(mask * mean_log_w), jnp.sum(mask * entropy)]
     )
@@ -111,26 +108,14 @@ def weight_posterior(sq_err, tau_mean, dof, mask):
 def best_dof(sums, dof):
     """The ``nu`` on a grid (or the current one) that maximises the ELBO given ``q(w)``."""
     cands = jnp.concatenate([jnp.atleast_1d(dof), jnp.asarray(_DOF_GRID)])
-    scores = jax.vmap(lambda v: _prior_term(v, sums[0], sums[1], sums[2]))(cands)
+    scores = jax.vmap(lambda v: prior_term(v, sums[0], sums[1], sums[2]))(cands)
     return cands[jnp.argmax(scores)]
 
 
 @jax.jit
 def weights_elbo(sums, dof):
     """``sum_n (E[log w_n] / 2 - KL(q(w_n) || Gamma(nu/2, nu/2)))`` from the sums."""
-    return 0.5 * sums[2] + sums[3] + _prior_term(dof, sums[0], sums[1], sums[2])
-
-
-@jax.jit
-def student_t_weights(sq_err, tau_mean, dof, mask):
-    """Weight posteriors, then ``nu``, then the weights' ELBO terms (in-memory data).
-
-    Returns ``E[w_n]`` (N,), the new ``nu`` and the ELBO term (see
-    :func:`weight_posterior`, :func:`best_dof`, :func:`weights_elbo`).
-    """
-    mean_w, sums = weight_posterior(sq_err, tau_mean, dof, mask)
-    dof = best_dof(sums, dof)
-    return mean_w, dof, weights_elbo(sums, dof)
+    return 0.5 * sums[2] + sums[3] + prior_term(dof, sums[0], sums[1], sums[2])
 
 
 @partial(jax.jit, static_argnames=("n_groups", "robust"))
@@ -164,18 +149,18 @@ def best_group_dof(n_g, r_g, tau_mean, group_dof):
     p(s_g | c)))``.
     """
     alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
-    mean_log_s, _ = _gamma_log_moments(alpha, beta)
+    mean_log_s, _ = gamma_log_moments(alpha, beta)
     s_sums = jnp.stack([jnp.asarray(n_g.shape[0], n_g.dtype), jnp.sum(alpha / beta),
                         jnp.sum(mean_log_s)])  # fmt: skip
     group_dof = best_dof(s_sums, group_dof)
     # q(s) was updated for the old c; refresh it so that c and q(s) agree (exact again)
     alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
     mean_s = alpha / beta
-    mean_log_s, entropy = _gamma_log_moments(alpha, beta)
+    mean_log_s, entropy = gamma_log_moments(alpha, beta)
     term = (
         0.5 * jnp.sum(n_g * mean_log_s)
         + jnp.sum(entropy)
-        + _prior_term(group_dof, n_g.shape[0], jnp.sum(mean_s), jnp.sum(mean_log_s))
+        + prior_term(group_dof, n_g.shape[0], jnp.sum(mean_s), jnp.sum(mean_log_s))
     )
     return group_dof, alpha, beta, term
 
@@ -193,45 +178,6 @@ def entry_weights(sq_err, group, mask, mean_s, tau_mean, dof, *, robust):
     else:
         mean_w, w_sums = mask, jnp.zeros(4, sq_err.dtype)
     return mean_w * s_n, w_sums
-
-
-@partial(jax.jit, static_argnames=("n_groups", "robust", "rounds"))
-def grouped_noise_weights(
-    sq_err, group, mask, tau_mean, dof, group_dof, mean_s, *, n_groups, robust, rounds=2
-):
-    """Block updates of the per-entry weights and the per-group noise multipliers.
-
-    Alternates ``rounds`` times between ``q(w_n)`` and ``q(s_g)`` (Student-t noise;
-    with Gaussian noise ``w_n = 1`` and one update of ``q(s_g)`` is exact), then
-    chooses ``nu`` and ``c`` on their grids; every step is an exact block update or a
-    choice that includes the current value, so the ELBO never decreases. (The same
-    steps run partition by partition on a cluster: ``DaskEntries.grouped_noise_weights``.)
-
-    Parameters
-    ----------
-    sq_err : (N,) expected squared errors ``E[(y_n - f_n)^2]`` (standardised units).
-    group : (N,) int, each entry's group (0 for padding); mask : (N,) 1 for entries.
-    tau_mean : ``E[tau]``; dof : ``nu`` (ignored for Gaussian noise); group_dof : ``c``.
-    mean_s : (G,) current ``E[s_g]``.
-    n_groups : G; robust : True for Student-t noise.
-
-    Returns
-    -------
-    weights (N,) ``E[w_n] E[s_g]``; ``nu``; ``c``; the ELBO term of ``w`` and ``s``;
-    ``alpha`` (G,), ``beta`` (G,) of ``q(s_g)``.
-    """
-    for _ in range(rounds if robust else 1):  # with Gaussian noise q(s) is exact at once
-        n_g, r_g = group_sums(
-            sq_err, group, mask, mean_s, tau_mean, dof, n_groups=n_groups, robust=robust
-        )
-        alpha, beta = group_posterior(n_g, r_g, tau_mean, group_dof)
-        mean_s = alpha / beta
-    group_dof, alpha, beta, term = best_group_dof(n_g, r_g, tau_mean, group_dof)
-    weights, w_sums = entry_weights(sq_err, group, mask, alpha / beta, tau_mean, dof, robust=robust)
-    if robust:
-        dof = best_dof(w_sums, dof)
-        term = term + weights_elbo(w_sums, dof)
-    return weights, dof, group_dof, term, alpha, beta
 
 
 def match_gamma_shape(log_gap):

@@ -1,0 +1,101 @@
+"""The immutable records of a fit: what is fixed (:class:`ModelSpec`), what a sweep
+changes (:class:`SweepState`), and what a fit returns (:class:`FitResult`)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from ..calibration import Recalibration
+from ..likelihoods import EntryWeights, Likelihood
+from ..modes import ModeKind, ModeState
+from ..updates import CoreMoments, NoiseMoments
+
+__all__ = ["FitResult", "ModelSpec", "SweepState"]
+
+
+class ModelSpec(NamedTuple):
+    """What stays fixed during a fit.
+
+    structure : ``"tucker"`` or ``"cp"``.
+    ranks : (K,) ranks per mode.
+    kinds : (K,) :class:`funbat.modes.ModeKind` per mode.
+    likelihood : a :class:`funbat.likelihoods.Likelihood`.
+    core_prior_variance : prior variance of each core entry (Tucker).
+    learn_hyperparameters : learn lengthscales after the warm-up.
+    max_iter : most sweeps; tol : stop when a sweep changes the ELBO by at most
+        ``tol * |ELBO|`` (after the warm-up).
+    recalibrate : recalibrate the predictive after the fit, where the likelihood allows.
+    noise_prior : ``(a0, b0)`` of the noise precision's Gamma prior.
+    warmup : sweeps that hold the noise and lengthscales at their start.
+    """
+
+    structure: str
+    ranks: tuple[int, ...]
+    kinds: tuple[ModeKind, ...]
+    likelihood: Likelihood
+    core_prior_variance: float = 1.0
+    learn_hyperparameters: bool = True
+    max_iter: int = 100
+    tol: float = 1e-5
+    recalibrate: bool = True
+    noise_prior: tuple[float, float] = (1e-3, 1e-3)
+    warmup: int = 10
+
+
+class SweepState(NamedTuple):
+    """The variational posterior between two block updates.
+
+    modes : (K,) :class:`funbat.modes.ModeState`; core : ``CoreMoments`` (None for CP);
+    noise : ``NoiseMoments`` of ``q(tau)``; likelihood : the likelihood's own state;
+    weights : :class:`funbat.likelihoods.EntryWeights`; mode_kls : (K,) KL terms;
+    elbo : the ELBO after the last update (scalar); sweeps : sweeps done.
+    """
+
+    modes: tuple[ModeState, ...]
+    core: CoreMoments | None
+    noise: NoiseMoments
+    likelihood: Any
+    weights: EntryWeights
+    mode_kls: tuple[jax.Array, ...]
+    elbo: jax.Array
+    sweeps: int
+
+
+class FitResult(NamedTuple):
+    """A fitted posterior: everything prediction, reporting and the model file need.
+
+    structure, ranks, kinds, likelihood : as in :class:`ModelSpec`.
+    encodings : (K,) :class:`funbat.data.ModeEncoding`, user units <-> scaled ones.
+    modes : (K,) fitted :class:`funbat.modes.ModeState`.
+    core : ``CoreMoments`` (None for CP); noise : ``NoiseMoments``.
+    likelihood_state : the likelihood's fitted state.
+    y_mean, y_scale : the targets' standardisation (``y = y_mean + y_scale * y_std``).
+    n_train : training entries.
+    elbo_history : (n_iter,) the ELBO after each sweep (nats).
+    converged : whether the ELBO met ``tol`` before ``max_iter``.
+    recalibration : :class:`funbat.calibration.Recalibration` or None.
+    """
+
+    structure: str
+    ranks: tuple[int, ...]
+    kinds: tuple[ModeKind, ...]
+    likelihood: Likelihood
+    encodings: tuple
+    modes: tuple[ModeState, ...]
+    core: CoreMoments | None
+    noise: NoiseMoments
+    likelihood_state: Any
+    y_mean: float
+    y_scale: float
+    n_train: int
+    elbo_history: np.ndarray
+    converged: bool
+    recalibration: Recalibration | None
+
+    @property
+    def noise_variance(self) -> float:
+        """``E[1/tau]`` in standardised units (the noise scale^2 for Student-t noise)."""
+        return float(self.noise.rate) / (float(self.noise.shape) - 1.0)

@@ -1,0 +1,188 @@
+"""The sweeps: pure functions from one :class:`~funbat.inference.state.SweepState` to
+the next (``docs/theory.md`` section 3).
+
+A sweep updates the likelihood's own variables (after the warm-up), then each mode in
+turn from its grouped statistics, refreshing the core and the noise after every mode.
+Every step is the exact optimum of the ELBO in its block (or a search that includes
+the current value), so the ELBO never decreases past the warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import updates as U
+from ..likelihoods import EntryWeights
+from ..modes import bucket
+from .state import ModelSpec, SweepState
+
+__all__ = ["core_and_noise", "initial_state", "run", "sweep", "warmup_sweeps"]
+
+_f64 = partial(jnp.asarray, dtype=jnp.float64)  # strong dtypes: no retracing later
+
+
+def _orders(spec: ModelSpec):
+    """Gather indices between the core's C order and each mode's layouts."""
+    if spec.structure == "cp":
+        return [(None, None)] * len(spec.ranks)
+    return [tuple(map(jnp.asarray, U.core_orders(spec.ranks, k))) for k in range(len(spec.ranks))]
+
+
+@partial(jax.jit, static_argnames=("structure",))
+def core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, sum_y2, n,
+                   priors, hold_noise, from_last, *, structure):  # fmt: skip
+    """Core, then noise, then the ELBO, from one mode's statistics and new moments.
+
+    Run after every mode update: it needs no pass over the entries, and refreshing the
+    core often speeds up the sweeps' convergence (the core couples all modes).
+    ``weights_term`` is the likelihood's part of the ELBO; ``priors`` is
+    ``(core prior variance, a0, b0)``; ``from_last`` orders a Tucker core's sums
+    (:func:`funbat.updates.core_orders`).
+    """
+    core_var, a0, b0 = priors
+    T, b = U.core_from_statistics(G, g, means, seconds, structure, from_last)
+    if structure != "cp":
+        core = U.core_update(T, b, noise.mean, core_var)
+    esq = U.expected_sq_error(sum_y2, T, b, core)
+    new = U.noise_update(n, esq, a0, b0)
+    noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise, new)
+    elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
+    elbo = elbo + weights_term
+    if core is not None:
+        elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
+    return core, noise, elbo
+
+
+def warmup_sweeps(spec: ModelSpec) -> int:
+    """Warm-up sweeps of a fit: ``min(spec.warmup, max_iter // 2)``."""
+    return min(spec.warmup, int(spec.max_iter) // 2)
+
+
+def _priors(spec: ModelSpec):
+    a0, b0 = spec.noise_prior
+    return (_f64(spec.core_prior_variance), _f64(a0), _f64(b0))
+
+
+def _moments(state: SweepState):
+    return tuple(m.means for m in state.modes), tuple(m.seconds for m in state.modes)
+
+
+def initial_state(spec: ModelSpec, entries, kernels, rng: np.random.Generator) -> SweepState:
+    """The starting posterior: SVD start of every mode, the core and the noise fitted to
+    it (least squares with the prior), so the first messages are informative.
+
+    ``kernels`` : (K,) prior kernels in scaled units; ``rng`` : the fit's generator.
+    """
+    encs = entries.encodings
+    sizes = [e.unique.shape[0] for e in encs]
+    starts = entries.svd_init(sizes, spec.ranks, rng)
+    # one padded length for all chain modes: their updates share one compilation
+    lengths = [kind.chain_length(enc) for kind, enc in zip(spec.kinds, encs)]
+    chain = bucket(max([n for n in lengths if n is not None] or [1]))
+    modes = tuple(
+        kind.init(enc, R, kern, start, chain)
+        for kind, enc, R, kern, start in zip(spec.kinds, encs, spec.ranks, kernels, starts)
+    )
+    P = int(np.prod(spec.ranks))
+    core = None
+    if spec.structure != "cp":
+        core = U.CoreMoments(jnp.asarray(rng.normal(size=P) / math.sqrt(P)), jnp.zeros((P, P)))
+    noise = U.NoiseMoments(_f64(1.0), _f64(0.1))  # E[tau] = 10: start confident
+    weights = EntryWeights(None, _f64(entries.sum_y2), _f64(0.0))
+    kls = (jnp.zeros(()),) * len(modes)
+    state = SweepState(modes, core, noise, spec.likelihood.init(encs), weights, kls,
+                       jnp.zeros(()), 0)  # fmt: skip
+    means, seconds = _moments(state)
+    G, g = entries.statistics(None, means, seconds, mode=0, n_groups=modes[0].coords.shape[0],
+                              structure=spec.structure)  # fmt: skip
+    core, noise, elbo = core_and_noise(
+        G, g, means[0], seconds[0], core, noise, sum(kls), weights.term, weights.sum_wy2,
+        entries.n, _priors(spec), jnp.asarray(warmup_sweeps(spec) > 0), _orders(spec)[0][1],
+        structure=spec.structure,
+    )  # fmt: skip
+    return state._replace(core=core, noise=noise, elbo=elbo)
+
+
+def _timed(timer, stage: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, its time reported to ``timer(stage, seconds)`` if given."""
+    if timer is None:
+        return fn(*args, **kwargs)
+    import time
+
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn(*args, **kwargs))
+    timer(stage, time.perf_counter() - t0)
+    return out
+
+
+def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
+          timer: Callable[[str, float], None] | None = None) -> SweepState:  # fmt: skip
+    """One sweep over the likelihood and every mode.
+
+    ``warm``: a warm-up sweep holds the noise precision, the likelihood's variables and
+    the lengthscales at their current values, so the functions take up the signal first
+    (from a weak start, learning them at once can settle in the all-noise fixed point,
+    core ~ 0 and noise = var(y), which message passing never leaves). ``timer`` (optional)
+    receives each stage's time: ``"likelihood"``, ``"statistics"``, ``"mode"``, ``"core"``.
+    """
+    structure, orders, priors = spec.structure, _orders(spec), _priors(spec)
+    lik, weights = state.likelihood, state.weights
+    if not warm:  # the entries' weights from the last sweep's posterior
+        lik, weights = _timed(
+            timer, "likelihood", spec.likelihood.update, lik, weights, entries,
+            *_moments(state), state.core, state.noise.mean, structure=structure,
+        )  # fmt: skip
+    modes, kls = list(state.modes), list(state.mode_kls)
+    core, noise = state.core, state.noise
+    for k, kind in enumerate(spec.kinds):
+        means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
+        G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means, seconds,
+                      mode=k, n_groups=modes[k].coords.shape[0], structure=structure)  # fmt: skip
+        unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
+        modes[k], kls[k] = _timed(
+            timer, "mode", kind.update, modes[k], G, g, noise.mean, unfolded,
+            learn=spec.learn_hyperparameters, learning=not warm,
+        )  # fmt: skip
+        core, noise, elbo = _timed(
+            timer, "core", core_and_noise, G, g, modes[k].means, modes[k].seconds, core, noise,
+            sum(kls), weights.term, weights.sum_wy2, entries.n, priors, jnp.asarray(warm),
+            orders[k][1], structure=structure,
+        )  # fmt: skip
+    return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
+                      state.sweeps + 1)  # fmt: skip
+
+
+_unfold_core = jax.jit(U.unfold_core, static_argnames=("rank",))
+
+
+def run(spec: ModelSpec, entries, state: SweepState, *,
+        callback: Callable[[int, float], None] | None = None,
+        timer: Callable[[str, float], None] | None = None):  # fmt: skip
+    """Sweeps until the ELBO converges or ``spec.max_iter`` sweeps are done.
+
+    The first :func:`warmup_sweeps` sweeps are warm-up sweeps (see :func:`sweep`); convergence is checked after them. ``callback(sweep, elbo)`` runs
+    after each sweep. Returns the final state, the ELBO history (list of floats) and
+    whether it converged.
+    """
+    warmup = warmup_sweeps(spec)
+    history: list[float] = []
+    for it in range(int(spec.max_iter)):
+        state = sweep(spec, entries, state, warm=it < warmup, timer=timer)
+        elbo = float(state.elbo)
+        if not np.isfinite(elbo):
+            raise FloatingPointError(
+                f"the ELBO became {elbo} at sweep {it + 1}; try a smaller rank or fixed "
+                "lengthscales (learn_hyperparameters=False)"
+            )
+        history.append(elbo)
+        if callback is not None:
+            callback(it + 1, elbo)
+        if it > warmup and abs(history[-1] - history[-2]) <= spec.tol * abs(history[-1]):
+            return state, history, True
+    return state, history, False

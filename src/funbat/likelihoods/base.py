@@ -1,0 +1,77 @@
+"""The likelihood interface: how observations depend on the latent value ``f_n``.
+
+A likelihood is a small immutable object with a state record. The sweep calls
+:meth:`Likelihood.update` once per sweep (after the warm-up) on every likelihood alike:
+it may run passes over the entries through the backend's generic map-reduce
+(:mod:`funbat.backends`) and returns new :class:`EntryWeights`, the per-entry weights
+every other update then uses (``docs/theory.md`` section 5). A new likelihood is one
+new module and one entry in :data:`funbat.likelihoods.LIKELIHOODS`; it never needs a new
+backend method.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+__all__ = ["EntryWeights", "Likelihood"]
+
+
+class EntryWeights(NamedTuple):
+    """The entries' weights as the other block updates see them.
+
+    weights : the backend's handle of the per-entry weights (None: every weight 1).
+    sum_wy2 : ``sum_n w_n y_n^2`` (standardised targets).
+    term : the likelihood's own part of the ELBO (0 for Gaussian noise).
+    """
+
+    weights: Any
+    sum_wy2: jax.Array
+    term: jax.Array
+
+
+class Likelihood:
+    """Interface of a likelihood. Subclasses are frozen dataclasses."""
+
+    #: The name the estimators' ``likelihood`` parameter takes.
+    name: str = ""
+    #: Per-entry Gamma weights of the noise precision (a Student-t scale mixture).
+    robust: bool = False
+    #: The Gaussian predictive may be recalibrated (:mod:`funbat.calibration`).
+    recalibrates: bool = False
+
+    def init(self, encodings) -> NamedTuple:
+        """The starting state (weights 1: Gaussian noise until the warm-up ends)."""
+        raise NotImplementedError
+
+    def update(self, state, weights: EntryWeights, entries, means, seconds, core, tau_mean, *,
+               structure: str):  # fmt: skip
+        """Exact block updates of the likelihood's own variables.
+
+        ``entries`` is the backend; ``means``, ``seconds``, ``core`` the current
+        moments; ``tau_mean`` is ``E[tau]``. Returns the new state and
+        :class:`EntryWeights`.
+        """
+        raise NotImplementedError
+
+    def dof(self, state) -> float:
+        """Degrees of freedom of the noise (``inf``: Gaussian)."""
+        return float("inf")
+
+    def predictive_noise(self, state, encodings, kinds, columns, scale):
+        """The noise of the predictive at query columns: ``(scale, dof)``, scalars or (n,).
+
+        ``scale`` is the global noise std in target units.
+        """
+        return scale, self.dof(state)
+
+    def precision_draws(self, state, encodings, kinds, columns, rng: np.random.Generator,
+                        n_samples: int, n: int):  # fmt: skip
+        """Draws (n_samples, n) of the noise precision's multiplier (1.0: none)."""
+        return 1.0
+
+    def attributes(self, state, names) -> dict:
+        """Fitted attributes the estimator reports (``noise_mode_`` and the like)."""
+        return {"noise_mode_": None}
