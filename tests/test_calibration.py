@@ -63,3 +63,17 @@ def test_coverage_and_nlpd_by_hand():
     assert coverage(y, np.zeros(3), np.ones(3), 0.95) == pytest.approx(2 / 3)
     want = np.mean(0.5 * np.log(2 * np.pi) + 0.5 * y**2)
     assert nlpd(y, np.zeros(3), np.ones(3)) == pytest.approx(want)
+
+
+def test_spread_is_the_one_sigma_half_width_and_finite_for_heavy_tails():
+    from scipy import stats
+
+    from funbat.calibration import Predictive
+
+    mean, scale, dof = np.array([0.0, 2.0, -1.0]), np.array([1.0, 0.5, 2.0]), 1.5
+    pred = Predictive(mean, np.zeros(3), scale, dof)
+    assert np.all(np.isinf(pred.std))  # a Student-t with dof <= 2 has no variance
+    exact = scale * stats.t.ppf(0.5 + 0.6826894921370859 / 2, dof)
+    np.testing.assert_allclose(pred.spread, exact, rtol=1e-6)
+    gauss = Predictive.gaussian(mean, scale)
+    np.testing.assert_array_equal(gauss.spread, gauss.std)

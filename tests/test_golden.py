@@ -14,8 +14,8 @@ A failure means the numbers changed. If the change is intended, regenerate with
     PYTHONPATH=src python tests/golden/make_golden.py                  # golden.json
     PYTHONPATH=src python tests/golden/make_golden.py --legacy-models  # legacy_models/
 
-and commit the new files on their own, saying why: regenerating is a deliberate change
-of the numbers, never part of the commit whose code changed them.
+A deliberate change of numbers is a commit of its own: the change that moves them and
+the regenerated files, with the reason in its message.
 """
 
 import importlib.util

@@ -57,6 +57,9 @@ __all__ = [
 #: Nominal levels reported by default.
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
+#: The probability of a Gaussian's central interval of +- one standard deviation.
+ONE_SIGMA = 0.6826894921370859
+
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 #: Quadrature sizes (tests/test_calibration.py checks them against exact t and Monte Carlo).
 _N_LEGENDRE = 64
@@ -116,6 +119,20 @@ class Predictive(NamedTuple):
                 factor = np.where(np.isfinite(dof), dof / (dof - 2.0), 1.0)
             s2 = np.where(dof > 2.0, s2 * factor, np.inf)
         return np.sqrt(self.var_f + s2)
+
+    @property
+    def spread(self) -> np.ndarray:
+        """One-sigma spread (n,): half the width of the central 68.27% interval.
+
+        For a Gaussian predictive it is the standard deviation; for a Student-t one it
+        is always finite (the standard deviation is infinite when ``dof <= 2``), and
+        ``mean +- spread`` keeps its 68.27% probability. Heavy tails mean that
+        ``mean +- 1.96 spread`` is *not* a 95% interval: :meth:`interval` is.
+        """
+        if self.gaussian_noise:
+            return self.std
+        lo, hi = self.interval(ONE_SIGMA)
+        return 0.5 * (hi - lo)
 
     def _mixture(self, nodes):
         """Per-node variances (n, M) of the Gaussian scale mixture at noise weights ``w``.

@@ -28,10 +28,6 @@ from .modes import mode_kind
 
 __all__ = ["FunBaT", "FunBaTCP", "load", "save"]
 
-#: The probability of a Gaussian's central interval of +- one standard deviation.
-ONE_SIGMA = 0.6826894921370859
-
-
 def _check_level(level) -> float:
     """A probability level strictly between 0 and 1, as a float (else a clear error)."""
     if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
@@ -353,20 +349,22 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         Parameters
         ----------
         X : table or array (n, K) of coordinates, seen in training or not.
-        return_std : also return the predictive standard deviation, which includes the
-            uncertainty of the core, of every mode's functions and the noise (``inf``
-            where the predictive is Student-t with 2 or fewer degrees of freedom, as with
-            ``dof_ <= 2`` or at a rarely seen or unseen coordinate of a ``noise_mode``).
-            With a Student-t predictive (recalibrated, ``likelihood="student_t"`` or a
-            ``noise_mode``) ``mean +- z std`` is not its interval: use
-            :meth:`predict_interval`.
+        return_std : also return the predictive's one-sigma spread
+            (:attr:`funbat.calibration.Predictive.spread`): half the width of its
+            central 68.27% interval. For a Gaussian predictive
+            (``recalibrate=False``) it is the standard deviation; for a Student-t one
+            (the recalibrated default, ``likelihood="student_t"``, a ``noise_mode``) it
+            stays finite where the standard deviation is infinite (``dof_ <= 2``), and
+            ``mean +- spread`` still holds 68.27%. The tails are heavier than a
+            Gaussian's, so ``mean +- 1.96 spread`` is not a 95% interval: use
+            :meth:`predict_interval`; ``predictive(X).std`` is the standard deviation.
 
         Returns
         -------
-        mean : (n,) in the target's units; std : (n,) when ``return_std``.
+        mean : (n,) in the target's units; spread : (n,) when ``return_std``.
         """
         pred = self.predictive(X)
-        return (pred.mean, pred.std) if return_std else pred.mean
+        return (pred.mean, pred.spread) if return_std else pred.mean
 
     def predict_interval(self, X, level: float = 0.95):
         """Central predictive interval of probability ``level`` at ``X``.

@@ -260,7 +260,8 @@ def predict_grid(model, coords=None, **coords_kw):
 
     Returns
     -------
-    ``xarray.Dataset`` with variables ``mean`` and ``std`` and the model's central 95%
+    ``xarray.Dataset`` with variables ``mean`` and ``std`` (the one-sigma spread of
+    ``Predictive.spread``) and the model's central 95%
     interval ``lower95``, ``upper95`` (its own predictive's: Student-t when
     recalibrated, not ``mean +- 1.96 std``), dims in the model's mode order.
     """
@@ -294,5 +295,5 @@ def predict_grid(model, coords=None, **coords_kw):
     lower, upper = pred.interval(0.95)
     shape = tuple(a.size for a in axes.values())
     dims = tuple(modes)
-    values = {"mean": pred.mean, "std": pred.std, "lower95": lower, "upper95": upper}
+    values = {"mean": pred.mean, "std": pred.spread, "lower95": lower, "upper95": upper}
     return xr.Dataset({k: (dims, v.reshape(shape)) for k, v in values.items()}, coords=axes)

@@ -68,7 +68,7 @@ def predict(
     X = as_training_categories(est, X)
     pred = est.predictive(X)
     out = df.reset_index(drop=True).copy()
-    out["mean"], out["std"] = pred.mean, pred.std
+    out["mean"], out["std"] = pred.mean, pred.spread
     out["lower95"], out["upper95"] = pred.interval(0.95)
     write_table(out, output)
     say(f"wrote {len(out)} predictions to {output}", quiet)
