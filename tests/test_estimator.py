@@ -45,8 +45,10 @@ def test_recovers_known_functions_with_calibrated_intervals(synthetic, cls):
     assert rmse < 1.15 * synthetic.noise_std
     # the latent (noiseless) function is recovered well below the noise level
     assert np.sqrt(np.mean((mean - synthetic.f[test]) ** 2)) < 0.5 * synthetic.noise_std
-    cover = np.mean(np.abs(mean - synthetic.y[test]) <= 1.96 * std)
+    lower, upper = model.predict_interval(synthetic.X.iloc[test], 0.95)
+    cover = np.mean((lower <= synthetic.y[test]) & (synthetic.y[test] <= upper))
     assert 0.93 <= cover <= 0.97
+    assert np.all(std <= 0.5 * (upper - lower))  # the one-sigma spread is inside it
     assert np.sqrt(model.noise_variance_) == pytest.approx(synthetic.noise_std, rel=0.1)
     assert model.score(synthetic.X.iloc[test], synthetic.y[test]) > 0.98
 
