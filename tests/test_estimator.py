@@ -196,3 +196,30 @@ def test_collapsed_lengthscale_warns_and_smooth_fit_does_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         FunBaT(rank=3, random_state=0).fit(d.X.iloc[1000:], d.y[1000:])
+
+
+def test_pickle_and_joblib_keep_the_fit_exact(tmp_path):
+    import pickle
+
+    import joblib
+
+    data = make_synthetic(300, n_modes=3, rank=2, n_unique=12, seed=3)
+    model = FunBaT(rank=2, max_iter=5, likelihood="student_t", random_state=0)
+    model.fit(data.X, data.y)
+    joblib.dump(model, tmp_path / "m.joblib")
+    for copy in (pickle.loads(pickle.dumps(model)), joblib.load(tmp_path / "m.joblib")):
+        assert copy.result_.modes[0].posterior.smoothed_covs.dtype == np.float64
+        for a, b in zip(copy.predict(data.X, return_std=True), model.predict(data.X, True)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_complex_and_sparse_inputs_are_refused():
+    import scipy.sparse
+
+    X = np.arange(12.0).reshape(6, 2)
+    with pytest.raises(InputError, match="complex"):
+        FunBaT().fit(X + 1j, np.arange(6.0))
+    with pytest.raises(InputError, match="complex"):
+        FunBaT().fit(X, np.arange(6.0) + 1j)
+    with pytest.raises(InputError, match="sparse input is not supported"):
+        FunBaT().fit(scipy.sparse.csr_matrix(X), np.arange(6.0))

@@ -102,6 +102,11 @@ def column_to_float(values, name: str) -> tuple[np.ndarray, bool]:
             raise InputError(f"column {name!r} has missing dates; drop or fill those rows")
         ns = s.to_numpy(dtype="datetime64[ns]").astype(np.int64)
         return ns / _NS_PER_DAY, True
+    if pd.api.types.is_complex_dtype(s.dtype):
+        raise InputError(
+            f"column {name!r} holds complex numbers (Complex data not supported); "
+            "coordinates must be real numbers or dates"
+        )
     if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
         bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()]
         example = repr(bad.iloc[0]) if len(bad) else repr(s.iloc[0])
@@ -132,19 +137,7 @@ def as_mode_columns(
     -------
     names, columns (K arrays of shape (N,)), is_datetime flags.
     """
-    if isinstance(X, pd.DataFrame):
-        cols = [str(c) for c in X.columns]
-        series = [X.iloc[:, i] for i in range(X.shape[1])]
-    else:
-        arr = np.asarray(X)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        if arr.ndim != 2:
-            raise InputError(f"X must be a table or a 2-D array (N, K); got {arr.ndim} dimensions")
-        cols = names or [f"x{i}" for i in range(arr.shape[1])]
-        if len(cols) != arr.shape[1]:
-            raise InputError(f"X has {arr.shape[1]} columns but {len(cols)} mode names were given")
-        series = [pd.Series(arr[:, i]) for i in range(arr.shape[1])]
+    cols, series = _raw_series(X, names)
     if not series:
         raise InputError("X has no columns; give one column per mode")
     out, dt = [], []
@@ -166,6 +159,14 @@ def _is_categorical(s: pd.Series) -> bool:
 
 
 def _raw_series(X, names=None) -> tuple[list[str], list[pd.Series]]:
+    """``X``'s columns as Series, with their names (``x0``, ``x1``... for arrays)."""
+    import scipy.sparse
+
+    if scipy.sparse.issparse(X):
+        raise InputError(
+            f"X is a scipy sparse {type(X).__name__}; sparse input is not supported: give a "
+            "dense array (X.toarray()) or a table of coordinates"
+        )
     if isinstance(X, pd.DataFrame):
         return [str(c) for c in X.columns], [X.iloc[:, i] for i in range(X.shape[1])]
     arr = np.asarray(X)
@@ -269,6 +270,9 @@ def as_modes(X, modes=None, discrete=None, kinds=None):
 
 def as_target(y, n: int) -> np.ndarray:
     """Validate the target: (N,) finite floats matching ``X``'s rows."""
+    if np.iscomplexobj(np.asarray(y)):
+        raise InputError("the target holds complex numbers (Complex data not supported); "
+                         "give real numbers")  # fmt: skip
     try:
         arr = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as err:

@@ -35,6 +35,23 @@ def _check_level(level) -> float:
     return float(level)
 
 
+def _float64_array(values):
+    """A JAX array of ``values`` with its own dtype (float64 kept): unpickling's half."""
+    with jax.enable_x64(True):
+        return jax.numpy.asarray(values)
+
+
+class _PickledArray:
+    """A JAX array in a pickle: NumPy data rebuilt by :func:`_float64_array`, because
+    JAX's own reducer rebuilds under the global setting and turns float64 into float32."""
+
+    def __init__(self, array):
+        self.values = np.asarray(array)
+
+    def __reduce__(self):
+        return _float64_array, (self.values,)
+
+
 class _Choices(StrOptions):
     """scikit-learn's ``StrOptions``, listing its options sorted (the same message on
     every run)."""
@@ -100,6 +117,14 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.recalibrate = recalibrate
         self.chunk_size = chunk_size
         self.random_state = random_state
+
+    def __getstate__(self):
+        # pickling (pickle, joblib, multiprocessing) keeps the fit's float64 arrays exact
+        state = super().__getstate__()
+        if "result_" in state:
+            wrap = lambda a: _PickledArray(a) if isinstance(a, jax.Array) else a  # noqa: E731
+            state = dict(state, result_=jax.tree_util.tree_map(wrap, state["result_"]))
+        return state
 
     # -- parameters ----------------------------------------------------------------
 
