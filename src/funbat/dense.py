@@ -41,6 +41,7 @@ __all__ = [
     "check_size",
     "conditional",
     "dense_posterior",
+    "prior_quadratic",
     "sample_points",
 ]
 
@@ -161,6 +162,17 @@ def dense_posterior(gram, Lams, etas):
     covs = jnp.einsum("ja,arbs,jb->jrs", L, Sv4, L)
     seconds = covs + means[:, :, None] * means[:, None, :]
     return L, mv, Sv, logZ, means, seconds
+
+
+def prior_quadratic(post: DensePosterior):
+    """Expected prior quadratic forms ``E_q[u_r^T K^{-1} u_r]`` (R,) of every block.
+
+    In whitened coordinates ``u_r = L v_r`` they are ``E[v_r^T v_r]``: the squared
+    whitened means plus the whitened variances, summed over points and blocks.
+    """
+    B, G, R = post.white_mean.shape
+    var = jnp.diagonal(post.white_cov, axis1=1, axis2=2).reshape(B, G, R)
+    return jnp.sum(post.white_mean**2 + var, axis=(0, 1))
 
 
 def conditional(kernel, coords, post: DensePosterior, query):

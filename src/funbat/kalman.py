@@ -38,6 +38,7 @@ __all__ = [
     "interpolate",
     "log_normaliser",
     "message_factors",
+    "prior_quadratic",
     "rts_smooth",
     "smooth",
 ]
@@ -267,6 +268,47 @@ def rts_smooth(kernel: Matern, coords, filtered, logZ, n_valid=None) -> ChainPos
     init = (ms[last], Ps[last], ms, Ps)
     _, _, sm, sP = jax.lax.fori_loop(0, n_valid - 1, body, init)
     return ChainPosterior(ms, Ps, sm, sP, logZ)
+
+
+def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
+    """Expected prior quadratic form of each component's state chain under ``q``.
+
+    With ``x^r_j`` the SDE state (size ``d``) of component ``r`` at coordinate ``j``,
+    ``A_0 = 0`` and ``Q_0 = Pinf`` (the stationary start), returns (R,)
+
+    ``sum_j E_q[(x^r_j - A_j x^r_{j-1})^T Q_j^{-1} (x^r_j - A_j x^r_{j-1})]``,
+
+    i.e. ``-2 log p(x^r) + const``: what a precision scaling component ``r``'s prior
+    (its kernel variance) needs. The pairwise moments come from the smoother's gains,
+    ``E[x_{j+1} x_j^T] = P^s_{j+1} G_j^T + m^s_{j+1} m^{sT}_j`` with
+    ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}``. Only the first ``n_valid`` coordinates
+    count (the rest pad).
+    """
+    Ps, sm, sP = post.filtered_covs, post.smoothed_means, post.smoothed_covs
+    I, D = sm.shape
+    d = kernel.state_dim
+    R = D // d
+    n_valid = I if n_valid is None else n_valid
+    A1, Q1 = _transitions(kernel, coords)
+    A = jax.vmap(lambda a: _kron_eye(R, a))(A1[1:])
+    Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
+    AP = A @ Ps[:-1]
+    P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
+    G = jnp.swapaxes(jnp.linalg.solve(0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2)), AP), 1, 2)
+    S = sP + sm[:, :, None] * sm[:, None, :]  # E[x_j x_j^T]
+    C = sP[1:] @ jnp.swapaxes(G, 1, 2) + sm[1:, :, None] * sm[:-1, None, :]  # E[x_j x_{j-1}^T]
+
+    def blocks(M):  # (n, D, D) -> (n, R, d, d): each component's own block
+        return jnp.einsum("nrarb->nrab", M.reshape(M.shape[0], R, d, R, d))
+
+    S_r, C_r = blocks(S), blocks(C)  # (I, R, d, d), (I-1, R, d, d)
+    a, q = A1[1:, None], Q1[1:, None]  # (I-1, 1, d, d)
+    resid = S_r[1:] - a @ jnp.swapaxes(C_r, -1, -2) - C_r @ jnp.swapaxes(a, -1, -2)
+    resid = resid + a @ S_r[:-1] @ jnp.swapaxes(a, -1, -2)
+    steps = jnp.trace(jnp.linalg.solve(q, resid), axis1=-2, axis2=-1)  # (I-1, R)
+    keep = (jnp.arange(1, I) < n_valid)[:, None]
+    first = jnp.trace(jnp.linalg.solve(Q1[0], S_r[0]), axis1=-2, axis2=-1)  # Q_0 = Pinf
+    return first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
 
 
 def smooth(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None) -> ChainPosterior:

@@ -120,6 +120,12 @@ class ModeKind:
     def _update(self, state, G, g, tau_mean, unfolded, *, learn: bool):
         raise NotImplementedError
 
+    def prior_quadratic(self, state: ModeState):
+        """Expected prior quadratic forms (R,) under ``q``: ``-2 log p(U^k_r) + const``
+        per component, what a precision on component ``r``'s prior needs (the state
+        chain's for a chain mode, ``E[u_r^T K^{-1} u_r]`` for a dense one)."""
+        raise NotImplementedError
+
     # -- prediction ------------------------------------------------------------------
 
     def marginals(self, state: ModeState, enc: ModeEncoding, x_user):

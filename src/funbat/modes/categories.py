@@ -86,6 +86,9 @@ class CategoriesMode(ModeKind):
             state.kernel, state.coords, G, g, tau_mean, unfolded, state.step, state.n_valid
         )
 
+    def prior_quadratic(self, state):
+        return DN.prior_quadratic(state.posterior)
+
     def marginals(self, state, enc, x_user):
         codes = enc.codes(x_user)
         return state.means[codes], state.seconds[codes]

@@ -20,6 +20,7 @@ import numpy as np
 from .. import updates as U
 from ..data import InputError, as_mode_columns
 from ..kalman import ChainPosterior
+from ..kalman import prior_quadratic as kalman_prior_quadratic
 from ..kernels import KERNELS, make_kernel
 from ..solvers import ChainSolver, SequentialSolver
 from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket
@@ -116,6 +117,9 @@ class ChainMode(ModeKind):
             self.solver, state.kernel, state.coords, G, g, tau_mean, unfolded, state.step,
             state.n_valid, learn=learn,
         )  # fmt: skip
+
+    def prior_quadratic(self, state):
+        return kalman_prior_quadratic(state.kernel, state.coords, state.posterior, state.n_valid)
 
     def marginals(self, state, enc, x_user):
         q = enc.scaled(x_user)

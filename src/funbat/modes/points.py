@@ -125,6 +125,9 @@ class PointsMode(ModeKind):
         uq, inv = np.unique(enc.scaled(x_user), axis=0, return_inverse=True)
         return uq, inv.reshape(-1)
 
+    def prior_quadratic(self, state):
+        return DN.prior_quadratic(state.posterior)
+
     def marginals(self, state, enc, x_user):
         uq, inv = self._unique_queries(enc, x_user)
         n_u = uq.shape[0]

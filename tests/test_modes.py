@@ -1,0 +1,80 @@
+"""Mode kinds: their expected prior quadratic forms against dense computations."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from funbat import dense as DN
+from funbat.kalman import chain_matrices, prior_quadratic, smooth
+from funbat.kernels import make_kernel
+from funbat.modes.categories import categories_posterior
+from funbat.modes.points import points_posterior
+
+
+def _dense_state_posterior(kernel, coords, Lams, etas):
+    """The chain's posterior over all states (I D,) by dense linear algebra, and each
+    component's prior precision over its own states (R, I d, I d)."""
+    I, R = etas.shape
+    d = kernel.state_dim
+    D = R * d
+    A, Q, _ = (np.asarray(m) for m in chain_matrices(kernel, jnp.asarray(coords), R))
+    M = np.eye(I * D)  # x_j - A_j x_{j-1}, stacked
+    for j in range(1, I):
+        M[j * D : (j + 1) * D, (j - 1) * D : j * D] = -A[j]
+    Qinv = np.zeros((I * D, I * D))
+    for j in range(I):
+        Qinv[j * D : (j + 1) * D, j * D : (j + 1) * D] = np.linalg.inv(Q[j])
+    prior = M.T @ Qinv @ M
+    H = np.zeros((R, D))
+    H[np.arange(R), np.arange(R) * d] = 1.0  # u = H x (component-major states)
+    msg, shift = np.zeros((I * D, I * D)), np.zeros(I * D)
+    for j in range(I):
+        msg[j * D : (j + 1) * D, j * D : (j + 1) * D] = H.T @ Lams[j] @ H
+        shift[j * D : (j + 1) * D] = H.T @ etas[j]
+    Sigma = np.linalg.inv(prior + msg)
+    mean = Sigma @ shift
+    idx = [[j * D + r * d + a for j in range(I) for a in range(d)] for r in range(R)]
+    return mean, Sigma, [prior[np.ix_(i, i)] for i in idx], idx
+
+
+@pytest.mark.parametrize("name", ["matern12", "matern32", "matern52"])
+def test_chain_prior_quadratic_equals_dense_state_space(x64, random_messages, name):
+    rng = np.random.default_rng(4)
+    I, R = 7, 2
+    coords = np.sort(rng.uniform(0.0, 1.0, I))
+    kernel = make_kernel(name, 0.3, 1.3)
+    Lams, etas = random_messages(rng, I, R)
+    mean, Sigma, priors, idx = _dense_state_posterior(kernel, coords, Lams, etas)
+    exact = [np.trace(P @ Sigma[np.ix_(i, i)]) + mean[i] @ P @ mean[i] for P, i in zip(priors, idx)]
+    post = smooth(kernel, jnp.asarray(coords), jnp.asarray(Lams), jnp.asarray(etas))
+    np.testing.assert_allclose(prior_quadratic(kernel, jnp.asarray(coords), post), exact, rtol=1e-7)
+    # a chain padded past its last coordinate gives the same (the padding does not count)
+    pad = np.concatenate([coords, coords[-1] + 1.0 + np.arange(3)])
+    Lp = np.concatenate([Lams, np.zeros((3, R, R))])
+    ep = np.concatenate([etas, np.zeros((3, R))])
+    post_p = smooth(kernel, jnp.asarray(pad), jnp.asarray(Lp), jnp.asarray(ep), n_valid=I)
+    np.testing.assert_allclose(prior_quadratic(kernel, jnp.asarray(pad), post_p, I), exact,
+                               rtol=1e-7)  # fmt: skip
+
+
+def test_dense_prior_quadratics_equal_their_formulas(x64, random_messages, dense_gp_posterior):
+    rng = np.random.default_rng(5)
+    I, R = 9, 2
+    X = rng.uniform(size=(I, 2))
+    kern = DN.PointMatern(1.5, jnp.array([0.4, 0.7]), jnp.asarray(1.1))
+    Lams, etas = random_messages(rng, I, R)
+    _, post, *_ = points_posterior(kern, jnp.asarray(X), jnp.asarray(Lams), jnp.asarray(etas),
+                                   0.5, None, learn=False)  # fmt: skip
+    K = np.asarray(kern.gram(jnp.asarray(X), jnp.asarray(X)))
+    K = K + 1e-8 * np.max(np.diag(K)) * np.eye(I)  # the jitter the posterior uses
+    mean, Sigma, _ = dense_gp_posterior(K, Lams, etas)
+    Kinv = np.linalg.inv(K)
+    exact = [np.trace(Kinv @ Sigma[r::R, r::R]) + mean[:, r] @ Kinv @ mean[:, r] for r in range(R)]
+    np.testing.assert_allclose(DN.prior_quadratic(post), exact, rtol=1e-6)
+    # categories: iid N(0, s2) per category, so E[u_r^2] / s2 summed
+    s2 = 0.6
+    post, means, seconds = categories_posterior(DN.Identity(jnp.asarray(s2)),
+                                                jnp.arange(I, dtype=float), Lams, etas)  # fmt: skip
+    diag = np.diagonal(np.asarray(seconds), axis1=1, axis2=2)
+    exact = diag.sum(axis=0) / (s2 * (1.0 + 1e-8))  # with the posterior's relative jitter
+    np.testing.assert_allclose(DN.prior_quadratic(post), exact, rtol=1e-9)
