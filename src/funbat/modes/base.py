@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data import ModeEncoding
+from ..data import InputError, ModeEncoding
 from ..kernels import kernel_name
 
-__all__ = ["LOG_LENGTHSCALE_BOUNDS", "ModeKind", "ModeState", "bucket", "query_groups"]
+__all__ = ["LOG_LENGTHSCALE_BOUNDS", "ModeKind", "ModeState", "bucket", "check_variance",
+           "query_groups", "start_state"]  # fmt: skip
 
 #: Bounds of learned lengthscales in scaled coordinates (the training range is 1).
 LOG_LENGTHSCALE_BOUNDS = (float(np.log(1e-4)), float(np.log(10.0)))
@@ -54,6 +55,24 @@ def bucket(n: int, minimum: int = 8) -> int:
     n = max(n, minimum)
     p = 1 << (n - 1).bit_length()
     return p * 3 // 4 if p * 3 // 4 >= n else p
+
+
+def check_variance(enc: ModeEncoding, variance) -> float:
+    """A prior variance as a positive float (else a clear error naming the mode)."""
+    if not np.isfinite(variance) or variance <= 0:
+        raise InputError(f"variance must be positive; got {variance!r} for mode {enc.name!r}")
+    return float(variance)
+
+
+def start_state(coords, kernel, posterior, start, n_valid: int) -> ModeState:
+    """A mode's state before its first update: moments from the start values (I, R)
+    (a little variance around them), an empty posterior record, step 0.5."""
+    means = np.asarray(start, float)
+    seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(means.shape[1])
+    return ModeState(
+        jnp.asarray(coords), kernel, posterior, jnp.asarray(means), jnp.asarray(seconds),
+        jnp.asarray(n_valid, dtype=jnp.int32), jnp.asarray(0.5, dtype=jnp.float64),
+    )  # fmt: skip
 
 
 def query_groups(enc: ModeEncoding, x_scaled: np.ndarray):

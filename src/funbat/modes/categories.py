@@ -16,8 +16,7 @@ import numpy as np
 
 from .. import dense as DN
 from .. import updates as U
-from ..data import InputError
-from .base import ModeKind, ModeState
+from .base import ModeKind, ModeState, check_variance, start_state
 
 __all__ = ["CategoriesMode", "categories_posterior", "json_category"]
 
@@ -59,26 +58,18 @@ class CategoriesMode(ModeKind):
     name = "discrete"
 
     def kernel(self, enc, name, lengthscale, variance):
-        if not np.isfinite(variance) or variance <= 0:
-            raise InputError(f"variance must be positive; got {variance!r} for mode {enc.name!r}")
-        return DN.Identity(jnp.asarray(float(variance)))
+        return DN.Identity(jnp.asarray(check_variance(enc, variance)))
 
     def kernel_label(self, state):
         return "identity"
 
     def init(self, enc, rank, kernel, start, chain_length):
         I = enc.unique.shape[0]
-        means = np.asarray(start, float)
-        seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(rank)
         empty = DN.DensePosterior(
             jnp.zeros((I, 1, 1)), jnp.zeros((I, 1, rank)), jnp.zeros((I, rank, rank)),
             jnp.zeros(()),
         )  # fmt: skip
-        return ModeState(
-            jnp.asarray(np.arange(I, dtype=float)), kernel, empty, jnp.asarray(means),
-            jnp.asarray(seconds), jnp.asarray(I, dtype=jnp.int32),
-            jnp.asarray(0.5, dtype=jnp.float64),
-        )  # fmt: skip
+        return start_state(np.arange(I, dtype=float), kernel, empty, start, I)
 
     def _update(self, state, G, g, tau_mean, unfolded, *, learn):
         # the identity kernel has no lengthscale, and its variance trades off with the core's

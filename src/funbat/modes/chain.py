@@ -23,7 +23,7 @@ from ..kalman import ChainPosterior
 from ..kalman import prior_quadratic as kalman_prior_quadratic
 from ..kernels import KERNELS, make_kernel
 from ..solvers import ChainSolver, SequentialSolver
-from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket
+from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket, check_variance, start_state
 
 __all__ = ["ChainMode", "default_lengthscale"]
 
@@ -90,9 +90,7 @@ class ChainMode(ModeKind):
                     f"lengthscale must be positive; got {lengthscale!r} for mode {enc.name!r}"
                 )
             ell_scaled = float(lengthscale) / enc.scale
-        if not np.isfinite(variance) or variance <= 0:
-            raise InputError(f"variance must be positive; got {variance!r} for mode {enc.name!r}")
-        return make_kernel(name, ell_scaled, variance)
+        return make_kernel(name, ell_scaled, check_variance(enc, variance))
 
     def chain_length(self, enc):
         return int(enc.unique.size)
@@ -100,17 +98,13 @@ class ChainMode(ModeKind):
     def init(self, enc, rank, kernel, start, chain_length):
         I, Ip = enc.unique.size, chain_length
         coords = np.concatenate([enc.unique, enc.unique[-1] + 1.0 + np.arange(Ip - I)])
-        means = np.concatenate([start, np.zeros((Ip - I, rank))])
-        seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(rank)
         D = rank * kernel.state_dim
         empty = ChainPosterior(
             jnp.zeros((Ip, D)), jnp.zeros((Ip, D, D)), jnp.zeros((Ip, D)),
             jnp.zeros((Ip, D, D)), jnp.zeros(()),
         )  # fmt: skip
-        return ModeState(
-            jnp.asarray(coords), kernel, empty, jnp.asarray(means), jnp.asarray(seconds),
-            jnp.asarray(I, dtype=jnp.int32), jnp.asarray(0.5, dtype=jnp.float64),
-        )  # fmt: skip
+        start = np.concatenate([start, np.zeros((Ip - I, rank))])
+        return start_state(coords, kernel, empty, start, I)
 
     def _update(self, state, G, g, tau_mean, unfolded, *, learn):
         return _chain_update(

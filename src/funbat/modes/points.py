@@ -20,7 +20,7 @@ from .. import updates as U
 from ..data import InputError
 from ..hyper import ascend_log_normaliser
 from ..kernels import KERNELS
-from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket
+from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket, check_variance, start_state
 
 __all__ = ["PointsMode", "points_posterior"]
 
@@ -78,8 +78,7 @@ class PointsMode(ModeKind):
     name = "spatial"
 
     def kernel(self, enc, name, lengthscale, variance):
-        if not np.isfinite(variance) or variance <= 0:
-            raise InputError(f"variance must be positive; got {variance!r} for mode {enc.name!r}")
+        variance = check_variance(enc, variance)
         DN.check_size(enc.unique.shape[0], enc.name)
         if name not in KERNELS:
             raise InputError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}")
@@ -104,16 +103,11 @@ class PointsMode(ModeKind):
 
     def init(self, enc, rank, kernel, start, chain_length):
         I = enc.unique.shape[0]
-        means = np.asarray(start, float)
-        seconds = means[:, :, None] * means[:, None, :] + 0.01 * np.eye(rank)
         empty = DN.DensePosterior(
             jnp.zeros((1, I, I)), jnp.zeros((1, I, rank)), jnp.zeros((1, I * rank, I * rank)),
             jnp.zeros(()),
         )  # fmt: skip
-        return ModeState(
-            jnp.asarray(enc.unique), kernel, empty, jnp.asarray(means), jnp.asarray(seconds),
-            jnp.asarray(I, dtype=jnp.int32), jnp.asarray(0.5, dtype=jnp.float64),
-        )  # fmt: skip
+        return start_state(enc.unique, kernel, empty, start, I)
 
     def _update(self, state, G, g, tau_mean, unfolded, *, learn):
         return _points_update(
