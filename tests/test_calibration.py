@@ -74,6 +74,8 @@ def test_spread_is_the_one_sigma_half_width_and_finite_for_heavy_tails():
     pred = Predictive(mean, np.zeros(3), scale, dof)
     assert np.all(np.isinf(pred.std))  # a Student-t with dof <= 2 has no variance
     exact = scale * stats.t.ppf(0.5 + 0.6826894921370859 / 2, dof)
-    np.testing.assert_allclose(pred.spread, exact, rtol=1e-6)
+    np.testing.assert_allclose(pred.spread, exact, rtol=1e-12)
+    lo, hi = pred.interval(0.9)  # a pure Student-t: the closed-form quantile
+    np.testing.assert_allclose(hi - mean, scale * stats.t.ppf(0.95, dof), rtol=1e-12)
     gauss = Predictive.gaussian(mean, scale)
     np.testing.assert_array_equal(gauss.spread, gauss.std)

@@ -42,6 +42,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import gammaln, logsumexp, ndtr, ndtri
 from scipy.stats import gamma as gamma_dist
+from scipy.stats import t as student_t
 
 __all__ = [
     "LEVELS",
@@ -165,6 +166,13 @@ class Predictive(NamedTuple):
             raise ValueError(f"level must be between 0 and 1; got {level!r}")
         if self.gaussian_noise:
             h = float(ndtri(0.5 + 0.5 * level)) * self.std
+            return self.mean - h, self.mean + h
+        # a point with no latent variance (a recalibrated predictive) is a scaled
+        # Student-t: its quantile is closed-form, no quadrature needed
+        dof = np.broadcast_to(np.asarray(self.dof, float), np.shape(self.mean))
+        pure = (np.asarray(self.var_f) == 0.0) & np.isfinite(dof)
+        if np.all(pure):
+            h = self.noise_scale * student_t.ppf(0.5 + 0.5 * level, dof)
             return self.mean - h, self.mean + h
         # bisection on the half-width between 0 and a bound that covers at least `level`
         hi = np.sqrt(self.var_f) * 10.0 + np.broadcast_to(self.noise_scale, np.shape(self.mean))
