@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -29,9 +29,15 @@ _f64 = partial(jnp.asarray, dtype=jnp.float64)  # strong dtypes: no retracing la
 
 def _orders(spec: ModelSpec):
     """Gather indices between the core's C order and each mode's layouts."""
-    if spec.structure == "cp":
-        return [(None, None)] * len(spec.ranks)
-    return [tuple(map(jnp.asarray, U.core_orders(spec.ranks, k))) for k in range(len(spec.ranks))]
+    return _core_orders(spec.structure, tuple(spec.ranks))
+
+
+@lru_cache(maxsize=64)
+def _core_orders(structure: str, ranks: tuple[int, ...]):
+    # built once per model shape, not once per sweep (device arrays of int32)
+    if structure == "cp":
+        return [(None, None)] * len(ranks)
+    return [tuple(map(jnp.asarray, U.core_orders(ranks, k))) for k in range(len(ranks))]
 
 
 @partial(jax.jit, static_argnames=("structure",))
@@ -65,8 +71,14 @@ def warmup_sweeps(spec: ModelSpec) -> int:
 
 
 def _priors(spec: ModelSpec):
-    a0, b0 = spec.noise_prior
-    return (_f64(spec.core_prior_variance), _f64(a0), _f64(b0))
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 outside a float64 context
+    return _prior_arrays(float(spec.core_prior_variance), *map(float, spec.noise_prior), dtype)
+
+
+@lru_cache(maxsize=64)
+def _prior_arrays(core_var: float, a0: float, b0: float, dtype):
+    # device scalars built once per model, not once per sweep
+    return tuple(jnp.asarray(v, dtype=dtype) for v in (core_var, a0, b0))
 
 
 def _moments(state: SweepState):
