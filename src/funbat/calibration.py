@@ -158,7 +158,12 @@ class Predictive(NamedTuple):
         var = self._mixture(w)
         h = np.broadcast_to(h, np.shape(self.mean)).reshape(-1, 1)
         mixed = np.sum(0.5 * wq * (2.0 * ndtr(h / np.sqrt(var)) - 1.0), 1)
-        return np.where(gauss, gaussian, mixed)
+        # a point with no latent variance is a scaled Student-t: closed form there
+        var_f = np.broadcast_to(np.asarray(self.var_f, float), np.shape(self.mean)).reshape(-1)
+        pure = ~gauss & (var_f == 0.0)
+        scale = np.broadcast_to(np.asarray(self.noise_scale, float), np.shape(self.mean))
+        exact = 2.0 * student_t.cdf(h[:, 0] / scale.reshape(-1), dof[:, 0]) - 1.0
+        return np.where(gauss, gaussian, np.where(pure, exact, mixed))
 
     def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Central interval of probability ``level``: (lower, upper), each (n,)."""

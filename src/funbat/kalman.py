@@ -270,6 +270,7 @@ def rts_smooth(kernel: Matern, coords, filtered, logZ, n_valid=None) -> ChainPos
     return ChainPosterior(ms, Ps, sm, sP, logZ)
 
 
+@jax.jit
 def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     """Expected prior quadratic form of each component's state chain under ``q``.
 
