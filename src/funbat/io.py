@@ -73,6 +73,7 @@ from .likelihoods.gaussian import Gaussian, GaussianState
 from .likelihoods.noise_mode import NoiseMode, NoiseModeState
 from .likelihoods.student_t import StudentT, StudentTState
 from .modes import CategoriesMode, ChainMode, ModeState, PointsMode, mode_kind
+from .modes.categories import json_category
 from .solvers import SequentialSolver
 from .updates import CoreMoments, NoiseMoments
 
@@ -115,14 +116,8 @@ def _object_item(v, key: str):
     """One item of an object array (a category) -> JSON."""
     import pandas as pd
 
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v)
-    if isinstance(v, str):
-        return v
+    if isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating, str)):
+        return json_category(v)  # numbers and booleans as they are, text as text
     if isinstance(v, (pd.Timestamp, np.datetime64)):
         return {"__timestamp__": pd.Timestamp(v).isoformat()}
     raise TypeError(f"cannot save a {type(v).__name__} in the object array at {key!r}")
