@@ -28,6 +28,7 @@ left out when the learned degrees of freedom are <= 2. ``--noise-mode DATASET=MO
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _protocol import load_dataset, split_indices  # noqa: E402
+from _provenance import provenance  # noqa: E402
 
 from funbat import FunBaT  # noqa: E402
 from funbat.calibration import LEVELS, Predictive  # noqa: E402
@@ -69,11 +71,13 @@ def main(argv=None):
         help="keep the Gaussian predictive of a Gaussian fit (FunBaT(recalibrate=False))",
     )
     ap.add_argument("--markdown", help="also write the printed tables here")
+    ap.add_argument("--json", help="also write the results here (with their provenance)")
     args = ap.parse_args(argv)
     if any("=" not in item for item in args.noise_mode):
         ap.error("--noise-mode takes DATASET=MODE, e.g. beijing_pm25=date")
     noise_modes = dict(item.split("=", 1) for item in args.noise_mode)
     lines: list[str] = []
+    results: list[dict] = []
 
     def emit(text: str = "") -> None:
         print(text, flush=True)
@@ -105,6 +109,12 @@ def main(argv=None):
             ]
             rows.append(row)
             pooled.append((y[te], pred))
+            results.append(
+                dict(dataset=name, split=s, rmse=row[0], mae=row[1], nlpd=row[2],
+                     coverage={f"{p:.0%}": c for p, c in zip(LEVELS, row[3:])},
+                     dof=float(m.dof_), sweeps=int(m.n_iter_), fit_s=fit_s,
+                     lengthscales=[np.atleast_1d(e).tolist() for e in m.lengthscales_])
+            )  # fmt: skip
             ells = "; ".join(
                 np.array2string(np.atleast_1d(e), precision=3) for e in m.lengthscales_
             )
@@ -122,10 +132,22 @@ def main(argv=None):
         emit("\n| nominal | observed (mean over splits) |\n|---|---|")
         for i, p in enumerate(LEVELS):
             emit(f"| {p:.0%} | {a[:, 3 + i].mean():.1%} |")
+        results.append(
+            dict(dataset=name, split="mean ± sd", model=f"FunBaT(rank={args.rank}, {config})",
+                 **{k: dict(mean=float(mu), std=float(sd))
+                    for k, mu, sd in zip(["rmse", "mae", "nlpd"], a.mean(0), a.std(0))},
+                 coverage={f"{p:.0%}": dict(mean=float(a[:, 3 + i].mean()),
+                                            std=float(a[:, 3 + i].std()))
+                           for i, p in enumerate(LEVELS)})
+        )  # fmt: skip
         _diagnostics(pooled, emit)
     if args.markdown:
         with atomic_write(args.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")
+    if args.json:
+        payload = dict(provenance=provenance(), levels=list(LEVELS), results=results)
+        with atomic_write(args.json, "w") as f:
+            f.write(json.dumps(payload, indent=1) + "\n")
 
 
 def _diagnostics(pooled: list, emit) -> None:

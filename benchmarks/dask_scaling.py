@@ -33,6 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import provenance  # noqa: E402
 
 _MAKE = r"""
 import sys, json, numpy as np, pandas as pd
@@ -167,7 +171,7 @@ def main() -> None:
         from funbat.files import atomic_write
 
         with atomic_write(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(dict(provenance=provenance(), **result), f, indent=2)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _provenance import provenance  # noqa: E402
 
 
 def _cases():
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
         from funbat.files import atomic_write
 
         with atomic_write(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+            json.dump({"provenance": provenance(), "rows": rows}, fh, indent=1)
     return 0
 
 

@@ -30,6 +30,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from _provenance import provenance  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
     if args.json:
         with atomic_write(args.json, "w") as fh:
             json.dump(
-                {"config": vars(args), "rows": rows, "sweep_chain_ms": chain_ms,
+                {"provenance": provenance(), "config": vars(args), "rows": rows, "sweep_chain_ms": chain_ms,
                  "sweep_predict_only_ms": floor_ms},
                 fh,
                 indent=1,

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import provenance  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -121,13 +122,13 @@ def main(argv=None):
                 f"{r['predict_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['rmse']:.4f} | {r['mae']:.4f} |",
                 flush=True,
             )
-    meta = dict(cpus=os.cpu_count(), loadavg=os.getloadavg(), date=time.strftime("%Y-%m-%d %H:%M"))
+    meta = provenance()
     print(f"\n{meta}")
     if a.json:
         from funbat.files import atomic_write
 
         with atomic_write(a.json, "w") as f:
-            json.dump(dict(meta=meta, args=vars(a), results=rows), f, indent=2)
+            json.dump(dict(provenance=meta, args=vars(a), results=rows), f, indent=2)
 
 
 if __name__ == "__main__":

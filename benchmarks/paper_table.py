@@ -44,6 +44,7 @@ from _baselines import (  # noqa: E402
     tune_and_fit,
 )
 from _protocol import DATASETS, Dataset, load_dataset, metrics, split_indices  # noqa: E402
+from _provenance import provenance  # noqa: E402
 
 COARSE_BINS = (50, 50, 150)
 
@@ -451,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the finished cells of --out-json (an interrupted run) and run the rest",
     )
     ap.add_argument("--data-dir", default="../shared/data")
-    ap.add_argument("--out-md", default="docs/paper_table.md")
-    ap.add_argument("--out-json", default="docs/paper_table.json")
-    ap.add_argument("--figure", default="docs/paper_table.png")
+    ap.add_argument("--out-md", default="benchmarks/results/paper_table.md")
+    ap.add_argument("--out-json", default="benchmarks/results/paper_table.json")
+    ap.add_argument("--figure", default="docs/_static/paper_table.png")
     args = ap.parse_args(argv)
 
     if args.quick:
@@ -469,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    out_md = _resolve(args.out_md, "docs/paper_table.md")
-    out_json = _resolve(args.out_json, "docs/paper_table.json")
-    out_fig = _resolve(args.figure, "docs/paper_table.png")
+    out_md = _resolve(args.out_md, "benchmarks/results/paper_table.md")
+    out_json = _resolve(args.out_json, "benchmarks/results/paper_table.json")
+    out_fig = _resolve(args.figure, "docs/_static/paper_table.png")
 
     keys = args.methods or [m.key for m in METHODS if m.in_quick or not args.quick]
     methods = [m for m in METHODS if m.key in keys]
@@ -548,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def dump() -> list[dict]:
         summary = summarise(runs)
-        payload = {"config": config, "notes": notes, "summary": summary, "runs": runs}
+        payload = {"provenance": provenance(), "config": config, "notes": notes, "summary": summary, "runs": runs}
         _write_text(out_json, json.dumps(payload, indent=1, default=float) + "\n")
         _write_text(out_md, markdown(summary, config, notes))
         return summary

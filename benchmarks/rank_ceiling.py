@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _protocol import load_dataset, split_indices  # noqa: E402
+from _provenance import provenance  # noqa: E402
 
 from funbat.files import atomic_write  # noqa: E402
 
@@ -115,6 +116,7 @@ def main(argv=None):
         results.append({"rank": rank, "test_rmse": per_split, "mean": float(np.mean(per_split))})
     if args.json:
         payload = {
+            "provenance": provenance(),
             "dataset": "us_temp",
             "table": "(lat01, lon01) x year",
             "within_cell_std": spread,

@@ -29,10 +29,12 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import subprocess
 import sys
-import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import provenance  # noqa: E402
 
 _CHILD = r"""
 import json, resource, sys, time
@@ -163,7 +165,7 @@ def main(argv=None):
             from funbat.files import atomic_write
 
             with atomic_write(a.json, "w") as f:
-                json.dump(dict(args=vars(a), results=rows), f, indent=2)
+                json.dump(dict(provenance=provenance(), args=vars(a), results=rows), f, indent=2)
     ok = [r for r in rows if "error" not in r]
     ns = sorted({r["n"] for r in ok})
     if len(ns) >= 2:
@@ -184,19 +186,13 @@ def main(argv=None):
                 print(
                     f"\nlog-log slope of sweep time in N (uniques={I}, K={K}, R={R}): {slope:.2f}"
                 )
-    meta = dict(
-        python=sys.version.split()[0],
-        platform=platform.platform(),
-        cpus=os.cpu_count(),
-        loadavg=os.getloadavg(),
-        date=time.strftime("%Y-%m-%d %H:%M:%S"),
-    )
+    meta = provenance()
     print(f"\n{meta}")
     if a.json:
         from funbat.files import atomic_write
 
         with atomic_write(a.json, "w") as f:
-            json.dump(dict(meta=meta, args=vars(a), results=rows), f, indent=2)
+            json.dump(dict(provenance=meta, args=vars(a), results=rows), f, indent=2)
 
 
 if __name__ == "__main__":

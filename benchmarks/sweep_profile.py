@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _protocol import DATASETS, load_dataset, split_indices  # noqa: E402
+from _provenance import provenance  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
         from funbat.files import atomic_write
 
         with atomic_write(args.json, "w") as fh:
-            json.dump({"config": vars(args), "rows": rows}, fh, indent=1)
+            json.dump({"provenance": provenance(), "config": vars(args), "rows": rows}, fh, indent=1)
     return 0
 
 
