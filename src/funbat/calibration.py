@@ -70,10 +70,17 @@ _LOG_W = np.linspace(-40.0, 12.0, 1041)  # step 0.05 in log w
 class Predictive(NamedTuple):
     """Predictive distribution of ``n`` targets: ``N(mean, var_f)`` plus noise.
 
-    mean, var_f : (n,) mean and variance of the latent value, target units (squared).
-    noise_scale : (n,) or scalar, std (Gaussian) or scale (Student-t) of the noise.
-    dof : (n,) or scalar, noise degrees of freedom; ``inf`` for Gaussian noise (a
-        scalar ``inf``, or ``inf`` at single points).
+    Attributes
+    ----------
+    mean : array, (n,)
+        Mean of the latent value, target units.
+    var_f : array, (n,)
+        Variance of the latent value, target units squared.
+    noise_scale : array (n,) or float
+        Standard deviation (Gaussian) or scale (Student-t) of the noise.
+    dof : array (n,) or float
+        Noise degrees of freedom; ``inf`` for Gaussian noise (a scalar ``inf``, or
+        ``inf`` at single points).
     """
 
     mean: np.ndarray

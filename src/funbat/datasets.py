@@ -18,9 +18,17 @@ __all__ = ["Synthetic", "make_synthetic", "shared_data_dir"]
 class Synthetic(NamedTuple):
     """A synthetic dataset.
 
-    X : DataFrame (N, K), one continuous coordinate column per mode (``t``, ``x1``...;
-        mode 0 holds dates when ``dates=True``).
-    y : (N,) noisy observations; f : (N,) noiseless values; noise_std : float.
+    Attributes
+    ----------
+    X : DataFrame, (N, K)
+        One continuous coordinate column per mode (``t``, ``x1``...; mode 0 holds dates
+        when ``dates=True``).
+    y : array, (N,)
+        Noisy observations.
+    f : array, (N,)
+        Noiseless values.
+    noise_std : float
+        Standard deviation of the noise added to ``f``.
     """
 
     X: pd.DataFrame

@@ -78,9 +78,9 @@ def core_orders(ranks, mode):
 
 
 def unfold_core(core: CoreMoments, rank, first):
-    """Mode-``k`` views of the core moments: ``E[W_(k)]`` (R_k, P_-k) and
-    ``E[w w^T]`` rearranged to (R_k, P_-k, R_k, P_-k); ``rank`` = R_k and ``first``
-    from :func:`core_orders`."""
+    """Mode-``k`` views of the core moments: ``E[W_(k)]`` (``R_k, P_-k``) and
+    ``E[w w^T]`` rearranged to (``R_k, P_-k, R_k, P_-k``); ``rank`` = ``R_k`` and
+    ``first`` from :func:`core_orders`."""
     P = core.mean.shape[0]
     Mk = core.mean[first].reshape(rank, P // rank)
     Eww = core_second_moment(core)[first][:, first]

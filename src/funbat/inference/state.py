@@ -19,17 +19,31 @@ __all__ = ["FitResult", "ModelSpec", "SweepState"]
 class ModelSpec(NamedTuple):
     """What stays fixed during a fit.
 
-    structure : ``"tucker"`` or ``"cp"``.
-    ranks : (K,) ranks per mode.
-    kinds : (K,) :class:`funbat.modes.ModeKind` per mode.
-    likelihood : a :class:`funbat.likelihoods.Likelihood`.
-    core_prior_variance : prior variance of each core entry (Tucker).
-    learn_hyperparameters : learn lengthscales after the warm-up.
-    max_iter : most sweeps; tol : stop when a sweep changes the ELBO by at most
-        ``tol * |ELBO|`` (after the warm-up).
-    recalibrate : recalibrate the predictive after the fit, where the likelihood allows.
-    noise_prior : ``(a0, b0)`` of the noise precision's Gamma prior.
-    warmup : sweeps that hold the noise and lengthscales at their start.
+    Attributes
+    ----------
+    structure : str
+        ``"tucker"`` or ``"cp"``.
+    ranks : tuple of int, (K,)
+        Rank per mode.
+    kinds : tuple, (K,)
+        The :class:`~funbat.modes.ModeKind` of each mode.
+    likelihood : Likelihood
+        The noise model (:class:`~funbat.likelihoods.Likelihood`).
+    core_prior_variance : float
+        Prior variance of each core entry (Tucker).
+    learn_hyperparameters : bool
+        Learn lengthscales after the warm-up.
+    max_iter : int
+        Most sweeps.
+    tol : float
+        Stop when a sweep changes the ELBO by at most ``tol * |ELBO|`` (after the
+        warm-up).
+    recalibrate : bool
+        Recalibrate the predictive after the fit, where the likelihood allows.
+    noise_prior : tuple of float
+        ``(a0, b0)`` of the noise precision's Gamma prior.
+    warmup : int
+        Sweeps that hold the noise and lengthscales at their start.
     """
 
     structure: str

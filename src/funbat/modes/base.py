@@ -29,16 +29,25 @@ LOG_LENGTHSCALE_BOUNDS = (float(np.log(1e-4)), float(np.log(10.0)))
 class ModeState(NamedTuple):
     """Variational posterior ``q(U^k)`` of one mode, with its prior.
 
-    coords : (I_pad,) sorted unique scaled coordinates of a chain, padded past the last
-        one; (I, D) points of a spatial mode; (I,) category codes of a discrete one.
-    kernel : the prior's kernel in scaled units (``kernels.Matern``, ``dense.PointMatern``
+    Attributes
+    ----------
+    coords : array
+        (I_pad,) sorted unique scaled coordinates of a chain, padded past the last one;
+        (I, D) points of a spatial mode; (I,) category codes of a discrete one.
+    kernel : kernel
+        The prior's kernel in scaled units (``kernels.Matern``, ``dense.PointMatern``
         or ``dense.Identity``).
-    posterior : the kind's posterior record (``kalman.ChainPosterior`` or
+    posterior : NamedTuple
+        The kind's posterior record (``kalman.ChainPosterior`` or
         ``dense.DensePosterior``).
-    means : (I_pad, R) and seconds : (I_pad, R, R): marginal moments ``E[u]`` and
-        ``E[u u^T]`` at ``coords``.
-    n_valid : int32 scalar, the number of real coordinates (the rest pad a chain).
-    step : float scalar, the next step of the lengthscale search (log units).
+    means : array, (I_pad, R)
+        Marginal means ``E[u]`` at ``coords``.
+    seconds : array, (I_pad, R, R)
+        Marginal second moments ``E[u u^T]`` at ``coords``.
+    n_valid : int32 scalar
+        The number of real coordinates (the rest pad a chain).
+    step : float scalar
+        The next step of the lengthscale search (log units).
     """
 
     coords: jax.Array
