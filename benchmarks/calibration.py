@@ -78,6 +78,7 @@ def main(argv=None):
     noise_modes = dict(item.split("=", 1) for item in args.noise_mode)
     lines: list[str] = []
     results: list[dict] = []
+    origin = provenance()  # the code as the run starts
 
     def emit(text: str = "") -> None:
         print(text, flush=True)
@@ -145,7 +146,7 @@ def main(argv=None):
         with atomic_write(args.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")
     if args.json:
-        payload = dict(provenance=provenance(), levels=list(LEVELS), results=results)
+        payload = dict(provenance=origin, levels=list(LEVELS), results=results)
         with atomic_write(args.json, "w") as f:
             f.write(json.dumps(payload, indent=1) + "\n")
 

@@ -21,8 +21,8 @@ class Synthetic(NamedTuple):
     Attributes
     ----------
     X : DataFrame, (N, K)
-        One continuous coordinate column per mode (``t``, ``x1``...; mode 0 holds dates
-        when ``dates=True``).
+        One continuous coordinate column per mode (``x0``, ``x1``, ...; mode 0 is a
+        ``date`` column of dates when ``dates=True``).
     y : array, (N,)
         Noisy observations.
     f : array, (N,)

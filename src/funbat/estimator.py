@@ -548,7 +548,7 @@ class FunBaT(_FunBaTBase):
         fixed).
     likelihood : {"gaussian", "student_t"}, default "gaussian"
         Observation noise. ``"student_t"``: heavy-tailed noise, a Gaussian whose
-        precision is scaled per entry by a Gamma weight (:mod:`funbat.likelihood`);
+        precision is scaled per entry by a Gamma weight (:mod:`funbat.likelihoods`);
         outlying entries pull less on the fit, the degrees of freedom are learned
         (``dof_``) and predictive intervals have Student-t tails. Then
         ``noise_variance_`` is the squared noise *scale*.
@@ -556,7 +556,7 @@ class FunBaT(_FunBaTBase):
         A mode along which the noise level varies (name or position; a spatial mode as
         ``"lat+lon"``): each of its unique training coordinates (a date, a station)
         scales the noise precision by its own multiplier with a Gamma prior of mean 1,
-        learned with the rest (:mod:`funbat.likelihood`). ``noise_multipliers_`` holds
+        learned with the rest (:mod:`funbat.likelihoods`). ``noise_multipliers_`` holds
         their posterior means (one per unique coordinate, sorted), ``noise_group_dof_``
         the prior's shape. Predictions at a seen coordinate use its noise level and its
         uncertainty (Student-t noise); at an unseen one, the prior's.

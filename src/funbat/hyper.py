@@ -9,9 +9,9 @@ small chains costs about twice one), keeps the best, the current value included,
 the ELBO never decreases, and runs the backward (RTS) pass for that one only. The step grows when the search
 goes to the end of its range and shrinks when it stays near the current value.
 
-(An earlier version took ``jax.grad`` of the filter to choose a direction; the reverse
-pass through the scan cost more than all the candidates together and tripled the
-compilation time, for no better fit: see ``benchmarks/README.md``.)
+The search uses no gradient: ``jax.grad`` of the filter (to choose a direction) costs
+more in its reverse pass through the scan than all the candidates together, and
+triples the compilation time, for no better fit.
 """
 
 from __future__ import annotations
