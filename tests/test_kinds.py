@@ -41,6 +41,24 @@ def test_spatial_mode_fits_and_predicts_at_training_points():
         m.latent_functions(0, [1.0, 2.0])
 
 
+def test_predict_grid_over_spatial_points_and_categories():
+    xr = pytest.importorskip("xarray")  # noqa: F841 - predict_grid returns a Dataset
+    X, y, P = _spatial_data(n_points=12, n_times=12)
+    X = X.assign(site=np.where(X["t"] > 0.5, "late", "early"))
+    m = FunBaT(rank=2, modes=[("a", "b"), "t", "site"], max_iter=6, random_state=0).fit(X, y)
+    grid = m.predict_grid(t=[0.2, 0.7])  # the training points and both categories
+    assert grid["mean"].dims == ("a+b", "t", "site")
+    assert grid.sizes["a+b"] == m.result_.encodings[0].unique.shape[0]
+    assert list(grid["site"].values) == ["early", "late"]
+    pts = np.array([[1.0, 2.0], [5.0, 0.5], [9.0, 3.0]])
+    grid = m.predict_grid({"a+b": pts, "t": [0.3], "site": ["late"]})
+    np.testing.assert_allclose(grid["a"].values, pts[:, 0])
+    flat = pd.DataFrame({"a": pts[:, 0], "b": pts[:, 1], "t": 0.3, "site": "late"})
+    np.testing.assert_allclose(grid["mean"].values.reshape(-1), m.predict(flat), rtol=1e-12)
+    with pytest.raises(InputError, match="spatial"):
+        m.predict_grid({"a+b": [1.0, 2.0]})
+
+
 def test_spatial_mode_from_arrays_by_position():
     X, y, _ = _spatial_data(n_points=10, n_times=10)
     m = FunBaTCP(rank=2, modes=[(0, 1), 2], max_iter=5, random_state=0).fit(X.to_numpy(), y)

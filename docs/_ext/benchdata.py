@@ -15,7 +15,8 @@ data under ``"provenance"``). In MyST::
 ``records`` is the dotted path to a list of objects in the file (``.``: the whole file
 as one record); each ``columns`` entry
 is ``key[=Header]`` with a dotted key into a record. A value ``{"mean": m, "std": s}``
-is shown as ``m ± s``; a missing value as a dash. ``where`` keeps the records whose
+is shown as ``m ± s`` (``s`` to the precision of ``m``); a missing value as a dash.
+Numbers get ``digits`` significant digits (default 3), or ``decimals`` fixed ones. ``where`` keeps the records whose
 keys equal the given text (``a|b``: either); ``sort`` orders them by the given keys. A file without provenance, a missing file or an empty
 selection is a build warning (so ``sphinx -W`` fails on it).
 """
@@ -62,6 +63,8 @@ def _number(x: float, digits: int) -> str:
         return f"{x:,}"
     if x != x:  # NaN
         return "—"
+    if digits < 0:  # a fixed number of decimals, -digits
+        return f"{x:,.{-digits}f}"
     if abs(x) >= 10 ** digits:
         return f"{x:,.0f}"
     text = f"{x:.{digits}g}"
@@ -74,9 +77,11 @@ def _cell(value, digits: int) -> str:
     if value is None:
         return "—"
     if isinstance(value, dict) and "mean" in value:
-        std = value.get("std")
-        mean = _cell(value["mean"], digits)
-        return mean if std is None else f"{mean} ± {_cell(std, digits)}"
+        std, mean = value.get("std"), _cell(value["mean"], digits)
+        if std is None or not isinstance(std, (int, float)) or "e" in mean:
+            return mean if std is None else f"{mean} ± {_cell(std, digits)}"
+        decimals = len(mean.partition(".")[2])  # the spread to the mean's precision
+        return f"{mean} ± {std:.{decimals}f}"
     if isinstance(value, (int, float)):
         return _number(value, digits)
     if isinstance(value, (list, tuple)):
@@ -121,6 +126,7 @@ class BenchmarkTable(Directive):
         "digits": directives.nonnegative_int,
         "caption": directives.unchanged,
         "sort": directives.unchanged,
+        "decimals": directives.nonnegative_int,
     }
 
     def _warn(self, text: str):
@@ -153,6 +159,8 @@ class BenchmarkTable(Directive):
             key, _, header = spec.strip().partition("=")
             columns.append((key.strip(), header.strip() or key.strip()))
         digits = self.options.get("digits", 3)
+        if "decimals" in self.options:  # encoded as a negative digit count
+            digits = -self.options["decimals"]
 
         table = nodes.table(classes=["benchmark-table"])
         if "caption" in self.options:

@@ -256,7 +256,9 @@ def predict_grid(model, coords=None, **coords_kw):
     model : a fitted FunBaT or FunBaTCP.
     coords : mapping ``{mode name: 1-D coordinates}`` (or keyword arguments), one entry
         per mode; an ``xarray.DataArray`` or ``Dataset`` uses its coordinates. Modes
-        left out use their unique training coordinates.
+        left out use their unique training coordinates (a discrete mode its categories).
+        A spatial mode takes an (n, D) array of points: its grid axis, named after the
+        mode, indexes them, with one coordinate variable per column along it.
 
     Returns
     -------
@@ -276,12 +278,24 @@ def predict_grid(model, coords=None, **coords_kw):
     unknown = [k for k in wanted if k not in modes]
     if unknown:
         raise InputError(f"{unknown[0]!r} is not a mode of the model; its modes are {modes}")
-    axes = {}
+    axes, points = {}, {}  # one grid axis per mode; a spatial mode's axis indexes points
     for k, name in enumerate(modes):
-        if name in wanted:
+        enc = model.result_.encodings[k]
+        if enc.kind == "spatial":
+            pts = (np.asarray(wanted[name], float) if name in wanted
+                   else enc.unscaled(enc.unique))  # fmt: skip
+            if pts.ndim != 2 or pts.shape[1] != len(enc.columns):
+                raise InputError(
+                    f"mode {name!r} is spatial: give its grid as an (n, {len(enc.columns)}) "
+                    f"array of points ({', '.join(enc.columns)}); got shape {pts.shape}"
+                )
+            points[name] = pts
+            axes[name] = np.arange(pts.shape[0])
+        elif name in wanted:
             axes[name] = np.asarray(wanted[name]).reshape(-1)
+        elif enc.kind == "discrete":
+            axes[name] = np.asarray(enc.categories)
         else:
-            enc = model.result_.encodings[k]
             days = enc.unscaled(enc.unique)
             if enc.is_datetime:
                 axes[name] = (np.round(days * 86400e9).astype(np.int64)).astype("datetime64[ns]")
@@ -289,11 +303,25 @@ def predict_grid(model, coords=None, **coords_kw):
                 axes[name] = days
         if axes[name].size == 0:
             raise InputError(f"mode {name!r} has no coordinates in the grid")
-    grids = np.meshgrid(*axes.values(), indexing="ij")
-    X = pd.DataFrame({name: g.reshape(-1) for name, g in zip(modes, grids)})
+    grids = np.meshgrid(*(np.arange(a.size) for a in axes.values()), indexing="ij")
+    columns = {}
+    for k, (name, g) in enumerate(zip(modes, grids)):
+        flat = g.reshape(-1)
+        if name in points:
+            cols = model.result_.encodings[k].columns
+            for j, col in enumerate(cols):
+                columns[col] = points[name][flat, j]
+        else:
+            columns[name] = axes[name][flat]
+    X = pd.DataFrame(columns)
     pred = model.predictive(X)
     lower, upper = pred.interval(0.95)
     shape = tuple(a.size for a in axes.values())
     dims = tuple(modes)
     values = {"mean": pred.mean, "std": pred.spread, "lower95": lower, "upper95": upper}
-    return xr.Dataset({k: (dims, v.reshape(shape)) for k, v in values.items()}, coords=axes)
+    coords = dict(axes)
+    for k, name in enumerate(modes):  # a spatial mode's point coordinates along its axis
+        if name in points:
+            for j, col in enumerate(model.result_.encodings[k].columns):
+                coords[col] = (name, points[name][:, j])
+    return xr.Dataset({k: (dims, v.reshape(shape)) for k, v in values.items()}, coords=coords)

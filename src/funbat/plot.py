@@ -46,9 +46,10 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
 
     Returns
     -------
-    matplotlib Figure.
+    matplotlib Figure, made by pyplot (so ``plt.show()`` and notebooks display it;
+    ``plt.close(fig)`` frees it).
     """
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
     if not hasattr(model, "elbo_"):
         raise InputError("the model is not fitted yet; call fit before plotting")
@@ -73,7 +74,7 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
     rows_all = sum(rows) + noise_panel
     n_cols = max([model.ranks_[k] for k, h in zip(ks, rows) if h > 1] or [1])
     figsize = figsize or (max(7.5, 3.2 * n_cols), 2.6 * rows_all + 0.4)
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = plt.figure(figsize=figsize, layout="constrained")
     grid = fig.add_gridspec(rows_all, n_cols)
     row = 0
     for k, kind, h in zip(ks, kinds, rows):
