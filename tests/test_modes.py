@@ -40,12 +40,14 @@ def _dense_state_posterior(kernel, coords, Lams, etas):
 @pytest.mark.parametrize("name", ["matern12", "matern32", "matern52"])
 def test_chain_prior_quadratic_equals_dense_state_space(x64, random_messages, name):
     rng = np.random.default_rng(4)
-    I, R = 7, 2
+    I, R = 7, 3
     coords = np.sort(rng.uniform(0.0, 1.0, I))
     kernel = make_kernel(name, 0.3, 1.3)
     Lams, etas = random_messages(rng, I, R)
     mean, Sigma, priors, idx = _dense_state_posterior(kernel, coords, Lams, etas)
-    exact = [np.trace(P @ Sigma[np.ix_(i, i)]) + mean[i] @ P @ mean[i] for P, i in zip(priors, idx)]
+    P = priors[0]  # every component has the same prior
+    exact = np.array([[np.trace(P @ Sigma[np.ix_(i, j)]) + mean[i] @ P @ mean[j] for j in idx]
+                      for i in idx])  # fmt: skip
     post = smooth(kernel, jnp.asarray(coords), jnp.asarray(Lams), jnp.asarray(etas))
     np.testing.assert_allclose(prior_quadratic(kernel, jnp.asarray(coords), post), exact, rtol=1e-7)
     # a chain padded past its last coordinate gives the same (the padding does not count)
@@ -69,12 +71,12 @@ def test_dense_prior_quadratics_equal_their_formulas(x64, random_messages, dense
     K = K + 1e-8 * np.max(np.diag(K)) * np.eye(I)  # the jitter the posterior uses
     mean, Sigma, _ = dense_gp_posterior(K, Lams, etas)
     Kinv = np.linalg.inv(K)
-    exact = [np.trace(Kinv @ Sigma[r::R, r::R]) + mean[:, r] @ Kinv @ mean[:, r] for r in range(R)]
+    exact = np.array([[np.trace(Kinv @ Sigma[s::R, r::R]) + mean[:, r] @ Kinv @ mean[:, s]
+                       for s in range(R)] for r in range(R)])  # fmt: skip
     np.testing.assert_allclose(DN.prior_quadratic(post), exact, rtol=1e-6)
     # categories: iid N(0, s2) per category, so E[u_r^2] / s2 summed
     s2 = 0.6
     post, means, seconds = categories_posterior(DN.Identity(jnp.asarray(s2)),
                                                 jnp.arange(I, dtype=float), Lams, etas)  # fmt: skip
-    diag = np.diagonal(np.asarray(seconds), axis1=1, axis2=2)
-    exact = diag.sum(axis=0) / (s2 * (1.0 + 1e-8))  # with the posterior's relative jitter
+    exact = np.asarray(seconds).sum(axis=0) / (s2 * (1.0 + 1e-8))  # with the posterior's jitter
     np.testing.assert_allclose(DN.prior_quadratic(post), exact, rtol=1e-9)
