@@ -1,5 +1,5 @@
 """Transformation moves: exact ELBO increases along directions the data cannot see
-(``docs/theory.md`` section 9).
+(``docs/theory.md`` section 8).
 
 The product ``W x_1 U^1 ... x_K U^K`` is unchanged when mode ``k``'s functions are
 mapped by an invertible ``T`` (``u -> T u``) and the core's mode-``k`` unfolding by
