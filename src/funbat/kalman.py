@@ -147,6 +147,24 @@ def _solve_lower(L, B):
     return jnp.stack(rows)
 
 
+def _spd_solve(S, B):
+    """``S^{-1} B`` for a small SPD ``S`` (n, n) and ``B`` (n, m), by the unrolled
+    Cholesky factor: plain arithmetic, no LAPACK call (batched LAPACK kernels run side
+    by side in one computation have been seen to deadlock XLA's CPU thread pool)."""
+    if S.shape[0] > _UNROLL_MAX_RANK:
+        return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(S), True), B)
+    L = _cholesky(S)
+    Y = _solve_lower(L, B)
+    n = L.shape[0]
+    rows = [None] * n  # back substitution with L^T
+    for i in reversed(range(n)):
+        s = Y[i]
+        for k in range(i + 1, n):
+            s = s - L[k, i] * rows[k]
+        rows[i] = s / L[i, i]
+    return jnp.stack(rows)
+
+
 def _kron_eye(rank, a):
     return jnp.kron(jnp.eye(rank), a)
 
@@ -297,7 +315,8 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
     AP = A @ Ps[:-1]
     P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
-    G = jnp.swapaxes(jnp.linalg.solve(0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2)), AP), 1, 2)
+    P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
+    G = jnp.swapaxes(jax.vmap(_spd_solve)(P_pred, AP), 1, 2)
     S = sP + sm[:, :, None] * sm[:, None, :]  # E[x_j x_j^T]
     C = sP[1:] @ jnp.swapaxes(G, 1, 2) + sm[1:, :, None] * sm[:-1, None, :]  # E[x_j x_{j-1}^T]
 
@@ -305,13 +324,15 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
         return jnp.einsum("nrasb->nrsab", M.reshape(M.shape[0], R, d, R, d))
 
     S_b, C_b = blocks(S), blocks(C)  # (I, R, R, d, d): E[x^r_j x^sT_j], E[x^r_j x^sT_{j-1}]
-    a, q = A1[1:, None, None], Q1[1:, None, None]  # (I-1, 1, 1, d, d)
+    a = A1[1:, None, None]  # (I-1, 1, 1, d, d)
     # E[(x^r_j - A x^r_{j-1})(x^s_j - A x^s_{j-1})^T]; E[x^r_{j-1} x^sT_j] = (C^{sr})^T
     C_t = jnp.swapaxes(jnp.swapaxes(C_b, 1, 2), -1, -2)
     resid = S_b[1:] - C_b @ jnp.swapaxes(a, -1, -2) - a @ C_t + a @ S_b[:-1] @ jnp.swapaxes(a, -1, -2)
-    steps = jnp.trace(jnp.linalg.solve(q, resid), axis1=-2, axis2=-1)  # (I-1, R, R)
+    eye = jnp.eye(d, dtype=Q1.dtype)
+    q_inv = jax.vmap(lambda m: _spd_solve(m, eye))(Q1)  # (I, d, d); Q_0 = Pinf
+    steps = jnp.einsum("nab,nrsba->nrs", q_inv[1:], resid)  # tr(Q_j^{-1} resid), (I-1, R, R)
     keep = (jnp.arange(1, I) < n_valid)[:, None, None]
-    first = jnp.trace(jnp.linalg.solve(Q1[0], S_b[0]), axis1=-2, axis2=-1)  # Q_0 = Pinf
+    first = jnp.einsum("ab,rsba->rs", q_inv[0], S_b[0])
     out = first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
     return 0.5 * (out + out.T)
 

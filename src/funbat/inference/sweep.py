@@ -193,11 +193,16 @@ def _tucker_move(kind, mode, core, first, core_var, rank: int):
     return MV.transform_core(core, T, first, rank=rank)
 
 
-@partial(jax.jit, static_argnames=("kinds",))
 def _cp_move(kinds, modes, kls):
     """Every mode rescaled by the CP move; each mode's KL term moves by its exact change
     (its message-based formula no longer applies until the mode's next update)."""
-    Qs = [kind.prior_quadratic(m) for kind, m in zip(kinds, modes)]
+    Qs = [jax.block_until_ready(kind.prior_quadratic(m)) for kind, m in zip(kinds, modes)]
+    return _cp_rescale(kinds, tuple(modes), tuple(kls), tuple(Qs))
+
+
+@partial(jax.jit, static_argnames=("kinds",))
+def _cp_rescale(kinds, modes, kls, Qs):
+    # each mode's quadratic forms come from its own computation: one chain at a time
     dims = jnp.stack([jnp.asarray(kind.dimension(m), dtype=jnp.float64)
                       for kind, m in zip(kinds, modes)])  # fmt: skip
     qdiag = jnp.stack([jnp.diagonal(Q) for Q in Qs])
