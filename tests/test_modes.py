@@ -40,12 +40,14 @@ def _dense_state_posterior(kernel, coords, Lams, etas):
 @pytest.mark.parametrize("name", ["matern12", "matern32", "matern52"])
 def test_chain_prior_quadratic_equals_dense_state_space(x64, random_messages, name):
     rng = np.random.default_rng(4)
-    I, R = 7, 2
+    I, R = 7, 3
     coords = np.sort(rng.uniform(0.0, 1.0, I))
     kernel = make_kernel(name, 0.3, 1.3)
     Lams, etas = random_messages(rng, I, R)
     mean, Sigma, priors, idx = _dense_state_posterior(kernel, coords, Lams, etas)
-    exact = [np.trace(P @ Sigma[np.ix_(i, i)]) + mean[i] @ P @ mean[i] for P, i in zip(priors, idx)]
+    P = priors[0]  # every component has the same prior
+    exact = np.array([[np.trace(P @ Sigma[np.ix_(i, j)]) + mean[i] @ P @ mean[j] for j in idx]
+                      for i in idx])  # fmt: skip
     post = smooth(kernel, jnp.asarray(coords), jnp.asarray(Lams), jnp.asarray(etas))
     np.testing.assert_allclose(prior_quadratic(kernel, jnp.asarray(coords), post), exact, rtol=1e-7)
     # a chain padded past its last coordinate gives the same (the padding does not count)
@@ -69,12 +71,61 @@ def test_dense_prior_quadratics_equal_their_formulas(x64, random_messages, dense
     K = K + 1e-8 * np.max(np.diag(K)) * np.eye(I)  # the jitter the posterior uses
     mean, Sigma, _ = dense_gp_posterior(K, Lams, etas)
     Kinv = np.linalg.inv(K)
-    exact = [np.trace(Kinv @ Sigma[r::R, r::R]) + mean[:, r] @ Kinv @ mean[:, r] for r in range(R)]
+    exact = np.array([[np.trace(Kinv @ Sigma[s::R, r::R]) + mean[:, r] @ Kinv @ mean[:, s]
+                       for s in range(R)] for r in range(R)])  # fmt: skip
     np.testing.assert_allclose(DN.prior_quadratic(post), exact, rtol=1e-6)
     # categories: iid N(0, s2) per category, so E[u_r^2] / s2 summed
     s2 = 0.6
     post, means, seconds = categories_posterior(DN.Identity(jnp.asarray(s2)),
                                                 jnp.arange(I, dtype=float), Lams, etas)  # fmt: skip
-    diag = np.diagonal(np.asarray(seconds), axis1=1, axis2=2)
-    exact = diag.sum(axis=0) / (s2 * (1.0 + 1e-8))  # with the posterior's relative jitter
+    exact = np.asarray(seconds).sum(axis=0) / (s2 * (1.0 + 1e-8))  # with the posterior's jitter
     np.testing.assert_allclose(DN.prior_quadratic(post), exact, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["matern12", "matern32"])
+def test_transformed_chain_kl_equals_the_dense_gaussian_kl(x64, random_messages, name):
+    """Pushing the chain's q through u -> T u changes KL(q || p) by
+    tr(T Q T^T - Q) / 2 - D log|det T| (the moves' bookkeeping), against the dense KL of
+    the transformed Gaussian over all states; the chain kind's transform gives the
+    transformed marginals."""
+    from funbat.kalman import ChainPosterior, transform_chain
+
+    rng = np.random.default_rng(8)
+    I, R = 6, 2
+    coords = np.sort(rng.uniform(0.0, 1.0, I))
+    kernel = make_kernel(name, 0.4, 1.2)
+    d = kernel.state_dim
+    Lams, etas = random_messages(rng, I, R)
+    mean, Sigma, priors, idx = _dense_state_posterior(kernel, coords, Lams, etas)
+    A, Q, _ = (np.asarray(m) for m in chain_matrices(kernel, jnp.asarray(coords), R))
+    D = R * d
+    M = np.eye(I * D)
+    for j in range(1, I):
+        M[j * D : (j + 1) * D, (j - 1) * D : j * D] = -A[j]
+    Qinv = np.zeros((I * D, I * D))
+    for j in range(I):
+        Qinv[j * D : (j + 1) * D, j * D : (j + 1) * D] = np.linalg.inv(Q[j])
+    prec = M.T @ Qinv @ M  # the prior's precision over all states
+
+    def dense_kl(m, S):
+        n = m.size
+        _, logdet_prec = np.linalg.slogdet(prec)
+        _, logdet_S = np.linalg.slogdet(S)
+        return 0.5 * (np.trace(prec @ S) + m @ prec @ m - n - logdet_prec - logdet_S)
+
+    T = rng.normal(size=(R, R)) + 1.5 * np.eye(R)
+    B = np.kron(np.eye(I), np.kron(T, np.eye(d)))
+    post = smooth(kernel, jnp.asarray(coords), jnp.asarray(Lams), jnp.asarray(etas))
+    Qk = np.asarray(prior_quadratic(kernel, jnp.asarray(coords), post))
+    change = 0.5 * (np.trace(T @ Qk @ T.T) - np.trace(Qk)) - I * d * np.log(abs(np.linalg.det(T)))
+    np.testing.assert_allclose(dense_kl(B @ mean, B @ Sigma @ B.T), dense_kl(mean, Sigma) + change,
+                               rtol=1e-8)  # fmt: skip
+    moved = transform_chain(post, jnp.asarray(T), d)
+    assert isinstance(moved, ChainPosterior)
+    np.testing.assert_allclose(np.asarray(moved.smoothed_means).reshape(-1), B @ mean, rtol=1e-7,
+                               atol=1e-10)  # fmt: skip
+    blocks = [slice(j * D, (j + 1) * D) for j in range(I)]
+    S_t = B @ Sigma @ B.T
+    for j, b in enumerate(blocks):
+        np.testing.assert_allclose(np.asarray(moved.smoothed_covs[j]), S_t[b, b], rtol=1e-7,
+                                   atol=1e-10)  # fmt: skip

@@ -42,6 +42,7 @@ __all__ = [
     "conditional",
     "dense_posterior",
     "prior_quadratic",
+    "transform_posterior",
     "sample_points",
 ]
 
@@ -165,14 +166,25 @@ def dense_posterior(gram, Lams, etas):
 
 
 def prior_quadratic(post: DensePosterior):
-    """Expected prior quadratic forms ``E_q[u_r^T K^{-1} u_r]`` (R,) of every block.
+    """Expected prior quadratic forms ``E_q[u_r^T K^{-1} u_s]`` (R, R), summed over blocks.
 
-    In whitened coordinates ``u_r = L v_r`` they are ``E[v_r^T v_r]``: the squared
-    whitened means plus the whitened variances, summed over points and blocks.
+    In whitened coordinates ``u_r = L v_r`` they are ``E[v_r^T v_s]``: the products of
+    the whitened means plus the whitened covariances, summed over points and blocks.
     """
     B, G, R = post.white_mean.shape
-    var = jnp.diagonal(post.white_cov, axis1=1, axis2=2).reshape(B, G, R)
-    return jnp.sum(post.white_mean**2 + var, axis=(0, 1))
+    cov = post.white_cov.reshape(B, G, R, G, R)
+    within = jnp.einsum("bgrgs->rs", cov)
+    return jnp.einsum("bgr,bgs->rs", post.white_mean, post.white_mean) + within
+
+
+def transform_posterior(post: DensePosterior, T) -> DensePosterior:
+    """The blocks' posterior pushed through ``u -> T u`` (T: (R, R)) at every point: the
+    whitened moments transform alike (``v = L^{-1} u`` acts on points, ``T`` on
+    components). The log normaliser is kept (it belongs to the messages)."""
+    B, G, R = post.white_mean.shape
+    M = jnp.kron(jnp.eye(G), T)  # point-major (G R,) layout
+    return DensePosterior(post.chol, post.white_mean @ T.T, M @ post.white_cov @ M.T,
+                          post.log_normaliser)  # fmt: skip
 
 
 def conditional(kernel, coords, post: DensePosterior, query):

@@ -39,6 +39,7 @@ __all__ = [
     "log_normaliser",
     "message_factors",
     "prior_quadratic",
+    "transform_chain",
     "rts_smooth",
     "smooth",
 ]
@@ -143,6 +144,24 @@ def _solve_lower(L, B):
         for k in range(i):
             s = s - L[i, k] * rows[k]
         rows.append(s / L[i, i])
+    return jnp.stack(rows)
+
+
+def _spd_solve(S, B):
+    """``S^{-1} B`` for a small SPD ``S`` (n, n) and ``B`` (n, m), by the unrolled
+    Cholesky factor: plain arithmetic, no LAPACK call (batched LAPACK kernels run side
+    by side in one computation have been seen to deadlock XLA's CPU thread pool)."""
+    if S.shape[0] > _UNROLL_MAX_RANK:
+        return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(S), True), B)
+    L = _cholesky(S)
+    Y = _solve_lower(L, B)
+    n = L.shape[0]
+    rows = [None] * n  # back substitution with L^T
+    for i in reversed(range(n)):
+        s = Y[i]
+        for k in range(i + 1, n):
+            s = s - L[k, i] * rows[k]
+        rows[i] = s / L[i, i]
     return jnp.stack(rows)
 
 
@@ -272,15 +291,16 @@ def rts_smooth(kernel: Matern, coords, filtered, logZ, n_valid=None) -> ChainPos
 
 @jax.jit
 def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
-    """Expected prior quadratic form of each component's state chain under ``q``.
+    """Expected prior quadratic forms of the components' state chains under ``q``, per pair.
 
     With ``x^r_j`` the SDE state (size ``d``) of component ``r`` at coordinate ``j``,
-    ``A_0 = 0`` and ``Q_0 = Pinf`` (the stationary start), returns (R,)
+    ``A_0 = 0`` and ``Q_0 = Pinf`` (the stationary start), returns (R, R)
 
-    ``sum_j E_q[(x^r_j - A_j x^r_{j-1})^T Q_j^{-1} (x^r_j - A_j x^r_{j-1})]``,
+    ``sum_j E_q[(x^r_j - A_j x^r_{j-1})^T Q_j^{-1} (x^s_j - A_j x^s_{j-1})]``;
 
-    i.e. ``-2 log p(x^r) + const``: what a precision scaling component ``r``'s prior
-    (its kernel variance) needs. The pairwise moments come from the smoother's gains,
+    the diagonal is ``-2 log p(x^r) + const``, what a precision scaling component
+    ``r``'s prior (its kernel variance) needs, and the whole matrix is what a linear
+    map of the components needs (``x^r -> sum_s T_rs x^s`` turns it into ``T Q T^T``). The pairwise moments come from the smoother's gains,
     ``E[x_{j+1} x_j^T] = P^s_{j+1} G_j^T + m^s_{j+1} m^{sT}_j`` with
     ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}``. Only the first ``n_valid`` coordinates
     count (the rest pad).
@@ -295,21 +315,43 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
     AP = A @ Ps[:-1]
     P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
-    G = jnp.swapaxes(jnp.linalg.solve(0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2)), AP), 1, 2)
+    P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
+    G = jnp.swapaxes(jax.vmap(_spd_solve)(P_pred, AP), 1, 2)
     S = sP + sm[:, :, None] * sm[:, None, :]  # E[x_j x_j^T]
     C = sP[1:] @ jnp.swapaxes(G, 1, 2) + sm[1:, :, None] * sm[:-1, None, :]  # E[x_j x_{j-1}^T]
 
-    def blocks(M):  # (n, D, D) -> (n, R, d, d): each component's own block
-        return jnp.einsum("nrarb->nrab", M.reshape(M.shape[0], R, d, R, d))
+    def blocks(M):  # (n, D, D) -> (n, R, R, d, d): the block of each pair of components
+        return jnp.einsum("nrasb->nrsab", M.reshape(M.shape[0], R, d, R, d))
 
-    S_r, C_r = blocks(S), blocks(C)  # (I, R, d, d), (I-1, R, d, d)
-    a, q = A1[1:, None], Q1[1:, None]  # (I-1, 1, d, d)
-    resid = S_r[1:] - a @ jnp.swapaxes(C_r, -1, -2) - C_r @ jnp.swapaxes(a, -1, -2)
-    resid = resid + a @ S_r[:-1] @ jnp.swapaxes(a, -1, -2)
-    steps = jnp.trace(jnp.linalg.solve(q, resid), axis1=-2, axis2=-1)  # (I-1, R)
-    keep = (jnp.arange(1, I) < n_valid)[:, None]
-    first = jnp.trace(jnp.linalg.solve(Q1[0], S_r[0]), axis1=-2, axis2=-1)  # Q_0 = Pinf
-    return first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
+    S_b, C_b = blocks(S), blocks(C)  # (I, R, R, d, d): E[x^r_j x^sT_j], E[x^r_j x^sT_{j-1}]
+    a = A1[1:, None, None]  # (I-1, 1, 1, d, d)
+    # E[(x^r_j - A x^r_{j-1})(x^s_j - A x^s_{j-1})^T]; E[x^r_{j-1} x^sT_j] = (C^{sr})^T
+    C_t = jnp.swapaxes(jnp.swapaxes(C_b, 1, 2), -1, -2)
+    resid = S_b[1:] - C_b @ jnp.swapaxes(a, -1, -2) - a @ C_t + a @ S_b[:-1] @ jnp.swapaxes(a, -1, -2)
+    eye = jnp.eye(d, dtype=Q1.dtype)
+    q_inv = jax.vmap(lambda m: _spd_solve(m, eye))(Q1)  # (I, d, d); Q_0 = Pinf
+    steps = jnp.einsum("nab,nrsba->nrs", q_inv[1:], resid)  # tr(Q_j^{-1} resid), (I-1, R, R)
+    keep = (jnp.arange(1, I) < n_valid)[:, None, None]
+    first = jnp.einsum("ab,rsba->rs", q_inv[0], S_b[0])
+    out = first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
+    return 0.5 * (out + out.T)
+
+
+def transform_chain(post: ChainPosterior, T, state_dim: int) -> ChainPosterior:
+    """The chain's moments pushed through ``x^r -> sum_s T_rs x^s`` (T: (R, R)) at every
+    coordinate, i.e. through ``T kron I_d`` on the component-major states (R d,).
+
+    The log normaliser is kept as it is: it belongs to the messages, which a transformed
+    posterior no longer matches (the next update recomputes it).
+    """
+    M = jnp.kron(T, jnp.eye(state_dim))
+
+    def cov(P):
+        return M @ P @ M.T
+
+    return ChainPosterior(post.filtered_means @ M.T, cov(post.filtered_covs),
+                          post.smoothed_means @ M.T, cov(post.smoothed_covs),
+                          post.log_normaliser)  # fmt: skip
 
 
 def smooth(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None) -> ChainPosterior:

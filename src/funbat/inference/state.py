@@ -44,6 +44,10 @@ class ModelSpec(NamedTuple):
         ``(a0, b0)`` of the noise precision's Gamma prior.
     warmup : int
         Sweeps that hold the noise and lengthscales at their start.
+    transform_moves : bool
+        Before each mode update (Tucker) or each sweep (CP), the transformation move of
+        :mod:`funbat.inference.moves`: an exact ELBO increase along the directions the
+        data cannot see (scale and rotation of a mode against the core).
     """
 
     structure: str
@@ -57,6 +61,7 @@ class ModelSpec(NamedTuple):
     recalibrate: bool = True
     noise_prior: tuple[float, float] = (1e-3, 1e-3)
     warmup: int = 10
+    transform_moves: bool = False
 
 
 class SweepState(NamedTuple):

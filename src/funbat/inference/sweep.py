@@ -20,6 +20,7 @@ import numpy as np
 from .. import updates as U
 from ..likelihoods import EntryWeights
 from ..modes import bucket
+from . import moves as MV
 from .state import ModelSpec, SweepState
 
 __all__ = ["core_and_noise", "initial_state", "run", "sweep", "warmup_sweeps"]
@@ -152,7 +153,14 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         )  # fmt: skip
     modes, kls = list(state.modes), list(state.mode_kls)
     core, noise = state.core, state.noise
+    moving = spec.transform_moves and state.sweeps > 0  # every mode has a posterior
+    if moving and core is None:
+        modes, kls = map(list, _timed(timer, "moves", _cp_move, spec.kinds, tuple(modes),
+                                      tuple(kls)))  # fmt: skip
     for k, kind in enumerate(spec.kinds):
+        if moving and core is not None:
+            core = _timed(timer, "moves", _tucker_move, kind, modes[k], core, orders[k][0],
+                          priors[0], rank=spec.ranks[k])  # fmt: skip
         means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
         G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means, seconds,
                       mode=k, n_groups=modes[k].coords.shape[0], structure=structure)  # fmt: skip
@@ -171,6 +179,40 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
 
 
 _unfold_core = jax.jit(U.unfold_core, static_argnames=("rank",))
+
+
+@partial(jax.jit, static_argnames=("kind", "rank"))
+def _tucker_move(kind, mode, core, first, core_var, rank: int):
+    """The core after mode ``k``'s transformation move; the mode's own transformed
+    ``q`` is not kept, because the mode's update, which comes next, replaces it (and
+    raises the ELBO at least as much as keeping it would)."""
+    P = core.mean.shape[0]
+    M = MV.core_mode_second_moment(core, first, rank)
+    T, _ = MV.tucker_transform(kind.prior_quadratic(mode), M, kind.dimension(mode),
+                               P // rank, core_var)  # fmt: skip
+    return MV.transform_core(core, T, first, rank=rank)
+
+
+def _cp_move(kinds, modes, kls):
+    """Every mode rescaled by the CP move; each mode's KL term moves by its exact change
+    (its message-based formula no longer applies until the mode's next update)."""
+    Qs = [jax.block_until_ready(kind.prior_quadratic(m)) for kind, m in zip(kinds, modes)]
+    return _cp_rescale(kinds, tuple(modes), tuple(kls), tuple(Qs))
+
+
+@partial(jax.jit, static_argnames=("kinds",))
+def _cp_rescale(kinds, modes, kls, Qs):
+    # each mode's quadratic forms come from its own computation: one chain at a time
+    dims = jnp.stack([jnp.asarray(kind.dimension(m), dtype=jnp.float64)
+                      for kind, m in zip(kinds, modes)])  # fmt: skip
+    qdiag = jnp.stack([jnp.diagonal(Q) for Q in Qs])
+    c, _ = MV.cp_scales(qdiag, dims)
+    new_modes, new_kls = [], []
+    for kind, m, kl, Q, ck, D in zip(kinds, modes, kls, Qs, c, dims):
+        new_modes.append(kind.transform(m, jnp.diag(ck)))
+        change = 0.5 * jnp.sum((ck**2 - 1.0) * jnp.diagonal(Q)) - D * jnp.sum(jnp.log(ck))
+        new_kls.append(kl + change)
+    return tuple(new_modes), tuple(new_kls)
 
 
 def run(spec: ModelSpec, entries, state: SweepState, *,

@@ -20,7 +20,7 @@ from ..data import InputError, ModeEncoding
 from ..kernels import kernel_name
 
 __all__ = ["LOG_LENGTHSCALE_BOUNDS", "ModeKind", "ModeState", "bucket", "check_variance",
-           "query_groups", "start_state"]  # fmt: skip
+           "query_groups", "start_state", "transform_moments"]  # fmt: skip
 
 #: Bounds of learned lengthscales in scaled coordinates (the training range is 1).
 LOG_LENGTHSCALE_BOUNDS = (float(np.log(1e-4)), float(np.log(10.0)))
@@ -71,6 +71,14 @@ def check_variance(enc: ModeEncoding, variance) -> float:
     if not np.isfinite(variance) or variance <= 0:
         raise InputError(f"variance must be positive; got {variance!r} for mode {enc.name!r}")
     return float(variance)
+
+
+def transform_moments(state: ModeState, T, posterior) -> ModeState:
+    """``state`` with its marginal moments pushed through ``u -> T u`` (T: (R, R)) and
+    ``posterior`` (the kind's transformed record) in place of its own."""
+    means = state.means @ T.T
+    seconds = T @ state.seconds @ T.T
+    return state._replace(posterior=posterior, means=means, seconds=seconds)
 
 
 def start_state(coords, kernel, posterior, start, n_valid: int) -> ModeState:
@@ -149,9 +157,24 @@ class ModeKind:
         raise NotImplementedError
 
     def prior_quadratic(self, state: ModeState):
-        """Expected prior quadratic forms (R,) under ``q``: ``-2 log p(U^k_r) + const``
-        per component, what a precision on component ``r``'s prior needs (the state
-        chain's for a chain mode, ``E[u_r^T K^{-1} u_r]`` for a dense one)."""
+        """Expected prior quadratic forms (R, R) under ``q``, per pair of components: the
+        state chain's for a chain mode, ``E[u_r^T K^{-1} u_s]`` for a dense one. The
+        diagonal is ``-2 log p(U^k_r) + const`` per component (what a precision on
+        component ``r``'s prior needs); a linear map ``u -> T u`` of the components
+        turns the matrix into ``T Q T^T``."""
+        raise NotImplementedError
+
+    def dimension(self, state: ModeState):
+        """Scalar latent variables per component under ``q`` (a traced or Python number):
+        ``n_valid * d`` states for a chain, one value per point or category for a dense
+        mode. A linear map ``T`` of the components changes the entropy of ``q`` by
+        ``dimension * log|det T|``."""
+        raise NotImplementedError
+
+    def transform(self, state: ModeState, T) -> ModeState:
+        """``q(U^k)`` pushed through ``u -> T u`` (T: (R, R)) at every coordinate: its
+        moments and its posterior record (whose log normaliser no longer applies; the
+        next update recomputes it)."""
         raise NotImplementedError
 
     # -- prediction ------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import dense as DN
 from .. import updates as U
-from .base import ModeKind, ModeState, check_variance, start_state
+from .base import ModeKind, ModeState, check_variance, start_state, transform_moments
 
 __all__ = ["CategoriesMode", "categories_posterior", "json_category"]
 
@@ -79,6 +79,12 @@ class CategoriesMode(ModeKind):
 
     def prior_quadratic(self, state):
         return DN.prior_quadratic(state.posterior)
+
+    def dimension(self, state):
+        return state.means.shape[0]
+
+    def transform(self, state, T):
+        return transform_moments(state, T, DN.transform_posterior(state.posterior, T))
 
     def marginals(self, state, enc, x_user):
         codes = enc.codes(x_user)

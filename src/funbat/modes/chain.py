@@ -19,11 +19,19 @@ import numpy as np
 
 from .. import updates as U
 from ..data import InputError, as_mode_columns
-from ..kalman import ChainPosterior
+from ..kalman import ChainPosterior, transform_chain
 from ..kalman import prior_quadratic as kalman_prior_quadratic
 from ..kernels import KERNELS, make_kernel
 from ..solvers import ChainSolver, SequentialSolver
-from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket, check_variance, start_state
+from .base import (
+    LOG_LENGTHSCALE_BOUNDS,
+    ModeKind,
+    ModeState,
+    bucket,
+    check_variance,
+    start_state,
+    transform_moments,
+)
 
 __all__ = ["ChainMode", "default_lengthscale"]
 
@@ -114,6 +122,13 @@ class ChainMode(ModeKind):
 
     def prior_quadratic(self, state):
         return kalman_prior_quadratic(state.kernel, state.coords, state.posterior, state.n_valid)
+
+    def dimension(self, state):
+        return state.n_valid * state.kernel.state_dim
+
+    def transform(self, state, T):
+        post = transform_chain(state.posterior, T, state.kernel.state_dim)
+        return transform_moments(state, T, post)
 
     def marginals(self, state, enc, x_user):
         q = enc.scaled(x_user)

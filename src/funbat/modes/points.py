@@ -20,7 +20,15 @@ from .. import updates as U
 from ..data import InputError
 from ..hyper import ascend_log_normaliser
 from ..kernels import KERNELS
-from .base import LOG_LENGTHSCALE_BOUNDS, ModeKind, ModeState, bucket, check_variance, start_state
+from .base import (
+    LOG_LENGTHSCALE_BOUNDS,
+    ModeKind,
+    ModeState,
+    bucket,
+    check_variance,
+    start_state,
+    transform_moments,
+)
 
 __all__ = ["PointsMode", "points_posterior"]
 
@@ -121,6 +129,12 @@ class PointsMode(ModeKind):
 
     def prior_quadratic(self, state):
         return DN.prior_quadratic(state.posterior)
+
+    def dimension(self, state):
+        return state.means.shape[0]
+
+    def transform(self, state, T):
+        return transform_moments(state, T, DN.transform_posterior(state.posterior, T))
 
     def marginals(self, state, enc, x_user):
         uq, inv = self._unique_queries(enc, x_user)
