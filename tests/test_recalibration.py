@@ -49,6 +49,22 @@ def test_fit_recalibration_is_the_maximum_likelihood_scaled_t():
         fit_recalibration(np.ones(5))
 
 
+def test_fit_recalibration_reaches_the_optimum_to_round_off():
+    # the log-likelihood's gradient vanishes there (central differences, independent of
+    # the fit's own analytic gradient): the result does not hang on optimiser defaults
+    z = 0.7 * stats.t.rvs(3.0, size=5_000, random_state=2)
+    fit = fit_recalibration(z)
+
+    def loglik(log_s, log_v):
+        return np.sum(stats.t.logpdf(z, np.exp(log_v), scale=np.exp(log_s)))
+
+    p, h = np.log([fit.scale, fit.dof]), 1e-5
+    for i in range(2):
+        e = np.eye(2)[i] * h
+        slope = (loglik(*(p + e)) - loglik(*(p - e))) / (2 * h)
+        assert abs(slope) < 1e-5 * z.size
+
+
 def _heavy_tailed(seed=0, n=6000, dof=2.5):
     """Synthetic three-mode data with Student-t errors (scale 0.08)."""
     data = make_synthetic(n, rank=2, n_unique=60, noise_std=0.0, seed=seed)
