@@ -576,7 +576,10 @@ def test_fit_predict_on_beijing(tmp_path, capsys):
                        "-o", tmp_path / "b.funbat")  # fmt: skip
     assert code == 0, err
     model = funbat.load(tmp_path / "b.funbat")
-    assert model.modes_ == ["temp_c", "pres_hpa", "date"] and model.n_train_ == 16965
+    # 29 rows repeat another exactly (the same temperature, pressure, date and target):
+    # dropped, with one warning line
+    assert model.modes_ == ["temp_c", "pres_hpa", "date"] and model.n_train_ == 16936
+    assert "warning: 29 of 16965 rows repeat another row exactly" in err
     assert model.result_.encodings[2].is_datetime
     code, _, err = run(capsys, "predict", tmp_path / "b.funbat", BEIJING, "-o", tmp_path / "p.csv")
     assert code == 0, err

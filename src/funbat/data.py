@@ -50,7 +50,7 @@ class FunBaTWarning(UserWarning):
 
 
 #: A text column is read as numbers (or dates) gone wrong, not as categories, when more
-#: than this fraction of its distinct values are numbers (or ISO dates).
+#: than this fraction of its cells are numbers (or ISO dates).
 MOSTLY = 0.5
 
 
@@ -220,17 +220,21 @@ def check_text_column(s: pd.Series, name: str, declare: str | None = None,
         return
     if uniq.empty or _holds_numbers(s):
         return
-    # judged on the distinct values, so a long column of few categories stays cheap
+    # each distinct value is classified once (a long column of few categories stays
+    # cheap); the share is counted over the cells
+    def share(flags) -> float:
+        return float(values.isin(uniq[flags]).mean())
+
     number = uniq.map(_is_number).to_numpy(bool)
     what, good = "numbers", number
-    if not number.mean() > MOSTLY:
+    if not share(number) > MOSTLY:
         text = uniq.map(lambda v: isinstance(v, str)).to_numpy(bool)
         dates = np.zeros(len(uniq), bool)
         if text.any():
             parsed = pd.to_datetime(uniq[text].astype(str), format="ISO8601", errors="coerce")
             dates[text] = parsed.notna().to_numpy()
         what, good = "dates", dates
-        if not dates.mean() > MOSTLY:
+        if not share(dates) > MOSTLY:
             return  # categories
     declare = declare or f"discrete=[{name!r}]"
     if good.all():  # every value a date, as text: the library reads text as categories
