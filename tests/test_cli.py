@@ -400,7 +400,7 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str 
         ),
         "non-numeric coordinate": (
             fit_on(_write(d, "nn.csv", t.assign(lat=["a"] + [1.0] * 9))),
-            "column 'lat' is not numeric (e.g. 'a')",
+            "column 'lat' is mostly numbers but 1 of its 10 cells are not (line 2: 'a')",
         ),
         "non-numeric target": (
             fit_on(_write(d, "nt.csv", t.assign(y=["high"] + [1.0] * 9))),
