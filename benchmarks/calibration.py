@@ -17,6 +17,10 @@ errors whose size changes with the level).
     PYTHONPATH=src python benchmarks/calibration.py --likelihood student_t
     PYTHONPATH=src python benchmarks/calibration.py --likelihood student_t \
         --noise-mode beijing_pm25=date
+    PYTHONPATH=src python benchmarks/calibration.py --duplicate-train 3
+
+``--duplicate-train N`` fits on the training rows concatenated ``N`` times (a copied
+file, issue #22): funbat drops the exact copies, so the figures should match ``N = 1``.
 
 With ``--likelihood student_t`` the intervals and densities are the model's Student-t
 predictive (``FunBaT.predictive``); the kurtosis needs a finite predictive std and is
@@ -70,6 +74,13 @@ def main(argv=None):
         action="store_false",
         help="keep the Gaussian predictive of a Gaussian fit (FunBaT(recalibrate=False))",
     )
+    ap.add_argument(
+        "--duplicate-train",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit on the training rows repeated N times (exact duplicate rows)",
+    )
     ap.add_argument("--markdown", help="also write the printed tables here")
     ap.add_argument("--json", help="also write the results here (with their provenance)")
     args = ap.parse_args(argv)
@@ -91,12 +102,14 @@ def main(argv=None):
         config = dict(CONFIGS[name], likelihood=args.likelihood, recalibrate=args.recalibrate)
         if name in noise_modes:
             config["noise_mode"] = noise_modes[name]
-        emit(f"\n## {name}: FunBaT(rank={args.rank}, {config})\n")
+        dup = f", training rows x{args.duplicate_train}" if args.duplicate_train > 1 else ""
+        emit(f"\n## {name}: FunBaT(rank={args.rank}, {config}){dup}\n")
         head = "| split | RMSE | MAE | NLPD | " + " | ".join(f"cov{int(p * 100)}" for p in LEVELS)
         emit(head + " | noise dof | sweeps | fit s | lengthscales |")
         emit("|" + "---|" * (len(LEVELS) + 8))
         for s in args.splits:
             tr, te = split_indices(len(ds), s)
+            tr = np.tile(tr, args.duplicate_train)
             t0 = time.perf_counter()
             m = FunBaT(rank=args.rank, random_state=s, **config).fit(X.iloc[tr], y[tr])
             fit_s = time.perf_counter() - t0

@@ -400,7 +400,7 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str 
         ),
         "non-numeric coordinate": (
             fit_on(_write(d, "nn.csv", t.assign(lat=["a"] + [1.0] * 9))),
-            "column 'lat' is not numeric (e.g. 'a')",
+            "column 'lat' is mostly numbers but 1 of its 10 cells are not (line 2: 'a')",
         ),
         "non-numeric target": (
             fit_on(_write(d, "nt.csv", t.assign(y=["high"] + [1.0] * 9))),
@@ -576,7 +576,10 @@ def test_fit_predict_on_beijing(tmp_path, capsys):
                        "-o", tmp_path / "b.funbat")  # fmt: skip
     assert code == 0, err
     model = funbat.load(tmp_path / "b.funbat")
-    assert model.modes_ == ["temp_c", "pres_hpa", "date"] and model.n_train_ == 16965
+    # 29 rows repeat another exactly (the same temperature, pressure, date and target):
+    # dropped, with one warning line
+    assert model.modes_ == ["temp_c", "pres_hpa", "date"] and model.n_train_ == 16936
+    assert "warning: 29 of 16965 rows repeat another row exactly" in err
     assert model.result_.encodings[2].is_datetime
     code, _, err = run(capsys, "predict", tmp_path / "b.funbat", BEIJING, "-o", tmp_path / "p.csv")
     assert code == 0, err

@@ -44,8 +44,9 @@ _NOT_APPLICABLE = {
         "flattens one row or column), without a DataConversionWarning; predictions agree"
     ),
     "check_dtype_object": (
-        "object-dtype columns are categorical (discrete) modes by design, so a dict cell "
-        "fails as an unhashable category (TypeError 'unhashable type'), not as non-numeric"
+        "an object column of numbers is a continuous mode, but one with a dict cell is "
+        "categorical (discrete) by design and fails as an unhashable category (TypeError "
+        "'unhashable type'), not as non-numeric"
     ),
     "check_regressors_train": (
         "each of the 10 columns becomes a mode of 200 coordinates seen once, and the rank-1 "

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "FunBaT": "estimator",
     "FunBaTCP": "estimator",
+    "FunBaTWarning": "data",
     "InputError": "data",
     "KERNELS": "kernels",
     "Matern": "kernels",
@@ -36,6 +37,7 @@ __all__ = [
     "KERNELS",
     "FunBaT",
     "FunBaTCP",
+    "FunBaTWarning",
     "InputError",
     "Matern",
     "enable_compilation_cache",
@@ -49,7 +51,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time see __getattr__
     from .cache import enable_compilation_cache
-    from .data import InputError
+    from .data import FunBaTWarning, InputError
     from .estimator import FunBaT, FunBaTCP, load, save
     from .files import predict_grid, read_table
     from .kernels import KERNELS, Matern, make_kernel

@@ -15,6 +15,7 @@ training coordinates (points sorted lexicographically, categories sorted).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +23,14 @@ import pandas as pd
 
 __all__ = [
     "KINDS",
+    "FunBaTWarning",
     "InputError",
     "ModeEncoding",
     "as_mode_columns",
     "as_modes",
     "as_target",
+    "check_text_column",
+    "drop_duplicate_rows",
     "encode_modes",
 ]
 
@@ -38,6 +42,16 @@ KINDS = ("continuous", "spatial", "discrete")
 
 class InputError(ValueError):
     """Bad user input: a message that names the problem and what to do."""
+
+
+class FunBaTWarning(UserWarning):
+    """Input funbat fits, but changed or probably not as meant: duplicate rows dropped, a
+    rank capped to what the data support, a model whose sweeps will be slow."""
+
+
+#: A text column is read as numbers (or dates) gone wrong, not as categories, when more
+#: than this fraction of its cells are numbers (or ISO dates).
+MOSTLY = 0.5
 
 
 @dataclass(frozen=True)
@@ -107,8 +121,10 @@ def column_to_float(values, name: str) -> tuple[np.ndarray, bool]:
             f"column {name!r} holds complex numbers (Complex data not supported); "
             "coordinates must be real numbers or dates"
         )
+    if _holds_numbers(s):  # an object column of Python or NumPy numbers
+        s = s.astype(float)
     if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-        bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()]
+        bad = s[~s.map(_is_number) & s.notna()]
         example = repr(bad.iloc[0]) if len(bad) else repr(s.iloc[0])
         raise InputError(
             f"column {name!r} is not numeric (e.g. {example}); coordinates must be numbers or dates"
@@ -148,13 +164,92 @@ def as_mode_columns(
     return cols, out, dt
 
 
+def _is_number(v) -> bool:
+    """A real number (not a boolean), or text that reads as one."""
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    if isinstance(v, numbers.Real):
+        return True
+    if isinstance(v, str):
+        try:
+            float(v)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _holds_numbers(s: pd.Series) -> bool:
+    """An object column whose every value is a real number object (not text, not bool)."""
+    if not pd.api.types.is_object_dtype(s.dtype):
+        return False
+    values = s.dropna()
+    return bool(len(values)) and all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values
+    )
+
+
 def _is_categorical(s: pd.Series) -> bool:
     dt = s.dtype
+    if _holds_numbers(s):  # numbers in an object array (np.array([...], dtype=object))
+        return False
     return (
         isinstance(dt, pd.CategoricalDtype)
         or pd.api.types.is_bool_dtype(dt)
         or pd.api.types.is_string_dtype(dt)
         or pd.api.types.is_object_dtype(dt)
+    )
+
+
+def check_text_column(s: pd.Series, name: str, declare: str | None = None,
+                      first_row: int = 0, row_name: str = "row") -> None:  # fmt: skip
+    """Refuse a text column that is mostly numbers or ISO dates with a few bad cells.
+
+    Such a column would otherwise become a discrete mode with one category per value,
+    and learn nothing; more likely its bad cells are typos. ``declare`` says how to read
+    it as categories anyway (default ``discrete=['name']``); the message names the bad
+    cells by position, ``first_row`` added and called ``row_name`` (the command line
+    gives a CSV's line numbers: 2, ``"line"``). Raises :class:`InputError`; a column of categories passes.
+    """
+    if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
+        return
+    values = s.dropna()
+    try:
+        uniq = pd.Series(pd.unique(values.to_numpy(dtype=object)), dtype=object)
+    except TypeError:  # unhashable cells (dicts, lists): refused later as categories
+        return
+    if uniq.empty or _holds_numbers(s):
+        return
+    # each distinct value is classified once (a long column of few categories stays
+    # cheap); the share is counted over the cells
+    def share(flags) -> float:
+        return float(values.isin(uniq[flags]).mean())
+
+    number = uniq.map(_is_number).to_numpy(bool)
+    what, good = "numbers", number
+    if not share(number) > MOSTLY:
+        text = uniq.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        dates = np.zeros(len(uniq), bool)
+        if text.any():
+            parsed = pd.to_datetime(uniq[text].astype(str), format="ISO8601", errors="coerce")
+            dates[text] = parsed.notna().to_numpy()
+        what, good = "dates", dates
+        if not share(dates) > MOSTLY:
+            return  # categories
+    declare = declare or f"discrete=[{name!r}]"
+    if good.all():  # every value a date, as text: the library reads text as categories
+        raise InputError(
+            f"column {name!r} holds dates as text; convert it (pd.to_datetime) to fit it as "
+            f"dates, or declare it discrete ({declare}) to read its values as categories"
+        )
+    bad_values = set(uniq[~good])
+    rows = [i for i, v in enumerate(s.to_numpy(dtype=object)) if v in bad_values]
+    shown = ", ".join(f"{row_name} {i + first_row}: {s.iloc[i]!r}" for i in rows[:3])
+    more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+    raise InputError(
+        f"column {name!r} is mostly {what} but {len(rows)} of its {len(s)} cells are not "
+        f"({shown}{more}); fix or drop those rows, or declare it discrete ({declare}) to "
+        "read its values as categories"
     )
 
 
@@ -252,6 +347,8 @@ def as_modes(X, modes=None, discrete=None, kinds=None):
             out_kinds.append("spatial")
             continue
         s = series[g[0]]
+        if want is None and g[0] not in declared:
+            check_text_column(s, name)
         if want == "discrete" or (want is None and (g[0] in declared or _is_categorical(s))):
             if s.isna().any():
                 raise InputError(f"column {name!r} has missing categories; drop those rows")
@@ -286,6 +383,35 @@ def as_target(y, n: int) -> np.ndarray:
         n_bad = int(np.sum(~np.isfinite(arr)))
         raise InputError(f"target has {n_bad} NaN or infinite value(s); drop those rows first")
     return arr
+
+
+def drop_duplicate_rows(idx: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Keep one of each set of exactly equal rows: same coordinates in every mode and
+    the same target.
+
+    A table concatenated with itself is not a set of repeated measurements: counting
+    each copy as an observation tells the model that the noise is nearly 0 (the copies
+    agree exactly), and the leave-one-out recalibration, which leaves out one copy and
+    still sees the others, then shrinks the intervals further. Rows at the same
+    coordinates with different targets are real repeats and all kept.
+
+    Parameters
+    ----------
+    idx : (N, K) int coordinate indices (:func:`encode_modes`); y : (N,) targets.
+
+    Returns
+    -------
+    idx (M, K), y (M,) without the repeats (first copies kept, in order), and
+    ``N - M``. Every unique coordinate of a mode keeps at least one entry, so the
+    encodings stay valid.
+    """
+    table = pd.DataFrame(np.asarray(idx))
+    table["y"] = np.asarray(y, float)  # exact equality: a different target is kept
+    repeat = table.duplicated().to_numpy()
+    n_repeat = int(repeat.sum())
+    if not n_repeat:
+        return idx, y, 0
+    return idx[~repeat], y[~repeat], n_repeat
 
 
 def encode_modes(names, columns, is_datetime, kinds=None) -> tuple[list[ModeEncoding], np.ndarray]:

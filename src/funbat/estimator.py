@@ -8,7 +8,9 @@ Prediction reads ``result_`` through :mod:`funbat.inference.predict`.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from numbers import Integral, Real
 
 import jax
@@ -20,13 +22,70 @@ from sklearn.utils.validation import check_is_fitted
 from . import inference
 from .backends import entries_from_input, is_dask_input
 from .calibration import Predictive
-from .data import InputError, as_modes
+from .data import FunBaTWarning, InputError, as_modes
 from .inference import predict as P
 from .kernels import KERNELS
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .modes import mode_kind
 
 __all__ = ["FunBaT", "FunBaTCP", "load", "save"]
+
+#: Sizes of a fit, in :class:`funbat.inference.SweepCost` units: beyond ``SLOW_WORK``
+#: multiply-adds a sweep takes seconds to minutes on a CPU (a warning); beyond
+#: ``MAX_WORK`` or ``MAX_BYTES`` of statistics it cannot finish in a working day, or not
+#: fit in memory (an error, before any work).
+SLOW_WORK, MAX_WORK, MAX_BYTES = 1e9, 1e12, 16 * 2**30
+
+
+def _fmt_rank(ranks) -> str:
+    return "x".join(map(str, ranks))
+
+
+def supported_ranks(structure: str, ranks, sizes, n: int) -> tuple[int, ...]:
+    """The ranks, each Tucker rank lowered (largest first) until the core has at most
+    ``n`` entries: a core entry is a free parameter, and more of them than observations
+    are not determined by the data (``--rank 50`` on 300 rows is a core of 125,000
+    entries, and sweeps of hours). Warns (:class:`~funbat.FunBaTWarning`) when it lowers
+    any; CP ranks are returned as given (no core)."""
+    ranks = list(ranks)
+    if structure == "cp" or math.prod(ranks) <= n:
+        return tuple(ranks)
+    capped = list(ranks)
+    while math.prod(capped) > n and max(capped) > 1:
+        capped[capped.index(max(capped))] -= 1
+    warnings.warn(
+        f"rank {_fmt_rank(ranks)} makes a Tucker core of {math.prod(ranks):,} entries, more "
+        f"than the {n:,} observations can determine; fitting rank {_fmt_rank(capped)} "
+        f"({math.prod(capped):,} entries) instead. Give a smaller rank to silence this",
+        FunBaTWarning,
+        stacklevel=4,  # the caller of fit
+    )
+    return tuple(capped)
+
+
+def check_cost(structure: str, ranks, sizes, n: int) -> None:
+    """Refuse a fit that cannot finish (:class:`~funbat.InputError`), warn of a slow
+    one (:class:`~funbat.FunBaTWarning`), from :func:`funbat.inference.sweep_cost`."""
+    cost = inference.sweep_cost(structure, ranks, sizes, n)
+    if cost.work <= SLOW_WORK and cost.statistic_bytes <= MAX_BYTES:
+        return
+    K = len(ranks)
+    what = (
+        f"{K} modes of rank {_fmt_rank(ranks)} on {n:,} entries: "
+        + (f"a core of {cost.core_entries:,} entries, " if cost.core_entries else "")
+        + f"about {cost.work:.1e} multiply-adds and {cost.statistic_bytes / 2**30:.1f} GiB "
+        f"of statistics per sweep (roughly {cost.work / 1e8:,.0f} s per sweep on a CPU)"
+    )
+    advice = (
+        "join columns into a spatial mode (modes=[('a', 'b', ...)], --coords a+b+...: one "
+        "GP over those columns), leave some out, or use a smaller rank or FunBaTCP "
+        "(--model cp; no core)"
+    )
+    if cost.work > MAX_WORK or cost.statistic_bytes > MAX_BYTES:
+        raise InputError(f"this model is too big to fit: {what}; {advice}")
+    warnings.warn(f"this fit will be slow: {what}; to go faster, {advice}", FunBaTWarning,
+                  stacklevel=4)  # fmt: skip
+
 
 def _check_level(level) -> float:
     """A probability level strictly between 0 and 1, as a float (else a clear error)."""
@@ -174,9 +233,17 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             )
         return names.index(nm)
 
-    def _spec(self, encodings):
-        """The model spec and the prior kernels (scaled units) for encoded data."""
+    def _spec(self, encodings, n: int | None = None):
+        """The model spec and the prior kernels (scaled units) for encoded data; with
+        ``n`` entries, the ranks are capped to what they support
+        (:func:`supported_ranks`) and a fit too big to finish is refused
+        (:func:`check_cost`)."""
         K = len(encodings)
+        ranks = self._ranks(K)
+        if n is not None:
+            sizes = [e.unique.shape[0] for e in encodings]
+            ranks = supported_ranks(self._structure, ranks, sizes, n)
+            check_cost(self._structure, ranks, sizes, n)
         kinds = tuple(mode_kind(e.kind) for e in encodings)
         names = self._per_mode(self.kernel, K, "kernel")
         ells = self._per_mode(self.lengthscale, K, "lengthscale")
@@ -187,7 +254,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         ]
         spec = inference.ModelSpec(
             structure=self._structure,
-            ranks=self._ranks(K),
+            ranks=ranks,
             kinds=kinds,
             likelihood=make_likelihood(self.likelihood, self._noise_mode(encodings)),
             core_prior_variance=float(self.core_prior_variance),
@@ -225,7 +292,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         named = hasattr(X, "columns") or is_dask_input(X) or y is None
         entries = entries_from_input(X, y, self.modes, self.discrete)
         with jax.enable_x64(True):  # the priors' arrays are float64 from the start
-            spec, kernels = self._spec(entries.encodings)
+            spec, kernels = self._spec(entries.encodings, entries.n)
             entries = entries.with_chunk(
                 inference.chunk_size(entries.n, spec.ranks, self.chunk_size)
             )

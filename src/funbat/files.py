@@ -130,6 +130,14 @@ def read_table(path) -> pd.DataFrame:
     if df.shape[1] == 0 or df.shape[0] == 0:
         raise InputError(f"file {str(path)!r} has no data rows")
     df.columns = [str(c) for c in df.columns]
+    if fmt == "csv" and df.shape[1] == 1:
+        for sep in (";", "\t", "|"):
+            if sep in df.columns[0]:
+                raise InputError(
+                    f"file {str(path)!r} reads as one column {df.columns[0]!r}: its values "
+                    f"seem separated by {sep!r}, but a .csv is read as comma-separated; "
+                    "save it with commas (or tabs, as .tsv)"
+                )
     return parse_dates(df)
 
 
@@ -167,6 +175,7 @@ def select_columns(
     target: str | None,
     *,
     dropna: bool = False,
+    action: str = "fit",
 ) -> tuple[pd.DataFrame, pd.Series | None, int]:
     """Pick the mode columns and the target from a table.
 
@@ -176,6 +185,7 @@ def select_columns(
     target : target column name, or None (prediction).
     dropna : drop rows with missing or infinite values in the chosen columns instead of
         raising.
+    action : what the rows are for (``"fit"``, ``"predict"``), as the error says it.
 
     Returns
     -------
@@ -211,7 +221,7 @@ def select_columns(
         if b.any() and not dropna:
             raise InputError(
                 f"column {c!r} has {int(b.sum())} missing or infinite value(s); "
-                "pass --dropna (or drop those rows) to fit without them"
+                f"pass --dropna (or drop those rows) to {action} without them"
             )
         bad |= b
     n_dropped = int(bad.sum())

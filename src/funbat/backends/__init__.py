@@ -11,8 +11,9 @@ picks one from the type of the training data.
 from __future__ import annotations
 
 import os
+import warnings
 
-from ..data import InputError, as_modes, as_target, encode_modes
+from ..data import FunBaTWarning, InputError, as_modes, as_target, drop_duplicate_rows, encode_modes
 from .base import EntryBackend, EntryBlock
 from .memory import MemoryEntries
 
@@ -49,4 +50,16 @@ def entries_from_input(X, y, modes=None, discrete=None) -> EntryBackend:
     if y.shape[0] < 2:
         raise InputError(f"need at least 2 observations to fit; got {y.shape[0]}")
     encodings, idx = encode_modes(names, columns, is_dt, kinds)
+    n_rows = y.shape[0]
+    idx, y, n_repeat = drop_duplicate_rows(idx, y)
+    if n_repeat:
+        warnings.warn(
+            f"{n_repeat} of {n_rows} rows repeat another row exactly (the same coordinates "
+            "and target) and were dropped: copies are not new measurements, and counting "
+            "them would shrink the noise estimate and the intervals",
+            FunBaTWarning,
+            stacklevel=3,
+        )
+    if y.shape[0] < 2:
+        raise InputError(f"need at least 2 different observations to fit; got {y.shape[0]}")
     return MemoryEntries(encodings, idx, y)

@@ -12,6 +12,7 @@ scikit-learn are imported inside the commands, so ``funbat --help`` stays fast.
 
 from __future__ import annotations
 
+import errno
 import sys  # noqa: F401  (funbat.cli.sys: what tests patch sys.stderr through)
 from typing import Annotated
 
@@ -44,6 +45,12 @@ _USAGE_ERRORS = _click_exceptions("UsageError")
 _NO_ARGS = _click_exceptions("NoArgsIsHelpError")
 _CLICK_ERRORS = _click_exceptions("ClickException")
 _ABORT = _click_exceptions("Abort")
+
+#: ``errno`` values of an OSError that mean a bad path given by the user (exit 2, as
+#: for other bad input); any other OSError (a full disk) exits 1, in one line too.
+_PATH_ERRORS = {getattr(errno, n) for n in ("ENAMETOOLONG", "ENOENT", "ENOTDIR", "EISDIR",
+                                             "EACCES", "EPERM", "EROFS", "ELOOP", "EINVAL")
+                if hasattr(errno, n)}  # fmt: skip
 
 __all__ = ["app", "main"]
 
@@ -129,4 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as err:
         typer.echo(f"funbat: error: {err}", err=True)
         return 1
+    except OSError as err:  # a path the system refuses (too long, no permission...)
+        name = err.filename if err.filename is not None else ""
+        shown = f" {str(name)[:60]!r}{'...' if len(str(name)) > 60 else ''}" if name else ""
+        typer.echo(f"funbat: error: cannot use{shown}: {err.strerror or err}", err=True)
+        return 2 if err.errno in _PATH_ERRORS else 1
     return rv if isinstance(rv, int) else 0

@@ -83,19 +83,32 @@ def describe_modes(est) -> str:
 
 
 class Progress:
-    """tqdm bar with the ELBO on a terminal; silent otherwise."""
+    """tqdm bar with the ELBO on a terminal; elsewhere (a log, a pipe) one line every
+    :attr:`EVERY` seconds once a fit runs that long, so a long fit is never silent."""
+
+    #: Seconds between progress lines when stderr is not a terminal.
+    EVERY = 30.0
 
     def __init__(self, total: int, quiet: bool, desc: str = "fit"):
-        self.bar = None
+        import time
+
+        self.bar, self.total, self.desc, self.quiet = None, total, desc, quiet
+        self.start = self.last = time.monotonic()
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="sweep", leave=False, file=sys.stderr)
 
     def __call__(self, it: int, elbo: float) -> None:
+        import time
+
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"ELBO {elbo:.6g}")
+        elif not self.quiet and time.monotonic() - self.last >= self.EVERY:
+            self.last = time.monotonic()
+            say(f"{self.desc}: sweep {it} of at most {self.total}, ELBO {elbo:.6g}, "
+                f"{self.last - self.start:.0f} s")  # fmt: skip
 
     def close(self) -> None:
         if self.bar is not None:
@@ -214,24 +227,14 @@ def check_output(path: Path, kind: str) -> None:
 
 
 def check_text_columns(X, discrete) -> None:
-    """Text columns are discrete modes, but one mixing numbers with a few words is more
-    likely a numeric column with typos: refuse it unless declared ``--discrete``."""
-    import pandas as pd
+    """Text columns are discrete modes, but one that is mostly numbers or ISO dates with
+    a few bad cells is more likely a numeric or date column with typos: refuse it, naming
+    the cells by their line in the file, unless declared ``--discrete``."""
+    from funbat.data import check_text_column
 
     for c in X.columns:
-        s = X[c]
-        if c in discrete or not (
-            pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
-        ):
-            continue
-        values = s.dropna()
-        numeric = pd.to_numeric(values, errors="coerce").notna()
-        if numeric.any() and not numeric.all():
-            raise InputError(
-                f"column {c!r} is not numeric (e.g. {values[~numeric].iloc[0]!r}) though most "
-                f"of it is numbers; fix those values, or pass --discrete {c} to read its "
-                "values as categories"
-            )
+        if c not in discrete:
+            check_text_column(X[c], c, f"--discrete {c}", first_row=2, row_name="line")
 
 
 def load_training_table(
@@ -242,14 +245,17 @@ def load_training_table(
 
     df = read_table(data)
     columns, _ = parse_coords(coords)
-    X, y, dropped = select_columns(df, columns, target, dropna=dropna)
+    mode_columns = [c for c in (columns or df.columns) if c != target and c in df.columns]
     for c in discrete or ():
-        if c not in X.columns:
+        if c not in mode_columns:
             raise InputError(
                 f"--discrete column {c!r} is not a mode column; the mode columns are "
-                f"{', '.join(map(str, X.columns))}"
+                f"{', '.join(map(str, mode_columns))}"
             )
-    check_text_columns(X, discrete or ())
+    # a column of numbers with a few words in it is named for what it is before its
+    # missing cells are counted (--dropna would only lead to this error next)
+    check_text_columns(df[mode_columns], discrete or ())
+    X, y, dropped = select_columns(df, columns, target, dropna=dropna)
     if len(X) < 2:
         after = f" after dropping {dropped} with missing or infinite values" if dropped else ""
         raise InputError(

@@ -64,7 +64,7 @@ def predict(
     if bad.any() and dropna:
         say(f"dropped {int(bad.sum())} row(s) with missing or infinite values", quiet)
         df = df.loc[~bad]
-    X, _, _ = select_columns(df, columns, None)
+    X, _, _ = select_columns(df, columns, None, action="predict")
     X = as_training_categories(est, X)
     pred = est.predictive(X)
     out = df.reset_index(drop=True).copy()
