@@ -16,7 +16,8 @@ data under ``"provenance"``). In MyST::
 as one record); each ``columns`` entry
 is ``key[=Header]`` with a dotted key into a record. A value ``{"mean": m, "std": s}``
 is shown as ``m ± s`` (``s`` to the precision of ``m``); a missing value as a dash.
-Numbers get ``digits`` significant digits (default 3), or ``decimals`` fixed ones. ``where`` keeps the records whose
+Numbers get ``digits`` significant digits (default 3), or ``decimals`` fixed ones;
+a column written ``key=Header@N`` gets ``N`` decimals of its own. ``where`` keeps the records whose
 keys equal the given text (``a|b``: either); ``sort`` orders them by the given keys. A file without provenance, a missing file or an empty
 selection is a build warning (so ``sphinx -W`` fails on it).
 """
@@ -154,13 +155,15 @@ class BenchmarkTable(Directive):
             records = sorted(records, key=lambda r: [_sort_key(_lookup(r, k)) for k in keys])
         if not records:
             return self._warn(f"benchmark-table: no records of {path.name} match {self.options.get('where')!r}")
-        columns = []
-        for spec in self.options["columns"].split(","):
-            key, _, header = spec.strip().partition("=")
-            columns.append((key.strip(), header.strip() or key.strip()))
         digits = self.options.get("digits", 3)
         if "decimals" in self.options:  # encoded as a negative digit count
             digits = -self.options["decimals"]
+        columns = []
+        for spec in self.options["columns"].split(","):
+            key, _, header = spec.strip().partition("=")
+            header, _, own = header.partition("@")  # "Header@4": 4 decimals here
+            own_digits = -int(own) if own.strip().isdigit() else digits
+            columns.append((key.strip(), header.strip() or key.strip(), own_digits))
 
         table = nodes.table(classes=["benchmark-table"])
         if "caption" in self.options:
@@ -170,15 +173,15 @@ class BenchmarkTable(Directive):
         group.extend(nodes.colspec(colwidth=1) for _ in columns)
         head = nodes.thead()
         row = nodes.row()
-        for _, header in columns:
+        for _, header, _ in columns:
             row += nodes.entry("", nodes.paragraph(text=header))
         head += row
         group += head
         body = nodes.tbody()
         for record in records:
             row = nodes.row()
-            for key, _ in columns:
-                row += nodes.entry("", nodes.paragraph(text=_cell(_lookup(record, key), digits)))
+            for key, _, col_digits in columns:
+                row += nodes.entry("", nodes.paragraph(text=_cell(_lookup(record, key), col_digits)))
             body += row
         group += body
 
