@@ -20,7 +20,7 @@ errors whose size changes with the level).
     PYTHONPATH=src python benchmarks/calibration.py --duplicate-train 3
 
 ``--duplicate-train N`` fits on the training rows concatenated ``N`` times (a copied
-file, issue #22): funbat drops the exact copies, so the figures should match ``N = 1``.
+file): funbat drops the exact copies, so the figures should match ``N = 1``.
 
 With ``--likelihood student_t`` the intervals and densities are the model's Student-t
 predictive (``FunBaT.predictive``); the kurtosis needs a finite predictive std and is

@@ -3,9 +3,9 @@
 Each case is a small table with a known answer: synthetic data from the model at
 several sizes, ranks, mode counts and noise levels, then coordinates in huge units, a
 constant target, a mode binarised to two values (little signal left), clustered
-coordinates, and an additive (not product-shaped) function; then the inputs of issue
-#22: a file concatenated three times (exact duplicate rows), a date column with one bad
-cell, and ten feature columns (ten modes; also as one spatial mode). Every case is
+coordinates, and an additive (not product-shaped) function; then inputs that fool a
+naive fit: a file concatenated three times (exact duplicate rows), a date column with
+one bad cell, and ten feature columns (ten modes; also as one spatial mode). Every case is
 fitted with default settings on a random 80% and scored on the rest; a case funbat
 refuses (an ``InputError``) is a row with its message. ``reference`` is the noise
 standard deviation where it is known, else the test targets' standard deviation (the
@@ -54,8 +54,8 @@ def _cases():
     yield "clustered coordinates", X, np.sin(a / 10) * np.cos(b) + 0.05 * rng.normal(size=n), 0.05
     y = np.sin(b) + np.log1p(a) / 3 + 0.05 * rng.normal(size=n)
     yield "additive function", X, y, 0.05
-    # issue #22: a 300-row file concatenated 3 times (the copies are dropped with a
-    # warning; before, the noise std came out 0.0045 and the intervals covered 3%). Most
+    # a 300-row file concatenated 3 times (the copies are dropped with a warning; kept,
+    # they made the noise std 0.0045 and the intervals cover 3%). Most
     # test rows are copies of training rows here: compare the noise and the coverage
     # with "synthetic {'n': 300, ...}" above, not the RMSE
     d = make_synthetic(300, noise_std=0.1, seed=3)

@@ -1,8 +1,10 @@
-"""Inputs that used to fool the model (issue #22): duplicate rows, half-bad columns,
+"""Inputs that fool a naive fit: duplicate rows, half-bad columns,
 models too big for the data, paths the system refuses. Small data, few sweeps; most
 cases stop before any fit."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -113,6 +115,18 @@ def test_a_core_bigger_than_the_data_is_capped_with_a_warning():
     assert supported_ranks("cp", (50, 50, 50), (200, 200, 200), 300) == (50, 50, 50)
     with pytest.warns(FunBaTWarning, match="more than the 2 observations"):
         assert np.prod(supported_ranks("tucker", (3, 3), (2, 2), 2)) <= 2  # two rows
+
+
+def test_a_handful_of_rows_warns_that_the_priors_decide():
+    d = make_synthetic(5, n_modes=2, seed=2)
+    entries = entries_from_input(d.X, d.y)
+    with pytest.warns(FunBaTWarning, match="only 5 training entries"):
+        FunBaT(rank=1)._spec(entries.encodings, entries.n)
+    big = make_synthetic(40, n_modes=2, seed=2)
+    entries = entries_from_input(big.X, big.y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FunBaTWarning)
+        FunBaT(rank=1)._spec(entries.encodings, entries.n)
 
 
 def test_the_estimator_fits_the_capped_rank():

@@ -63,6 +63,23 @@ def supported_ranks(structure: str, ranks, sizes, n: int) -> tuple[int, ...]:
     return tuple(capped)
 
 
+#: Fewer training entries than this learn little beyond the priors (warned).
+FEW_ENTRIES = 10
+
+
+def warn_few_entries(n: int) -> None:
+    """Warn (:class:`~funbat.FunBaTWarning`) when ``n`` entries are too few to learn a
+    noise level: then the noise and the intervals are mostly the priors'."""
+    if n < FEW_ENTRIES:
+        warnings.warn(
+            f"only {n} training entries: too few to learn a noise level and latent "
+            "functions, so the noise estimate and the intervals are mostly the priors' "
+            f"(fit at least {FEW_ENTRIES} entries for a model worth reading)",
+            FunBaTWarning,
+            stacklevel=4,  # the caller of fit
+        )
+
+
 def check_cost(structure: str, ranks, sizes, n: int) -> None:
     """Refuse a fit that cannot finish (:class:`~funbat.InputError`), warn of a slow
     one (:class:`~funbat.FunBaTWarning`), from :func:`funbat.inference.sweep_cost`."""
@@ -241,6 +258,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         K = len(encodings)
         ranks = self._ranks(K)
         if n is not None:
+            warn_few_entries(n)
             sizes = [e.unique.shape[0] for e in encodings]
             ranks = supported_ranks(self._structure, ranks, sizes, n)
             check_cost(self._structure, ranks, sizes, n)
