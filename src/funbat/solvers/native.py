@@ -89,11 +89,11 @@ def _host(kind, I, R, d, extra, words, n_valid):
     sizes = _layout(I, D, extra)
     buf = np.empty(sum(sizes))
     ms, Ps, sm, sP, tail = _split(buf, sizes, ((I, D), (I, D, D), (I, D), (I, D, D), (extra,)))
-    k = _kernels()
+    k = _kernels().kernels(d, R)
     if kind == "smooth":
-        tail[0] = k.smooth(d, ell, s2, coords, Lams, etas, int(n_valid), ms, Ps, sm, sP)
+        tail[0] = k.smooth(ell, s2, coords, Lams, etas, int(n_valid), ms, Ps, sm, sP)
     else:
-        k.search(d, ell, s2, coords, Lams, etas, int(n_valid), step, lo, hi, ms, Ps, sm, sP,
+        k.search(ell, s2, coords, Lams, etas, int(n_valid), step, lo, hi, ms, Ps, sm, sP,
                  tail)  # fmt: skip
     return buf.view(np.uint32)
 
