@@ -19,7 +19,7 @@ but keep IEEE infinities and NaNs (``nnan``/``ninf`` would let LLVM drop the
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from types import SimpleNamespace
 
 import numba
@@ -206,7 +206,7 @@ def _prior_rows(d, ell, s2, R, start, ms, Ps):
                     Ps[j, rr * d + i, rr * d + k] = Pinf[i, k]
 
 
-@lru_cache(maxsize=None)
+@cache
 def kernels(d: int, R: int) -> SimpleNamespace:
     """The filter, smoother and search for state size ``d`` and rank ``R``, compiled
     with ``d``, ``R`` and ``D = R d`` as constants (LLVM unrolls the short loops over
