@@ -8,6 +8,7 @@ Prediction reads ``result_`` through :mod:`funbat.inference.predict`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from numbers import Integral, Real
 
@@ -25,6 +26,7 @@ from .inference import predict as P
 from .kernels import KERNELS
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .modes import mode_kind
+from .solvers import SOLVERS, get_solver
 
 __all__ = ["FunBaT", "FunBaTCP", "load", "save"]
 
@@ -60,6 +62,11 @@ class _Choices(StrOptions):
         return f"a str among {{{', '.join(map(repr, sorted(self.options)))}}}"
 
 
+def _with_solver(kind, solver):
+    """A mode kind with the chain solver ``solver`` (kinds without a chain: unchanged)."""
+    return dataclasses.replace(kind, solver=solver) if hasattr(kind, "solver") else kind
+
+
 class _FunBaTBase(RegressorMixin, BaseEstimator):
     """Shared machinery of :class:`FunBaT` and :class:`FunBaTCP`."""
 
@@ -81,6 +88,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "recalibrate": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "chain_solver": [_Choices({"auto", *SOLVERS})],
     }
 
     def __init__(
@@ -101,6 +109,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         recalibrate=True,
         chunk_size=65536,
         random_state=None,
+        chain_solver="auto",
     ):
         self.rank = rank
         self.modes = modes
@@ -117,6 +126,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.recalibrate = recalibrate
         self.chunk_size = chunk_size
         self.random_state = random_state
+        self.chain_solver = chain_solver
 
     def __getstate__(self):
         # pickling (pickle, joblib, multiprocessing) keeps the fit's float64 arrays exact
@@ -174,7 +184,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
     def _spec(self, encodings):
         """The model spec and the prior kernels (scaled units) for encoded data."""
         K = len(encodings)
-        kinds = tuple(mode_kind(e.kind) for e in encodings)
+        solver = get_solver(self.chain_solver)
+        kinds = tuple(_with_solver(mode_kind(e.kind), solver) for e in encodings)
         names = self._per_mode(self.kernel, K, "kernel")
         ells = self._per_mode(self.lengthscale, K, "lengthscale")
         variances = self._per_mode(self.variance, K, "variance")
@@ -310,6 +321,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "n_iter": int(self.n_iter_),
             "converged": bool(self.converged_),
             "fit_time_s": float(self.fit_time_),
+            # the chain solver of the continuous modes (null: none)
+            "chain_solver": next(
+                (k.solver.name for k in r.kinds if getattr(k, "solver", None)), None
+            ),
         }
 
     # -- prediction ----------------------------------------------------------------
@@ -573,6 +588,13 @@ class FunBaT(_FunBaTBase):
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
         Seed of the random initialisation.
+    chain_solver : {"auto", "native", "sequential"}, default "auto"
+        How the Kalman filter and smoother of the continuous modes run
+        (:mod:`funbat.solvers`); every solver gives the same numbers. ``"native"``:
+        loops compiled by numba on the host, several times faster on a CPU;
+        ``"sequential"``: JAX's loops (the reference). ``"auto"``: ``"native"`` when JAX
+        runs on the CPU and numba is installed, else ``"sequential"``. The solver used
+        is stored with the fit (``summary()["chain_solver"]``, ``funbat info``).
     """
 
     _structure = "tucker"
