@@ -56,65 +56,55 @@ def _kernels():
     return _native_kernels
 
 
-def _layout(I: int, D: int, extra: int):
-    """Sizes of the packed result: ``ms`` (I, D), ``Ps`` (I, D, D), ``sm``, ``sP``, then
-    ``extra`` scalars."""
-    return (I * D, I * D * D, I * D, I * D * D, extra)
-
-
-def _split(flat, sizes, shapes):
-    cuts = np.cumsum((0,) + tuple(sizes))
-    return [flat[cuts[k] : cuts[k + 1]].reshape(sh) for k, sh in enumerate(shapes)]
-
-
-# Float64 arrays cross the callback as pairs of uint32 words, both ways. JAX converts a
-# callback's arguments and results to the dtypes of the x64 setting of the thread it
-# runs on, and the callback runs on a runtime thread outside ``jax.enable_x64``: float64
-# would be rounded to float32 there. Unsigned words pass unchanged; a bitcast on each
-# side turns them back into the same float64 numbers. Packing also makes the callback
-# move one array each way.
+# Float64 arrays cross the callback as uint32 words (two per number), both ways. JAX
+# converts a callback's arguments and results to the dtypes of the x64 setting of the
+# thread it runs on, and the callback runs on a runtime thread outside
+# ``jax.enable_x64``: float64 would be rounded to float32 there. Unsigned words pass
+# unchanged; a bitcast on each side turns them back into the same float64 numbers.
 
 
 def _to_words(x):
-    return jax.lax.bitcast_convert_type(x, jnp.uint32).reshape(-1)
+    """float64 (...) -> uint32 (..., 2), the same bytes."""
+    return jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float64), jnp.uint32)
 
 
-def _host(kind, I, R, d, extra, words, n_valid):
-    """The host side: unpack, run the numba kernel ``kind``, pack."""
-    x = np.asarray(words).view(np.float64)
-    head, coords, Lams, etas = _split(x, (5, I, I * R * R, I * R),
-                                      ((5,), (I,), (I, R, R), (I, R)))  # fmt: skip
+def _from_words(w):
+    return jax.lax.bitcast_convert_type(w, jnp.float64)
+
+
+def _host(kind, d, head, coords, Lams, etas, n_valid):
+    """The host side: the numba kernel ``kind`` on the unpacked arrays."""
+    f64 = lambda w: np.ascontiguousarray(w).view(np.float64)[..., 0]  # noqa: E731
+    head, coords, Lams, etas = f64(head), f64(coords), f64(Lams), f64(etas)
     ell, s2, step, lo, hi = (float(v) for v in head)
+    I, R = Lams.shape[0], Lams.shape[1]
     D = R * d
-    sizes = _layout(I, D, extra)
-    buf = np.empty(sum(sizes))
-    ms, Ps, sm, sP, tail = _split(buf, sizes, ((I, D), (I, D, D), (I, D), (I, D, D), (extra,)))
+    ms, Ps, sm, sP = np.empty((I, D)), np.empty((I, D, D)), np.empty((I, D)), np.empty((I, D, D))
+    tail = np.zeros(3)
     k = _kernels().kernels(d, R)
     if kind == "smooth":
-        tail[0] = k.smooth(ell, s2, coords, Lams, etas, int(n_valid), ms, Ps, sm, sP)
+        tail[1] = k.smooth(ell, s2, coords, Lams, etas, int(n_valid), ms, Ps, sm, sP)
     else:
         k.search(ell, s2, coords, Lams, etas, int(n_valid), step, lo, hi, ms, Ps, sm, sP,
                  tail)  # fmt: skip
-    return buf.view(np.uint32)
+    return tuple(x.view(np.uint32).reshape(x.shape + (2,)) for x in (ms, Ps, sm, sP, tail))
 
 
-def _call(kind, kernel, coords, Lams, etas, n_valid, extra: int, step=0.0, bounds=(0.0, 0.0)):
+def _call(kind, kernel, coords, Lams, etas, n_valid, step=0.0, bounds=(0.0, 0.0)):
     """Run the numba kernel ``kind`` on the host from traced code; returns the
-    ChainPosterior's four arrays and the ``extra`` trailing scalars (float64)."""
+    ChainPosterior's four arrays and ``(lengthscale, log Z, next step)`` (float64; the
+    lengthscale and next step only from the search)."""
     I, R, d = coords.shape[0], Lams.shape[-1], kernel.state_dim
-    f64 = partial(jnp.asarray, dtype=jnp.float64)
-    head = jnp.stack([f64(kernel.lengthscale), f64(kernel.variance), f64(step),
-                      f64(bounds[0]), f64(bounds[1])])  # fmt: skip
-    packed = jnp.concatenate([head, f64(coords), f64(Lams).reshape(-1), f64(etas).reshape(-1)])
-    sizes = _layout(I, R * d, extra)
-    words = jax.ShapeDtypeStruct((2 * sum(sizes),), np.uint32)
-    flat = jax.pure_callback(
-        partial(_host, kind, I, R, d, extra), words, _to_words(packed),
-        jnp.asarray(n_valid, jnp.int32), vmap_method="sequential",
-    )  # fmt: skip
-    flat = jax.lax.bitcast_convert_type(flat.reshape(-1, 2), jnp.float64)
     D = R * d
-    return _split(flat, sizes, ((I, D), (I, D, D), (I, D), (I, D, D), (extra,)))
+    head = jnp.stack([jnp.asarray(v, jnp.float64) for v in
+                      (kernel.lengthscale, kernel.variance, step, bounds[0], bounds[1])])  # fmt: skip
+    S = jax.ShapeDtypeStruct
+    shapes = tuple(S(sh + (2,), np.uint32) for sh in ((I, D), (I, D, D), (I, D), (I, D, D), (3,)))
+    out = jax.pure_callback(
+        partial(_host, kind, d), shapes, _to_words(head), _to_words(coords), _to_words(Lams),
+        _to_words(etas), jnp.asarray(n_valid, jnp.int32), vmap_method="sequential",
+    )  # fmt: skip
+    return [_from_words(w) for w in out]
 
 
 @dataclass(frozen=True)
@@ -127,8 +117,8 @@ class NativeSolver(ChainSolver):
         if not numba_available():
             return smooth(kernel, coords, Lams, etas, n_valid=n_valid)
         n_valid = coords.shape[0] if n_valid is None else n_valid
-        ms, Ps, sm, sP, tail = _call("smooth", kernel, coords, Lams, etas, n_valid, 1)
-        return ChainPosterior(ms, Ps, sm, sP, tail[0])
+        ms, Ps, sm, sP, tail = _call("smooth", kernel, coords, Lams, etas, n_valid)
+        return ChainPosterior(ms, Ps, sm, sP, tail[1])
 
     def smooth_with_lengthscale_search(self, kernel, coords, Lams, etas, step, log_bounds,
                                        n_valid):  # fmt: skip
@@ -136,7 +126,7 @@ class NativeSolver(ChainSolver):
             return smooth_with_lengthscale_search(kernel, coords, Lams, etas, step, log_bounds,
                                                   n_valid)  # fmt: skip
         n_valid = coords.shape[0] if n_valid is None else n_valid
-        ms, Ps, sm, sP, tail = _call("search", kernel, coords, Lams, etas, n_valid, 3, step,
+        ms, Ps, sm, sP, tail = _call("search", kernel, coords, Lams, etas, n_valid, step,
                                      log_bounds)  # fmt: skip
         kernel = replace(kernel, lengthscale=tail[0])
         return kernel, ChainPosterior(ms, Ps, sm, sP, tail[1]), tail[2]
