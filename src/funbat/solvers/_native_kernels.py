@@ -31,6 +31,9 @@ __all__ = ["factors", "kernels", "stationary", "transition"]
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 _jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
+#: Small helpers are inlined into the specialised kernels (numba IR level), where the
+#: state size and rank are constants.
+_inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, inline="always")
 
 #: ``log(lengthscale)`` fractions of the step tried by the search (as in funbat.hyper).
 FRACTIONS = np.array([0.0, -1.0, -0.25, 0.25, 1.0])
@@ -57,7 +60,7 @@ def stationary(d, ell, s2, Pinf):
         Pinf[2, 2] = s2 * lam**4
 
 
-@_jit
+@_inline
 def transition(d, ell, gap, Pinf, A, Q, N, T, W):
     """``A = expm(F gap)`` and ``Q = Pinf - A Pinf A^T`` (d, d) for a finite gap
     (:meth:`funbat.kernels.Matern.transition`): ``N = F + lam I`` is nilpotent, so
@@ -151,11 +154,11 @@ def factors(Lams, n_valid, out):
             # else: the column stays zero
 
 
-@_jit
-def _lu_solve(M, X, piv):
-    """``X <- M^{-1} X`` by LU with partial pivoting (M destroyed); ``piv`` (n,) work."""
-    n = M.shape[0]
-    m = X.shape[1]
+@_inline
+def _lu_solve(M, X, piv, n):
+    """``X <- M^{-1} X`` for ``M`` (n, n), ``X`` (n, n) by LU with partial pivoting (M
+    destroyed; ``piv`` (n,) work). ``n`` is the caller's constant."""
+    m = n
     for c in range(n):
         p = c
         big = abs(M[c, c])
@@ -435,7 +438,7 @@ def rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP):
             for k in range(D):
                 dP[i, k] = sP[j + 1, i, k] - Pp[i, k]
                 GT[i, k] = AP[i, k]
-        _lu_solve(Pp, GT, piv)
+        _lu_solve(Pp, GT, piv, D)
         # m = m_j + G dm;  P = P_j + G dP G^T (symmetrised)
         for i in range(D):
             s = ms[j, i]
