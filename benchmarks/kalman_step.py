@@ -17,6 +17,13 @@ and adds ``filter x5 + smoother`` over the unique coordinates of each mode of a
 dataset (beijing_pm25: 347 + 443 + 1318 in split 0's training rows) into the chain time
 of one sweep with lengthscale learning.
 
+With ``--solver native`` (the default times both) the same pieces of the native solver
+(:mod:`funbat.solvers.native`, numba loops) are timed in the same run, on the same
+messages, called directly on host arrays, and ``search + smoother (callback)`` times
+the solver's whole lengthscale search and smoother as the engine calls it: from
+compiled JAX code through ``jax.pure_callback`` (so the difference to the direct calls
+is the callback's overhead).
+
     python benchmarks/kalman_step.py
     python benchmarks/kalman_step.py --rank 7 --json kalman_step.json
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -48,6 +56,62 @@ def _time(fn, *args, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def _native_pieces(kern, coords, Lams, etas, I):
+    """The native solver's pieces: numba kernels on host arrays, and the whole search
+    through the callback from compiled code."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from funbat.solvers import NativeSolver
+    from funbat.solvers import _native_kernels as K
+
+    d, ell, s2 = kern.state_dim, float(kern.lengthscale), float(kern.variance)
+    c, L_, e_ = (np.ascontiguousarray(np.asarray(x)) for x in (coords, Lams, etas))
+    R = L_.shape[-1]
+    D = R * d
+    KR = K.kernels(d, R)
+    F = np.empty((I, R, R))
+    K.factors(L_, I, F)
+    ms, Ps = np.zeros((I, D)), np.zeros((I, D, D))
+    sm, sP = np.empty((I, D)), np.empty((I, D, D))
+    out = np.empty(3)
+    cands = np.log(ell) + np.array([0.0, -1.0, -0.25, 0.25, 1.0])
+    bounds = jnp.array([np.log(1e-4), np.log(10.0)])
+
+    def filt():
+        return KR.filter_chain(ell, s2, c, F, L_, e_, I, True, ms, Ps)
+
+    def filt5():
+        return [KR.filter_chain(float(np.exp(t)), s2, c, F, L_, e_, I, False, ms, Ps)
+                for t in cands]  # fmt: skip
+
+    KR.filter_chain(ell, s2, c, F, L_, e_, I, True, ms, Ps)
+
+    def smoother():
+        sm[:] = ms
+        sP[:] = Ps
+        KR.rts_smooth(ell, s2, c, ms, Ps, I, sm, sP)
+        return sm
+
+    def search():
+        KR.search(ell, s2, c, L_, e_, I, 0.5, float(bounds[0]), float(bounds[1]), ms, Ps, sm,
+                 sP, out)  # fmt: skip
+        return out
+
+    solver = NativeSolver()
+    via_callback = jax.jit(
+        lambda L, e: solver.smooth_with_lengthscale_search(kern, coords, L, e, 0.5, bounds, I)
+    )
+    return {
+        "native filter": (filt, ()),
+        "native filter x5 (no store)": (filt5, ()),
+        "native smoother": (smoother, ()),
+        "native search + smoother": (search, ()),
+        "native search + smoother (callback)": (via_callback, (Lams, etas)),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=1318, help="chain length timed")
@@ -61,6 +125,8 @@ def main(argv=None) -> int:
         help="unique coordinates of each mode (default: beijing_pm25 split 0)",
     )
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--solver", nargs="+", default=["sequential", "native"],
+                    choices=["sequential", "native"], help="chain solvers to time")  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
 
@@ -112,6 +178,10 @@ def main(argv=None) -> int:
             (filtered, logz),
         ),
     }
+    if "sequential" not in args.solver:
+        pieces = {}
+    if "native" in args.solver:
+        pieces.update(_native_pieces(kern, coords, Lams, etas, I))
     rows = []
     print(f"{args.kernel}, rank {R} (state size {D}), a chain of {I} coordinates, "
           f"median of {args.repeats}\n")  # fmt: skip
@@ -121,20 +191,26 @@ def main(argv=None) -> int:
         s = _time(fn, *fargs, repeats=args.repeats)
         per_step[name] = s / I
         rows.append({"piece": name, "ms_per_chain": 1e3 * s, "us_per_step": 1e6 * s / I})
-        print(f"| {name} | {1e3 * s:.2f} | {1e6 * s / I:.2f} |")
+        print(f"| {name} | {1e3 * s:.3f} | {1e6 * s / I:.3f} |")
     steps = sum(args.modes)
-    chain_ms = 1e3 * steps * (per_step["filter x5"] + per_step["smoother"])
-    floor_ms = 1e3 * steps * 2 * per_step["predict only"]
-    print(
-        f"\nmodes with {' + '.join(map(str, args.modes))} = {steps} coordinates: the chains "
-        f"of one sweep (filter x5 + smoother per step) take {chain_ms:.1f} ms; two "
-        f"predict-only passes alone take {floor_ms:.1f} ms"
-    )
+    chain_ms, floor_ms = {}, None
+    if "sequential" in args.solver:
+        chain_ms["sequential"] = 1e3 * steps * (per_step["filter x5"] + per_step["smoother"])
+        floor_ms = 1e3 * steps * 2 * per_step["predict only"]
+    if "native" in args.solver:
+        chain_ms["native"] = 1e3 * steps * per_step["native search + smoother (callback)"]
+    print(f"\nmodes with {' + '.join(map(str, args.modes))} = {steps} coordinates: the chains "
+          "of one sweep with learning (filter x5 + smoother per step) take "
+          + ", ".join(f"{v:.2f} ms ({k})" for k, v in chain_ms.items()))  # fmt: skip
+    if floor_ms is not None:
+        print(f"two predict-only passes of the JAX loop alone take {floor_ms:.1f} ms")
+    if hasattr(os, "getloadavg"):
+        print(f"load average {os.getloadavg()}")
     if args.json:
         with atomic_write(args.json, "w") as fh:
             json.dump(
-                {"provenance": provenance(), "config": vars(args), "rows": rows, "sweep_chain_ms": chain_ms,
-                 "sweep_predict_only_ms": floor_ms},
+                {"provenance": provenance(), "config": vars(args), "rows": rows,
+                 "sweep_chain_ms": chain_ms, "sweep_predict_only_ms": floor_ms},
                 fh,
                 indent=1,
             )  # fmt: skip

@@ -15,6 +15,10 @@ sweep (``paper_size.py``). Example::
 
     python benchmarks/sweep_profile.py                      # beijing_pm25, Tucker R = 3
     python benchmarks/sweep_profile.py --no-learn --json profile.json
+    python benchmarks/sweep_profile.py --solver native          # one chain solver only
+
+By default the JAX (``sequential``) and the ``native`` chain solvers are profiled one
+after the other in the same process, so the two tables share the machine's load.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,6 +48,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sweeps", type=int, default=100)
     ap.add_argument("--no-learn", action="store_true", help="fixed lengthscales")
     ap.add_argument("--likelihood", default="gaussian", choices=["gaussian", "student_t"])
+    ap.add_argument(
+        "--solver", nargs="+", default=["sequential", "native"],
+        help="chain solvers to profile, one after another in this process (funbat.solvers)",
+    )  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
 
@@ -52,6 +62,7 @@ def main(argv=None) -> int:
     from funbat.backends import entries_from_input
     from funbat.likelihoods import make_likelihood
     from funbat.modes import mode_kind
+    from funbat.solvers import get_solver, resolve_solver_name
 
     ds = load_dataset(args.dataset, Path(args.data_dir))
     tr, _ = split_indices(len(ds), 0)
@@ -64,47 +75,66 @@ def main(argv=None) -> int:
         calls[stage] += 1
 
     entries = entries_from_input(X, y)
-    kinds = tuple(mode_kind(e.kind) for e in entries.encodings)
-    structure = "tucker" if args.model == "tucker" else "cp"
-    ranks = (args.rank,) * len(kinds)
-    spec = inference.ModelSpec(
-        structure, ranks, kinds, make_likelihood(args.likelihood),
-        learn_hyperparameters=not args.no_learn, max_iter=args.sweeps, tol=0.0,
-        recalibrate=False,
-    )  # fmt: skip
     with jax.enable_x64(True):
-        kernels = [k.kernel(e, "matern32", None, 1.0) for k, e in zip(kinds, entries.encodings)]
-        entries = entries.with_chunk(inference.chunk_size(entries.n, ranks, 65536))
-
-    def run():
-        return inference.fit(spec, entries, kernels, rng=np.random.default_rng(0), timer=timer)
-
-    run()  # compile
-    total.clear()
-    calls.clear()
-    t = time.perf_counter()
-    result = run()
-    fit_s = time.perf_counter() - t
-    n = len(result.elbo_history)
-    rows = [
-        {"piece": k, "ms_per_sweep": 1e3 * v / n, "calls_per_sweep": calls[k] / n}
-        for k, v in total.items()
-    ]
-    rows.append({"piece": "whole fit / sweeps", "ms_per_sweep": 1e3 * fit_s / n})
+        entries = entries.with_chunk(
+            inference.chunk_size(entries.n, (args.rank,) * len(entries.encodings), 65536)
+        )
     sizes = [int(X[c].nunique()) for c in X.columns]
-    print(
-        f"{args.dataset}, {args.model} R={args.rank}, {n} sweeps, "
-        f"learn={not args.no_learn}, unique coordinates per mode {sizes}\n"
-    )
-    print("| piece | ms per sweep | calls per sweep |\n| --- | --- | --- |")
-    for r in rows:
-        c = r.get("calls_per_sweep")
-        print(f"| {r['piece']} | {r['ms_per_sweep']:.1f} | {'' if c is None else f'{c:.0f}'} |")
+    tables = {}
+    for solver_name in args.solver:
+        solver_name = resolve_solver_name(solver_name)
+        kinds = tuple(mode_kind(e.kind) for e in entries.encodings)
+        kinds = tuple(
+            replace(k, solver=get_solver(solver_name)) if hasattr(k, "solver") else k
+            for k in kinds
+        )
+        structure = "tucker" if args.model == "tucker" else "cp"
+        ranks = (args.rank,) * len(kinds)
+        spec = inference.ModelSpec(
+            structure, ranks, kinds, make_likelihood(args.likelihood),
+            learn_hyperparameters=not args.no_learn, max_iter=args.sweeps, tol=0.0,
+            recalibrate=False,
+        )  # fmt: skip
+        with jax.enable_x64(True):
+            kernels = [
+                k.kernel(e, "matern32", None, 1.0) for k, e in zip(kinds, entries.encodings)
+            ]
+
+        def run(spec=spec, kernels=kernels):
+            return inference.fit(spec, entries, kernels, rng=np.random.default_rng(0), timer=timer)
+
+        run()  # compile
+        total.clear()
+        calls.clear()
+        t = time.perf_counter()
+        result = run()
+        fit_s = time.perf_counter() - t
+        n = len(result.elbo_history)
+        rows = [
+            {"piece": k, "ms_per_sweep": 1e3 * v / n, "calls_per_sweep": calls[k] / n}
+            for k, v in total.items()
+        ]
+        rows.append({"piece": "whole fit / sweeps", "ms_per_sweep": 1e3 * fit_s / n})
+        tables[solver_name] = {"rows": rows, "final_elbo": float(result.elbo_history[-1])}
+        print(
+            f"{args.dataset}, {args.model} R={args.rank}, {n} sweeps, "
+            f"learn={not args.no_learn}, unique coordinates per mode {sizes}, "
+            f"chain solver {solver_name!r}, final ELBO {result.elbo_history[-1]:.10g}\n"
+        )
+        print("| piece | ms per sweep | calls per sweep |\n| --- | --- | --- |")
+        for r in rows:
+            c = r.get("calls_per_sweep")
+            print(f"| {r['piece']} | {r['ms_per_sweep']:.1f} | {'' if c is None else f'{c:.0f}'} |")
+        print()
+    if hasattr(os, "getloadavg"):
+        print(f"load average {os.getloadavg()}")
     if args.json:
         from funbat.files import atomic_write
 
         with atomic_write(args.json, "w") as fh:
-            json.dump({"provenance": provenance(), "config": vars(args), "rows": rows}, fh, indent=1)
+            json.dump(
+                {"provenance": provenance(), "config": vars(args), "solvers": tables}, fh, indent=1
+            )
     return 0
 
 

@@ -116,6 +116,32 @@ def test_case_matches_golden(case, expected, request, tmp_path):
     assert_same(actual, expected[case.name], GOLDEN_RTOL, case.name)
 
 
+#: Relative tolerance of the native chain solver's fits against the golden (JAX) ones.
+NATIVE_RTOL = 1e-8
+#: Outputs that depend on the recalibration's Student-t dof: its optimum is flat for
+#: near-Gaussian residuals, so it moves by ~1e-5 with round-off of any solver.
+_RECALIBRATED = ("dof", "std", "lower50", "upper50", "lower95", "upper95", "sample_y")
+
+
+@pytest.mark.parametrize(
+    "name", ["tucker_continuous", "tucker_spatial_date_discrete_multilinear_rank", "cp_student_t"]
+)
+def test_native_solver_matches_golden(name, expected, tmp_path):
+    from funbat.solvers import numba_available
+
+    if not numba_available():
+        pytest.skip("numba is not installed")
+    case = next(c for c in golden.CASES if c.name == name)
+    case = case._replace(params={**case.params, "chain_solver": "native"})
+    model, query = golden.fit_case(case, tmp_path)
+    actual = golden.from_json(golden.record(model, query))
+    want = dict(expected[name])
+    if model.recalibration_ is not None:
+        for key in _RECALIBRATED:
+            del actual[key], want[key]
+    assert_same(actual, want, NATIVE_RTOL, name)
+
+
 _LEGACY = golden.load_golden(golden.LEGACY_EXPECTED)
 
 

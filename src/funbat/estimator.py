@@ -8,6 +8,7 @@ Prediction reads ``result_`` through :mod:`funbat.inference.predict`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -27,6 +28,7 @@ from .inference import predict as P
 from .kernels import KERNELS
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .modes import mode_kind
+from .solvers import SOLVERS, get_solver
 
 __all__ = ["FunBaT", "FunBaTCP", "load", "save"]
 
@@ -136,6 +138,11 @@ class _Choices(StrOptions):
         return f"a str among {{{', '.join(map(repr, sorted(self.options)))}}}"
 
 
+def _with_solver(kind, solver):
+    """A mode kind with the chain solver ``solver`` (kinds without a chain: unchanged)."""
+    return dataclasses.replace(kind, solver=solver) if hasattr(kind, "solver") else kind
+
+
 class _FunBaTBase(RegressorMixin, BaseEstimator):
     """Shared machinery of :class:`FunBaT` and :class:`FunBaTCP`."""
 
@@ -158,6 +165,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "recalibrate": ["boolean"],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "chain_solver": [_Choices({"auto", *SOLVERS})],
     }
 
     def __init__(
@@ -179,6 +187,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         recalibrate=True,
         chunk_size=65536,
         random_state=None,
+        chain_solver="auto",
     ):
         self.rank = rank
         self.modes = modes
@@ -196,6 +205,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.recalibrate = recalibrate
         self.chunk_size = chunk_size
         self.random_state = random_state
+        self.chain_solver = chain_solver
 
     def __getstate__(self):
         # pickling (pickle, joblib, multiprocessing) keeps the fit's float64 arrays exact
@@ -262,7 +272,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             sizes = [e.unique.shape[0] for e in encodings]
             ranks = supported_ranks(self._structure, ranks, sizes, n)
             check_cost(self._structure, ranks, sizes, n)
-        kinds = tuple(mode_kind(e.kind) for e in encodings)
+        solver = get_solver(self.chain_solver)
+        kinds = tuple(_with_solver(mode_kind(e.kind), solver) for e in encodings)
         names = self._per_mode(self.kernel, K, "kernel")
         ells = self._per_mode(self.lengthscale, K, "lengthscale")
         variances = self._per_mode(self.variance, K, "variance")
@@ -399,6 +410,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "n_iter": int(self.n_iter_),
             "converged": bool(self.converged_),
             "fit_time_s": float(self.fit_time_),
+            # the chain solver of the continuous modes (null: none)
+            "chain_solver": next(
+                (k.solver.name for k in r.kinds if getattr(k, "solver", None)), None
+            ),
         }
 
     # -- prediction ----------------------------------------------------------------
@@ -668,6 +683,13 @@ class FunBaT(_FunBaTBase):
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
         Seed of the random initialisation.
+    chain_solver : {"auto", "native", "sequential"}, default "auto"
+        How the Kalman filter and smoother of the continuous modes run
+        (:mod:`funbat.solvers`); every solver gives the same numbers. ``"native"``:
+        loops compiled by numba on the host, several times faster on a CPU;
+        ``"sequential"``: JAX's loops (the reference). ``"auto"``: ``"native"`` when JAX
+        runs on the CPU and numba is installed, else ``"sequential"``. The solver used
+        is stored with the fit (``summary()["chain_solver"]``, ``funbat info``).
     """
 
     _structure = "tucker"

@@ -29,7 +29,8 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   recalibration); ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
   columns, categories); ``ModeState`` (coords, kernel, posterior, means, seconds,
   n_valid, step); the mode kinds ``ChainMode`` (solver), ``PointsMode``,
-  ``CategoriesMode`` and the solver ``SequentialSolver``; kernels ``Matern`` (nu,
+  ``CategoriesMode`` and the solvers ``SequentialSolver`` and ``NativeSolver`` (a
+  file without the latter, or any file of format 3 before it, names the former); kernels ``Matern`` (nu,
   lengthscale, variance), ``PointMatern`` (nu, lengthscales, variance), ``Identity``
   (variance); posteriors ``ChainPosterior`` (filtered_means, filtered_covs,
   smoothed_means, smoothed_covs, log_normaliser), ``DensePosterior`` (chol,
@@ -74,7 +75,7 @@ from .likelihoods.noise_mode import NoiseMode, NoiseModeState
 from .likelihoods.student_t import StudentT, StudentTState
 from .modes import CategoriesMode, ChainMode, ModeState, PointsMode, mode_kind
 from .modes.categories import json_category
-from .solvers import SequentialSolver
+from .solvers import NativeSolver, SequentialSolver
 from .updates import CoreMoments, NoiseMoments
 
 __all__ = ["FORMAT_VERSION", "RECORDS", "read_metadata", "read_model", "write_model"]
@@ -88,7 +89,7 @@ RECORDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         FitResult, ModeEncoding, ModeState, ChainMode, PointsMode, CategoriesMode,
-        SequentialSolver, Matern, PointMatern, Identity, ChainPosterior, DensePosterior,
+        SequentialSolver, NativeSolver, Matern, PointMatern, Identity, ChainPosterior, DensePosterior,
         CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
         StudentTState, NoiseModeState, Recalibration,
     )

@@ -90,6 +90,8 @@ def info_text(model_path: Path, d: dict) -> str:
         f"  ELBO      {d['elbo']:.6g} after {d['n_iter']} sweeps ({status}), "
         f"fit in {d['fit_time_s']:.1f} s",
     ]
+    if d.get("chain_solver") is not None:
+        lines.append(f"  solver    {d['chain_solver']} (chains of the continuous modes)")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ from ..data import InputError, as_mode_columns
 from ..kalman import ChainPosterior, transform_chain
 from ..kalman import prior_quadratic as kalman_prior_quadratic
 from ..kernels import KERNELS, make_kernel
-from ..solvers import ChainSolver, SequentialSolver
+from ..solvers import ChainSolver, get_solver
 from .base import (
     LOG_LENGTHSCALE_BOUNDS,
     ModeKind,
@@ -84,7 +84,9 @@ def _chain_marginals(solver, state: ModeState, query):
 class ChainMode(ModeKind):
     """A continuous (or date) mode: functions of one real coordinate."""
 
-    solver: ChainSolver = field(default_factory=SequentialSolver)
+    #: The chain solver (:mod:`funbat.solvers`); by default the device's
+    #: (:func:`funbat.solvers.default_solver_name`).
+    solver: ChainSolver = field(default_factory=get_solver)
     name = "continuous"
 
     def kernel(self, enc, name, lengthscale, variance):

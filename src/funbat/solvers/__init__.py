@@ -6,23 +6,49 @@ the chain's prior (kernel, coordinates) and its grouped messages ``(Lambda_j, et
 the filtered and smoothed moments and the log-normaliser (:class:`ChainSolver`). Every
 solver gives the same numbers; they differ in how they run on the hardware. A new
 solver is one new module here and one entry in :data:`SOLVERS`.
+
+=============  ===============================================================
+name           how the chain runs
+=============  ===============================================================
+``native``     loops compiled by numba, on the host (the default on a CPU)
+``sequential`` JAX's ``lax`` loops (the reference; differentiable; the default
+               elsewhere, or without numba)
+=============  ===============================================================
 """
 
 from __future__ import annotations
 
 from .base import ChainSolver
+from .native import NativeSolver, numba_available
 from .sequential import SequentialSolver
 
-__all__ = ["SOLVERS", "ChainSolver", "SequentialSolver", "get_solver"]
+__all__ = ["SOLVERS", "ChainSolver", "NativeSolver", "SequentialSolver", "default_solver_name",
+           "get_solver", "resolve_solver_name"]  # fmt: skip
 
 #: Solvers by name.
-SOLVERS: dict[str, type[ChainSolver]] = {"sequential": SequentialSolver}
+SOLVERS: dict[str, type[ChainSolver]] = {"native": NativeSolver, "sequential": SequentialSolver}
 
 
-def get_solver(name: str = "sequential") -> ChainSolver:
-    """The chain solver called ``name`` (one of :data:`SOLVERS`)."""
+def default_solver_name() -> str:
+    """The solver ``"auto"`` stands for: ``"native"`` when JAX runs on the CPU and numba
+    imports, else ``"sequential"`` (on a GPU the chain stays on the device)."""
+    import jax
+
+    return "native" if jax.default_backend() == "cpu" and numba_available() else "sequential"
+
+
+def resolve_solver_name(name: str = "auto") -> str:
+    """``name`` itself, or for ``"auto"`` the device's default (:func:`default_solver_name`)."""
+    return default_solver_name() if name == "auto" else name
+
+
+def get_solver(name: str = "auto") -> ChainSolver:
+    """The chain solver called ``name`` (one of :data:`SOLVERS`, or ``"auto"``)."""
     from ..data import InputError
 
+    name = resolve_solver_name(name)
     if name not in SOLVERS:
-        raise InputError(f"unknown chain solver {name!r}; choose one of {sorted(SOLVERS)}")
+        raise InputError(
+            f"unknown chain solver {name!r}; choose 'auto' or one of {sorted(SOLVERS)}"
+        )
     return SOLVERS[name]()
