@@ -7,13 +7,13 @@ the filtered and smoothed moments and the log-normaliser (:class:`ChainSolver`).
 solver gives the same numbers; they differ in how they run on the hardware. A new
 solver is one new module here and one entry in :data:`SOLVERS`.
 
-=============  ===============================================================
-name           how the chain runs
-=============  ===============================================================
-``native``     loops compiled by numba, on the host (the default on a CPU)
-``sequential`` JAX's ``lax`` loops (the reference; differentiable; the default
-               elsewhere, or without numba)
-=============  ===============================================================
+==============  ===============================================================
+name            how the chain runs
+==============  ===============================================================
+``native``      loops compiled by numba, on the host (the default on a CPU)
+``sequential``  JAX's ``lax`` loops (the reference; differentiable; the default
+                elsewhere, or without numba)
+==============  ===============================================================
 """
 
 from __future__ import annotations
