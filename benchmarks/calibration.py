@@ -17,7 +17,7 @@ errors whose size changes with the level).
     PYTHONPATH=src python benchmarks/calibration.py --likelihood student_t
     PYTHONPATH=src python benchmarks/calibration.py --likelihood student_t \
         --noise-mode beijing_pm25=date
-    PYTHONPATH=src python benchmarks/calibration.py --duplicate-train 3
+    PYTHONPATH=src python benchmarks/calibration.py --duplicate-train 3 --duplicates drop
 
 ``--duplicate-train N`` fits on the training rows concatenated ``N`` times (a copied
 file): funbat drops the exact copies, so the figures should match ``N = 1``.
@@ -83,6 +83,13 @@ def main(argv=None):
     )
     ap.add_argument("--markdown", help="also write the printed tables here")
     ap.add_argument("--json", help="also write the results here (with their provenance)")
+    ap.add_argument(
+        "--duplicates",
+        choices=["keep", "drop"],
+        default="keep",
+        help="exact duplicate rows: keep them, as the paper's protocol counts every row "
+        "(default), or drop them (funbat's default)",
+    )
     args = ap.parse_args(argv)
     if any("=" not in item for item in args.noise_mode):
         ap.error("--noise-mode takes DATASET=MODE, e.g. beijing_pm25=date")
@@ -99,7 +106,8 @@ def main(argv=None):
         ds = load_dataset(name, Path(args.data))
         X, y = ds.X_df, ds.y
         rows, pooled = [], []
-        config = dict(CONFIGS[name], likelihood=args.likelihood, recalibrate=args.recalibrate)
+        config = dict(CONFIGS[name], likelihood=args.likelihood, recalibrate=args.recalibrate,
+                      duplicates=args.duplicates)  # fmt: skip
         if name in noise_modes:
             config["noise_mode"] = noise_modes[name]
         dup = f", training rows x{args.duplicate_train}" if args.duplicate_train > 1 else ""

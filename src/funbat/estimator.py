@@ -163,6 +163,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "likelihood": [_Choices(set(LIKELIHOODS))],
         "noise_mode": [str, Integral, list, tuple, None],
         "recalibrate": ["boolean"],
+        "duplicates": [_Choices({"drop", "keep"})],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "chain_solver": [_Choices({"auto", *SOLVERS})],
@@ -185,6 +186,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         likelihood="gaussian",
         noise_mode=None,
         recalibrate=True,
+        duplicates="drop",
         chunk_size=65536,
         random_state=None,
         chain_solver="auto",
@@ -203,6 +205,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.likelihood = likelihood
         self.noise_mode = noise_mode
         self.recalibrate = recalibrate
+        self.duplicates = duplicates
         self.chunk_size = chunk_size
         self.random_state = random_state
         self.chain_solver = chain_solver
@@ -319,7 +322,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.check_params()
         t0 = time.perf_counter()  # with Dask, reading and encoding the data count too
         named = hasattr(X, "columns") or is_dask_input(X) or y is None
-        entries = entries_from_input(X, y, self.modes, self.discrete)
+        entries = entries_from_input(X, y, self.modes, self.discrete, self.duplicates)
         with jax.enable_x64(True):  # the priors' arrays are float64 from the start
             spec, kernels = self._spec(entries.encodings, entries.n)
             entries = entries.with_chunk(
@@ -679,6 +682,12 @@ class FunBaT(_FunBaTBase):
         Ignored for ``likelihood="student_t"`` and with a ``noise_mode`` (their
         predictive is their own), below 50 training entries, and when most residuals
         are exactly 0.
+    duplicates : {"drop", "keep"}, default "drop"
+        Rows that repeat another row exactly (the same coordinates and the same target)
+        are dropped, with a :class:`~funbat.FunBaTWarning`: copies of a row are not new
+        measurements, and counting them shrinks the noise estimate and the intervals.
+        ``"keep"`` fits every row, for data whose exact repeats are genuine (or an
+        evaluation protocol that counts them, as the paper's does).
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None

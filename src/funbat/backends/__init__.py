@@ -25,12 +25,13 @@ def is_dask_input(X) -> bool:
     return isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask"
 
 
-def entries_from_input(X, y, modes=None, discrete=None) -> EntryBackend:
+def entries_from_input(X, y, modes=None, discrete=None, duplicates="drop") -> EntryBackend:
     """Validate and encode training data into the backend its type calls for.
 
     ``X`` : pandas DataFrame, array (N, K), xarray.DataArray (``y=None``), a dask
     DataFrame or a path/glob of Parquet files (``y`` the target column's name);
-    ``modes``, ``discrete`` : the estimators' parameters (in-memory data only).
+    ``modes``, ``discrete`` : the estimators' parameters (in-memory data only);
+    ``duplicates`` : ``"drop"`` exact duplicate rows with a warning, or ``"keep"`` them.
     """
     if is_dask_input(X):
         from .dask import DaskEntries  # needs the [dask] extra
@@ -51,12 +52,13 @@ def entries_from_input(X, y, modes=None, discrete=None) -> EntryBackend:
         raise InputError(f"need at least 2 observations to fit; got {y.shape[0]}")
     encodings, idx = encode_modes(names, columns, is_dt, kinds)
     n_rows = y.shape[0]
-    idx, y, n_repeat = drop_duplicate_rows(idx, y)
+    idx, y, n_repeat = drop_duplicate_rows(idx, y) if duplicates == "drop" else (idx, y, 0)
     if n_repeat:
         warnings.warn(
             f"{n_repeat} of {n_rows} rows repeat another row exactly (the same coordinates "
             "and target) and were dropped: copies are not new measurements, and counting "
-            "them would shrink the noise estimate and the intervals",
+            "them would shrink the noise estimate and the intervals (duplicates='keep', "
+            "--keep-duplicates, if they are genuine repeated measurements)",
             FunBaTWarning,
             stacklevel=3,
         )

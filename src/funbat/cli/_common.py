@@ -56,6 +56,10 @@ RECALIBRATE = typer.Option(
     help="Gaussian noise: give the predictive the Student-t shape of the leave-one-out "
     "errors (point predictions unchanged).",
 )
+KEEP_DUPLICATES = typer.Option(
+    "--keep-duplicates",
+    help="Fit rows that repeat another row exactly (default: drop them, with a warning).",
+)
 MODEL_PATH = typer.Argument(metavar="MODEL", help="A model saved by funbat fit.")
 TRAINING_DATA = typer.Argument(metavar="DATA", help="CSV or Parquet table, one row per observation.")
 
@@ -176,6 +180,7 @@ def make_estimator(
     likelihood: str = "gaussian",
     noise_mode: str | None = None,
     recalibrate: bool = True,
+    keep_duplicates: bool = False,
 ):
     """The estimator the options describe, its parameters checked (before any data is read).
 
@@ -202,6 +207,7 @@ def make_estimator(
         likelihood=likelihood,
         noise_mode=noise_mode,
         recalibrate=recalibrate,
+        duplicates="keep" if keep_duplicates else "drop",
     )
     est.check_params()
     return est

@@ -14,6 +14,7 @@ from ._common import (
     COORDS,
     DISCRETE,
     DROPNA,
+    KEEP_DUPLICATES,
     KERNEL,
     LIKELIHOOD,
     MAX_ITER,
@@ -45,6 +46,7 @@ def evaluate(
     likelihood: Annotated[str, LIKELIHOOD] = "gaussian",
     noise_mode: Annotated[str | None, NOISE_MODE] = None,
     recalibrate: Annotated[bool, RECALIBRATE] = True,
+    keep_duplicates: Annotated[bool, KEEP_DUPLICATES] = False,
     dropna: Annotated[bool, DROPNA] = False,
     splits: Annotated[
         int, typer.Option("--splits", "-s", help="Number of random 80/20 splits.")
@@ -62,7 +64,8 @@ def evaluate(
 
     def make():
         return make_estimator(
-            model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate
+            model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
+            keep_duplicates,
         )
 
     make()  # validate before reading data

@@ -13,6 +13,7 @@ from ._common import (
     COORDS,
     DISCRETE,
     DROPNA,
+    KEEP_DUPLICATES,
     KERNEL,
     LIKELIHOOD,
     MAX_ITER,
@@ -51,6 +52,7 @@ def fit(
     likelihood: Annotated[str, LIKELIHOOD] = "gaussian",
     noise_mode: Annotated[str | None, NOISE_MODE] = None,
     recalibrate: Annotated[bool, RECALIBRATE] = True,
+    keep_duplicates: Annotated[bool, KEEP_DUPLICATES] = False,
     dropna: Annotated[bool, DROPNA] = False,
     quiet: Annotated[bool, QUIET] = False,
     dask: Annotated[
@@ -71,7 +73,8 @@ def fit(
     _, modes = parse_coords(coords)
     disc = parse_list(discrete, "--discrete")
     est = make_estimator(
-        model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate
+        model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
+        keep_duplicates,
     )
     if dask:
         X, y, client = dask_training_data(data, target, coords, dropna, scheduler)
