@@ -54,6 +54,17 @@ def test_intervals_far_from_the_data_are_wider_than_near_it(once_and_thrice):
     assert np.all(fhi - flo > np.median(hi - lo))
 
 
+def test_duplicates_keep_fits_every_row_without_a_warning(once_and_thrice):
+    d, _, _ = once_and_thrice
+    X, y = pd.concat([d.X] * 3, ignore_index=True), np.tile(d.y, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FunBaTWarning)
+        kept = FunBaT(rank=2, max_iter=2, random_state=0, duplicates="keep").fit(X, y)
+    assert kept.n_train_ == 180
+    with pytest.raises(InputError, match="duplicates"):
+        FunBaT(duplicates="some").fit(X, y)
+
+
 def test_repeated_coordinates_with_different_targets_are_kept():
     idx = np.array([[0, 1], [0, 1], [0, 1], [1, 0]])
     y = np.array([1.0, 1.0, 2.0, 1.0])
