@@ -37,7 +37,9 @@ def commit() -> str:
     head = _git("rev-parse", "--short=12", "HEAD")
     if head is None:
         return "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks")
+    # the code, not the results a run (re)writes
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
+                 ":(exclude)benchmarks/results")  # fmt: skip
     return head + ("-dirty" if dirty else "")
 
 
