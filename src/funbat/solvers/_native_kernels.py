@@ -193,6 +193,44 @@ def _lu_solve(M, X, piv, n):
             X[c, k] = s * inv
 
 
+@_inline
+def _predict(d, R, a, q, m, P, mp, AP, Pp):
+    """One prediction step of every component's chain: ``mp <- A m``, ``AP <- A P`` and
+    ``Pp <- AP A^T + Q`` (symmetrised), with ``A``, ``Q`` the (d, d) blocks ``a``,
+    ``q`` of the block-diagonal transition. Shared by the filter and the smoother."""
+    D = R * d
+    for rr in range(R):
+        o = rr * d
+        for i in range(d):
+            s = 0.0
+            for k in range(d):
+                s += a[i, k] * m[o + k]
+            mp[o + i] = s
+            for c in range(D):
+                s = 0.0
+                for k in range(d):
+                    s += a[i, k] * P[o + k, c]
+                AP[o + i, c] = s
+    for ri in range(D):
+        for ss in range(R):
+            o = ss * d
+            for jj in range(d):
+                s = 0.0
+                for k in range(d):
+                    s += AP[ri, o + k] * a[jj, k]
+                Pp[ri, o + jj] = s
+    for rr in range(R):
+        o = rr * d
+        for i in range(d):
+            for k in range(d):
+                Pp[o + i, o + k] += q[i, k]
+    for i in range(D):
+        for k in range(i + 1, D):
+            h = 0.5 * (Pp[i, k] + Pp[k, i])
+            Pp[i, k] = h
+            Pp[k, i] = h
+
+
 @_jit
 def _prior_rows(d, ell, s2, R, start, ms, Ps):
     """Rows from ``start`` on: mean 0 and covariance ``I_R ⊗ Pinf`` (the padding)."""
@@ -256,40 +294,7 @@ def filter_chain(dt, Rt, ell, s2, coords, L, Lams, etas, n_valid, store, ms, Ps)
                         Pp[rr * d + i, rr * d + k] = 0.5 * (Pinf[i, k] + Pinf[k, i])
         else:
             transition(d, ell, coords[j] - coords[j - 1], Pinf, a, q, w1, w2, w3)
-            for rr in range(R):
-                o = rr * d
-                for i in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += a[i, k] * m[o + k]
-                    mp[o + i] = s
-            # T = A P (block rows), then P- = T A^T (block columns) + Q
-            for rr in range(R):
-                o = rr * d
-                for i in range(d):
-                    for c in range(D):
-                        s = 0.0
-                        for k in range(d):
-                            s += a[i, k] * P[o + k, c]
-                        T[o + i, c] = s
-            for ri in range(D):
-                for ss in range(R):
-                    o = ss * d
-                    for jj in range(d):
-                        s = 0.0
-                        for k in range(d):
-                            s += T[ri, o + k] * a[jj, k]
-                        Pp[ri, o + jj] = s
-            for rr in range(R):
-                o = rr * d
-                for i in range(d):
-                    for k in range(d):
-                        Pp[o + i, o + k] += q[i, k]
-            for i in range(D):
-                for k in range(i + 1, D):
-                    h = 0.5 * (Pp[i, k] + Pp[k, i])
-                    Pp[i, k] = h
-                    Pp[k, i] = h
+            _predict(d, R, a, q, m, P, mp, T, Pp)  # T <- A P
         # -- update with the message (Lambda = L L^T, eta) ----------------------------
         for rr in range(R):
             mu[rr] = mp[rr * d]
@@ -402,36 +407,7 @@ def rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP):
         transition(d, ell, coords[j + 1] - coords[j], Pinf, a, q, w1, w2, w3)
         P = Ps[j]
         # AP = A P_j, P- = AP A^T + Q (symmetrised), m- = A m_j
-        for rr in range(R):
-            o = rr * d
-            for i in range(d):
-                s = 0.0
-                for k in range(d):
-                    s += a[i, k] * ms[j, o + k]
-                mp[o + i] = s
-                for c in range(D):
-                    s = 0.0
-                    for k in range(d):
-                        s += a[i, k] * P[o + k, c]
-                    AP[o + i, c] = s
-        for ri in range(D):
-            for ss in range(R):
-                o = ss * d
-                for jj in range(d):
-                    s = 0.0
-                    for k in range(d):
-                        s += AP[ri, o + k] * a[jj, k]
-                    Pp[ri, o + jj] = s
-        for rr in range(R):
-            o = rr * d
-            for i in range(d):
-                for k in range(d):
-                    Pp[o + i, o + k] += q[i, k]
-        for i in range(D):
-            for k in range(i + 1, D):
-                h = 0.5 * (Pp[i, k] + Pp[k, i])
-                Pp[i, k] = h
-                Pp[k, i] = h
+        _predict(d, R, a, q, ms[j], P, mp, AP, Pp)
         # G^T = (P-)^{-1} A P_j; dP = P^s_{j+1} - P- (before Pp is overwritten)
         for i in range(D):
             dm[i] = sm[j + 1, i] - mp[i]
