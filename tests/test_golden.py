@@ -113,7 +113,19 @@ def test_case_matches_golden(case, expected, request, tmp_path):
     if case.dask:
         request.getfixturevalue("dask_client")
     actual = golden.from_json(golden.run_case(case, tmp_path))
-    assert_same(actual, expected[case.name], GOLDEN_RTOL, case.name)
+    want = dict(expected[case.name])
+    flat = {k: (actual.pop(k), want.pop(k)) for k in _RECALIBRATED if k in want}
+    assert_same(actual, want, GOLDEN_RTOL, case.name)
+    for key, (act, exp) in flat.items():
+        assert_same(act, exp, RECALIBRATED_RTOL, f"{case.name}/{key}")
+
+
+#: Relative tolerance of the outputs that depend on the recalibration's Student-t dof
+#: (:data:`_RECALIBRATED`) and of the seeded draws: the dof's optimum is flat and the
+#: draws go through Cholesky factors of nearly singular covariances, so LAPACK's
+#: round-off on another CPU moves them (measured on two machines: the dof by 4e-8, a
+#: spatial mode's draws by 5e-5) while everything else agrees to 1e-9.
+RECALIBRATED_RTOL = 1e-4
 
 
 #: Relative tolerance of the native chain solver's fits against the golden (JAX) ones.
