@@ -86,7 +86,9 @@ def test_mostly_dates_with_a_bad_cell_is_refused_naming_it():
     day = _dates()
     day[7] = "not a date"
     X = pd.DataFrame({"day": day, "b": np.arange(40.0)})
-    with pytest.raises(InputError, match=r"'day' is mostly dates but 1 of its 40 cells .*row 7: 'not a date'"):
+    with pytest.raises(
+        InputError, match=r"'day' is mostly dates but 1 of its 40 cells .*row 7: 'not a date'"
+    ):
         as_modes(X)
     assert as_modes(X, discrete=["day"])[3] == ["discrete", "continuous"]  # declared: categories
 
@@ -99,7 +101,9 @@ def test_dates_as_text_are_refused_in_the_library():
 def test_mostly_numbers_with_bad_cells_is_refused_naming_them():
     x = [str(v) for v in range(40)]
     x[3], x[9] = "?", "n/a "
-    with pytest.raises(InputError, match=r"mostly numbers but 2 of its 40 cells .*row 3: '\?', row 9"):
+    with pytest.raises(
+        InputError, match=r"mostly numbers but 2 of its 40 cells .*row 3: '\?', row 9"
+    ):
         as_modes(pd.DataFrame({"x": np.array(x, dtype=object)}))
 
 
@@ -156,6 +160,51 @@ def test_many_modes_too_big_to_fit_are_refused_before_any_work():
     with pytest.warns(FunBaTWarning, match="this fit will be slow: 3 modes of rank 10x10x10"):
         check_cost("tucker", (10, 10, 10), (300, 300, 300), 300)
     check_cost("cp", (3,) * 10, (20000,) * 10, 20000)  # no core: fine
+
+
+def _wide(n=120, n_features=8, seed=0):
+    """A response that depends on the sum of two of many feature columns."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        rng.uniform(-1, 1, (n, n_features)), columns=[f"f{i}" for i in range(n_features)]
+    )
+    return X, np.sin(2 * (X.f0 + X.f1)) + 0.05 * rng.normal(size=n)
+
+
+def test_many_feature_columns_are_one_spatial_mode_by_default():
+    X, y = _wide()
+    X["day"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(X)) % 9, "D")
+    with pytest.warns(FunBaTWarning, match="X has 8 numeric columns; they are fitted as one"):
+        m = FunBaT(rank=2, max_iter=15, random_state=0).fit(X.iloc[:100], y[:100])
+    assert m.modes_ == ["+".join(f"f{i}" for i in range(8)), "day"]  # the date stays a mode
+    assert m.mode_kinds_ == ["spatial", "continuous"]
+    rmse = np.sqrt(np.mean((m.predict(X.iloc[100:]) - y[100:]) ** 2))
+    assert rmse < 0.5 * np.std(y[100:])  # the ten-mode product predicted the mean here
+    # the same from an array: predict reads it the same way
+    a = FunBaT(rank=2, max_iter=3, random_state=0)
+    with pytest.warns(FunBaTWarning, match="one spatial mode 'x0\\+x1"):
+        a.fit(X.iloc[:100, :8].to_numpy(), y[:100])
+    assert a.predict(X.iloc[100:, :8].to_numpy()).shape == (20,)
+
+
+def test_naming_the_modes_opts_out_of_joining_columns():
+    X, y = _wide(n_features=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FunBaTWarning)
+        m = FunBaT(rank=1, max_iter=2, modes=list(X.columns), random_state=0).fit(X, y)
+    assert len(m.modes_) == 6
+    few = FunBaT(rank=1, max_iter=2, random_state=0).fit(X.iloc[:, :5], y)
+    assert len(few.modes_) == 5  # five columns stay five modes
+
+
+def test_many_columns_with_too_many_points_for_one_gp_are_refused():
+    from funbat.dense import MAX_SPATIAL_POINTS
+
+    X, y = _wide(n=MAX_SPATIAL_POINTS + 10, n_features=6)
+    with pytest.raises(
+        InputError, match="X has 6 numeric columns .* more than the 4,000 supported"
+    ):
+        FunBaT().fit(X, y)
 
 
 def test_long_fits_print_progress_lines_off_a_terminal(monkeypatch, capsys):
@@ -226,3 +275,15 @@ def test_cli_predict_with_missing_values_says_predict(once_and_thrice, tmp_path,
                        tmp_path / "p.csv")  # fmt: skip
     assert code == 2 and "pass --dropna (or drop those rows) to predict without them" in err
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_evaluate_gives_each_warning_once_after_its_table(tmp_path, capsys):
+    d = make_synthetic(40, n_unique=20, noise_std=0.1, seed=1)
+    t = pd.concat([d.X.assign(y=d.y)] * 2, ignore_index=True)
+    t.to_csv(tmp_path / "twice.csv", index=False)
+    code, out, err = run(capsys, "evaluate", tmp_path / "twice.csv", "-t", "y", "--splits", "3",
+                         "--max-iter", "3", "--rank", "1")  # fmt: skip
+    assert code == 0 and out.strip().splitlines()[-1].lstrip().startswith("std")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "rows repeat another row exactly" in lines[0]
+    assert "(in 3 of 3 splits" in lines[0]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funbat import FunBaT, FunBaTCP, InputError
+from funbat import FunBaT, FunBaTCP, FunBaTWarning, InputError
 from funbat.data import as_mode_columns, encode_modes
 from funbat.init import svd_init
 
@@ -175,3 +175,27 @@ def test_cli_fit_dask_with_scheduler_address(client, parquet, tmp_path, capsys):
     _assert_same(load(out).predict(X), mem.predict(X))
     assert cli.main(["fit", "x.csv", "-t", "v", "-o", str(out), "--scheduler", "tcp://x:1"]) == 2
     assert "--scheduler needs --dask" in capsys.readouterr().err
+
+
+def test_dask_drops_copied_rows_as_memory_does(parquet):
+    df = parquet[0].head(300)
+    thrice = pd.concat([df] * 3, ignore_index=True)
+    fit = dict(rank=2, max_iter=5, random_state=0)
+    with pytest.warns(FunBaTWarning, match="600 of 900 rows repeat another row exactly"):
+        m = FunBaT(**fit).fit(dd.from_pandas(thrice, npartitions=3), y="value")
+    mem = FunBaT(**fit).fit(df[["a", "t", "b"]], df["value"].to_numpy())
+    assert m.n_train_ == mem.n_train_ == 300
+    np.testing.assert_allclose(m.noise_variance_, mem.noise_variance_, rtol=1e-8)
+    kept = FunBaT(**fit, duplicates="keep").fit(dd.from_pandas(thrice, npartitions=3), y="value")
+    assert kept.n_train_ == 900
+
+
+def test_dask_text_columns_are_read_as_in_memory(parquet):
+    df = parquet[0].head(120).copy()
+    df["a"] = df["a"].astype(object)  # numbers as objects (Dask makes them text)
+    m = FunBaT(rank=1, max_iter=2, random_state=0).fit(dd.from_pandas(df, npartitions=3), y="value")
+    assert m.mode_kinds_ == ["continuous"] * 3
+    df.loc[97, "a"] = "n/a"
+    with pytest.raises(InputError, match=r"'a' is mostly numbers but 1 of its 120 cells are not "
+                       r"\(row 97: 'n/a'\)"):  # fmt: skip
+        FunBaT().fit(dd.from_pandas(df, npartitions=3), y="value")

@@ -16,6 +16,7 @@ training coordinates (points sorted lexicographically, categories sorted).
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,8 @@ __all__ = [
     "check_text_column",
     "drop_duplicate_rows",
     "encode_modes",
+    "group_many_columns",
+    "warn_duplicates",
 ]
 
 _NS_PER_DAY = 86_400 * 10**9
@@ -202,14 +205,17 @@ def _is_categorical(s: pd.Series) -> bool:
 
 
 def check_text_column(s: pd.Series, name: str, declare: str | None = None,
-                      first_row: int = 0, row_name: str = "row") -> None:  # fmt: skip
+                      first_row: int = 0, row_name: str = "row",
+                      n_cells: int | None = None) -> None:  # fmt: skip
     """Refuse a text column that is mostly numbers or ISO dates with a few bad cells.
 
     Such a column would otherwise become a discrete mode with one category per value,
     and learn nothing; more likely its bad cells are typos. ``declare`` says how to read
     it as categories anyway (default ``discrete=['name']``); the message names the bad
     cells by position, ``first_row`` added and called ``row_name`` (the command line
-    gives a CSV's line numbers: 2, ``"line"``). Raises :class:`InputError`; a column of categories passes.
+    gives a CSV's line numbers: 2, ``"line"``), out of ``n_cells`` (default ``len(s)``:
+    a part of a longer column gives the whole's). Raises :class:`InputError`; a column
+    of categories passes.
     """
     if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
         return
@@ -220,6 +226,7 @@ def check_text_column(s: pd.Series, name: str, declare: str | None = None,
         return
     if uniq.empty or _holds_numbers(s):
         return
+
     # each distinct value is classified once (a long column of few categories stays
     # cheap); the share is counted over the cells
     def share(flags) -> float:
@@ -237,6 +244,11 @@ def check_text_column(s: pd.Series, name: str, declare: str | None = None,
         if not share(dates) > MOSTLY:
             return  # categories
     declare = declare or f"discrete=[{name!r}]"
+    if good.all() and what == "numbers":  # numbers as text: categories, unless converted
+        raise InputError(
+            f"column {name!r} holds numbers as text; convert it (pd.to_numeric) to fit it as "
+            f"numbers, or declare it discrete ({declare}) to read its values as categories"
+        )
     if good.all():  # every value a date, as text: the library reads text as categories
         raise InputError(
             f"column {name!r} holds dates as text; convert it (pd.to_datetime) to fit it as "
@@ -247,7 +259,8 @@ def check_text_column(s: pd.Series, name: str, declare: str | None = None,
     shown = ", ".join(f"{row_name} {i + first_row}: {s.iloc[i]!r}" for i in rows[:3])
     more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
     raise InputError(
-        f"column {name!r} is mostly {what} but {len(rows)} of its {len(s)} cells are not "
+        f"column {name!r} is mostly {what} but {len(rows)} of its {n_cells or len(s)} cells "
+        "are not "
         f"({shown}{more}); fix or drop those rows, or declare it discrete ({declare}) to "
         "read its values as categories"
     )
@@ -365,6 +378,66 @@ def as_modes(X, modes=None, discrete=None, kinds=None):
     return names, out, dts, out_kinds
 
 
+#: More continuous (non-date) columns than this, with ``modes`` not given, are fitted as
+#: one spatial mode (:func:`group_many_columns`).
+MAX_PRODUCT_MODES = 5
+
+
+def group_many_columns(names, columns, is_dt, kinds, max_points: int):
+    """Join many continuous columns into one spatial mode, the default for wide tables.
+
+    One mode per column makes the model a product of that many latent functions, and a
+    product cannot represent what such tables usually hold (a response that depends on
+    a few of many features, or on their sum): on scikit-learn's ten-feature regression
+    data the ten-mode fit predicts the mean (R^2 = 0). One GP over the columns jointly
+    (a spatial mode) fits it. So with more than :data:`MAX_PRODUCT_MODES` continuous
+    columns (date columns and discrete ones stay modes of their own), they become one
+    spatial mode, with a :class:`FunBaTWarning`; naming the modes (``modes=``) opts out.
+
+    Parameters
+    ----------
+    names, columns, is_dt, kinds : per mode, as :func:`as_modes` returns them.
+    max_points : the most unique points a spatial mode supports; more raise
+        :class:`InputError` (neither reading of the columns would fit).
+
+    Returns
+    -------
+    The same four lists, regrouped (unchanged for tables with few columns).
+    """
+    joined = [m for m, (k, dt) in enumerate(zip(kinds, is_dt)) if k == "continuous" and not dt]
+    if len(joined) <= MAX_PRODUCT_MODES:
+        return names, columns, is_dt, kinds
+    points = np.stack([columns[m] for m in joined], axis=1)
+    n_points = np.unique(points, axis=0).shape[0]
+    label = "+".join(names[m] for m in joined)
+    listed = ", ".join(repr(names[m]) for m in joined[:3]) + ", ..."
+    if n_points > max_points:
+        raise InputError(
+            f"X has {len(joined)} numeric columns ({listed}): as {len(joined)} modes the model "
+            "is a product of that many functions, which rarely fits such data, and as one "
+            f"spatial mode it has {n_points:,} unique points, more than the {max_points:,} "
+            "supported; choose the modes (modes=[...], --coords): a few columns, or tuples "
+            "of columns joined into spatial modes"
+        )
+    warnings.warn(
+        f"X has {len(joined)} numeric columns; they are fitted as one spatial mode "
+        f"{label!r} (one GP over all of them) instead of {len(joined)} modes, whose product "
+        "rarely fits such data; name the modes (modes=[...], --coords) to choose otherwise",
+        FunBaTWarning,
+        stacklevel=4,  # the caller of fit
+    )
+    first = joined[0]
+    keep = [m for m in range(len(names)) if m not in joined[1:]]
+    out = ([], [], [], [])
+    for m in keep:
+        spatial = m == first
+        out[0].append(label if spatial else names[m])
+        out[1].append(points if spatial else columns[m])
+        out[2].append(False if spatial else is_dt[m])
+        out[3].append("spatial" if spatial else kinds[m])
+    return out
+
+
 def as_target(y, n: int) -> np.ndarray:
     """Validate the target: (N,) finite floats matching ``X``'s rows."""
     if np.iscomplexobj(np.asarray(y)):
@@ -383,6 +456,19 @@ def as_target(y, n: int) -> np.ndarray:
         n_bad = int(np.sum(~np.isfinite(arr)))
         raise InputError(f"target has {n_bad} NaN or infinite value(s); drop those rows first")
     return arr
+
+
+def warn_duplicates(n_repeat: int, n_rows: int, stacklevel: int) -> None:
+    """The :class:`FunBaTWarning` that ``n_repeat`` of ``n_rows`` rows were exact copies
+    and were dropped (``stacklevel`` counted from the caller, as in :func:`warnings.warn`)."""
+    warnings.warn(
+        f"{n_repeat} of {n_rows} rows repeat another row exactly (the same coordinates "
+        "and target) and were dropped: copies are not new measurements, and counting "
+        "them would shrink the noise estimate and the intervals (duplicates='keep', "
+        "--keep-duplicates, if they are genuine repeated measurements)",
+        FunBaTWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def drop_duplicate_rows(idx: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

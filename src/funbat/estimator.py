@@ -438,6 +438,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             by_name = [e.columns if len(e.columns or ()) > 1 else e.name for e in encodings]
             if all(c in X.columns for c in self.input_columns()):
                 modes, discrete = by_name, None  # the kinds say which modes are discrete
+        if self.modes is None and "spatial" in kinds:
+            # many columns joined into a spatial mode at fit (group_many_columns):
+            # read them the same way
+            modes = [e.columns if e.kind == "spatial" else e.name for e in encodings]
         names, columns, is_dt, _ = as_modes(X, modes, discrete, kinds)
         if len(columns) != self.n_features_in_:
             raise InputError(
@@ -623,7 +627,10 @@ class FunBaT(_FunBaTBase):
     rank : int or sequence of int, default 3
         Number of latent functions per mode (one int per mode for a multilinear rank).
     modes : list or None, default None
-        How columns form modes. None: one mode per column. Otherwise a list whose
+        How columns form modes. None: one mode per column, except that more than five
+        numeric (non-date) columns are joined into one spatial mode, with a
+        :class:`~funbat.FunBaTWarning` (a product of that many functions rarely fits
+        such data; :func:`funbat.data.group_many_columns`). Otherwise a list whose
         entries are a column (name, or position for arrays) or a tuple of columns, which
         makes a *spatial* mode: its coordinates are points, its functions have a GP prior
         with a Matérn kernel on the (per-dimension scaled) Euclidean distance, e.g.

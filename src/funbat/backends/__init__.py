@@ -11,9 +11,17 @@ picks one from the type of the training data.
 from __future__ import annotations
 
 import os
-import warnings
 
-from ..data import FunBaTWarning, InputError, as_modes, as_target, drop_duplicate_rows, encode_modes
+from ..data import (
+    InputError,
+    as_modes,
+    as_target,
+    drop_duplicate_rows,
+    encode_modes,
+    group_many_columns,
+    warn_duplicates,
+)
+from ..dense import MAX_SPATIAL_POINTS
 from .base import EntryBackend, EntryBlock
 from .memory import MemoryEntries
 
@@ -41,12 +49,16 @@ def entries_from_input(X, y, modes=None, discrete=None, duplicates="drop") -> En
                 "with Dask data every column but the target is one continuous mode; "
                 "modes= and discrete= need in-memory data"
             )
-        return DaskEntries.from_input(X, y)
+        return DaskEntries.from_input(X, y, duplicates)
     if y is None:
         from ..files import from_dataarray
 
         X, y = from_dataarray(X)
     names, columns, is_dt, kinds = as_modes(X, modes, discrete)
+    if modes is None:
+        names, columns, is_dt, kinds = group_many_columns(
+            names, columns, is_dt, kinds, MAX_SPATIAL_POINTS
+        )
     y = as_target(y, columns[0].shape[0])
     if y.shape[0] < 2:
         raise InputError(f"need at least 2 observations to fit; got {y.shape[0]}")
@@ -54,14 +66,7 @@ def entries_from_input(X, y, modes=None, discrete=None, duplicates="drop") -> En
     n_rows = y.shape[0]
     idx, y, n_repeat = drop_duplicate_rows(idx, y) if duplicates == "drop" else (idx, y, 0)
     if n_repeat:
-        warnings.warn(
-            f"{n_repeat} of {n_rows} rows repeat another row exactly (the same coordinates "
-            "and target) and were dropped: copies are not new measurements, and counting "
-            "them would shrink the noise estimate and the intervals (duplicates='keep', "
-            "--keep-duplicates, if they are genuine repeated measurements)",
-            FunBaTWarning,
-            stacklevel=3,
-        )
+        warn_duplicates(n_repeat, n_rows, stacklevel=3)
     if y.shape[0] < 2:
         raise InputError(f"need at least 2 different observations to fit; got {y.shape[0]}")
     return MemoryEntries(encodings, idx, y)

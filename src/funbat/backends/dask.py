@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from ..data import InputError, ModeEncoding, column_to_float
+from ..data import InputError, ModeEncoding, check_text_column, column_to_float, warn_duplicates
 from .base import EntryBackend
 
 __all__ = ["DaskEntries", "is_dask_input"]
@@ -42,11 +42,37 @@ def is_dask_input(X) -> bool:
 # -- work done on the workers, one partition at a time ------------------------------
 
 
-def _float_block(df: pd.DataFrame, names, target):
-    """Partition -> coordinates (n, K) floats (days for dates) and the target (n,)."""
+#: How a Dask user reads a column as categories (discrete modes need in-memory data).
+_DECLARE_DISCRETE = "in-memory data: a pandas DataFrame with discrete=[...]"
+
+
+def _float_block(df: pd.DataFrame, names, target, first_row=0, n_rows=None):
+    """Partition -> coordinates (n, K) floats (days for dates) and the target (n,).
+
+    A text column is read as in memory: numbers held as objects are numbers, and one
+    that is mostly numbers or dates with a few bad cells is refused naming them, rows
+    counted from ``first_row`` (the partition's first row in the whole table) out of
+    ``n_rows``.
+    """
     cols = np.empty((len(df), len(names)))
     for k, name in enumerate(names):
-        cols[:, k], _ = column_to_float(df[name], name)
+        s = df[name].reset_index(drop=True)
+        if pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype):
+            # Dask turns object columns into text: numbers come back as numeric strings
+            as_number = pd.to_numeric(s, errors="coerce")
+            if as_number.notna().all():
+                s = as_number
+            else:
+                check_text_column(s, name, _DECLARE_DISCRETE, first_row, "row", n_rows)
+        try:
+            cols[:, k], _ = column_to_float(s, name)
+        except InputError as err:
+            if "not numeric" not in str(err):
+                raise
+            raise InputError(
+                f"{err}; with Dask data every mode must be numbers or dates (discrete modes "
+                "need in-memory data)"
+            ) from None
     try:
         y = df[target].to_numpy(dtype=float)
     except (TypeError, ValueError) as err:
@@ -62,6 +88,13 @@ def _float_block(df: pd.DataFrame, names, target):
 def _summary(block):
     cols, y = block
     return [np.unique(c) for c in cols.T], y.shape[0], float(np.sum(y))
+
+
+def _row_hashes(block):
+    """A partition's distinct rows (coordinates and target) as sorted 64-bit hashes."""
+    cols, y = block
+    table = pd.DataFrame(np.column_stack([cols, y]))
+    return np.unique(pd.util.hash_pandas_object(table, index=False).to_numpy())
 
 
 def _merge_summaries(a, b):
@@ -277,8 +310,23 @@ class DaskEntries(EntryBackend):
         self.sum_y2 = sum_y2
         self.chunk = chunk
 
+    @staticmethod
+    def _read(X, names, target, text: bool):
+        """Each partition's floats, persisted; ``text``: some column holds text, so
+        bad cells are named by their row in the whole table (one more pass: lengths)."""
+        import dask
+
+        parts = X.to_delayed()
+        if text:
+            lengths = np.asarray(X.map_partitions(len).compute(), dtype=int)
+            starts, total = np.concatenate([[0], np.cumsum(lengths)[:-1]]), int(lengths.sum())
+        else:
+            starts, total = np.zeros(len(parts), int), None
+        read = dask.delayed(_float_block)
+        return dask.persist(*[read(p, names, target, int(s), total) for p, s in zip(parts, starts)])
+
     @classmethod
-    def from_input(cls, X, y) -> DaskEntries:
+    def from_input(cls, X, y, duplicates: str = "drop") -> DaskEntries:
         """Read, validate, find unique coordinates, encode and persist the entries.
 
         Parameters
@@ -288,6 +336,8 @@ class DaskEntries(EntryBackend):
         y : str or dask Series
             The target column's name in ``X`` (every other column is a mode), or a dask
             Series aligned with ``X`` (then every column of ``X`` is a mode).
+        duplicates : ``"drop"`` exact duplicate rows (coordinates and target) with a
+            warning, as in memory, or ``"keep"`` them.
         """
         import dask
         import dask.dataframe as dd
@@ -314,20 +364,34 @@ class DaskEntries(EntryBackend):
         if not names:
             raise InputError("the data has no mode columns besides the target")
         is_dt = [bool(pd.api.types.is_datetime64_any_dtype(X[c].dtype)) for c in names]
+        text = []
         for c in names:
             dtype = X[c].dtype
             numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            if not (numeric or pd.api.types.is_datetime64_any_dtype(dtype)):
+            if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+                text.append(c)  # numbers as objects, or typos in numbers: read per partition
+            elif not (numeric or pd.api.types.is_datetime64_any_dtype(dtype)):
                 raise InputError(
                     f"column {c!r} holds {dtype}: with Dask data every mode must be numbers or "
                     "dates (discrete and spatial modes need in-memory data)"
                 )
 
         delayed = dask.delayed
-        floats = dask.persist(*[delayed(_float_block)(p, names, target) for p in X.to_delayed()])
-        uniques, n, y_sum = dask.compute(
-            _tree([delayed(_summary)(b) for b in floats], _merge_summaries)
-        )[0]
+        floats = cls._read(X, names, target, bool(text))
+        (uniques, n, y_sum), distinct = dask.compute(
+            _tree([delayed(_summary)(b) for b in floats], _merge_summaries),
+            _tree([delayed(_row_hashes)(b) for b in floats], np.union1d),
+        )
+        if distinct.shape[0] < n and duplicates == "drop":
+            # rare: drop exact copies with Dask's own (shuffling) drop_duplicates, then
+            # read again; the hashes above only tell that some exist
+            floats = cls._read(X.drop_duplicates(subset=names + [target]), names, target,
+                               bool(text))  # fmt: skip
+            n_rows = n
+            uniques, n, y_sum = dask.compute(
+                _tree([delayed(_summary)(b) for b in floats], _merge_summaries)
+            )[0]
+            warn_duplicates(n_rows - n, n_rows, stacklevel=4)
         if n < 2:
             raise InputError(f"need at least 2 observations to fit; got {n}")
         y_mean = y_sum / n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -91,13 +92,8 @@ def evaluate(
                 + " ".join(f"{res[m]:>10.4f}" for m in METRICS)
             )
 
-    results = evaluate_splits(
-        make,
-        X,
-        y.to_numpy(),
-        n_splits=splits,
-        on_split=on_split,
-    )
+    with warnings.catch_warnings(record=True) as held:  # shown after the table
+        results = evaluate_splits(make, X, y.to_numpy(), n_splits=splits, on_split=on_split)
     summary = summarise(results)
     if as_json:
         payload = {
@@ -114,6 +110,8 @@ def evaluate(
             "summary": summary,
         }
         typer.echo(json.dumps(payload, indent=2))
-        return
-    typer.echo(row("mean", [summary[m]["mean"] for m in METRICS]))
-    typer.echo(row("std", [summary[m]["std"] for m in METRICS]))
+    else:
+        typer.echo(row("mean", [summary[m]["mean"] for m in METRICS]))
+        typer.echo(row("std", [summary[m]["std"] for m in METRICS]))
+    for w in held:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
