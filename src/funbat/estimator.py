@@ -431,17 +431,17 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         encodings = self.result_.encodings
         kinds = [e.kind for e in encodings]
         modes, discrete = self.modes, self.discrete
+        by_name = [e.columns if len(e.columns or ()) > 1 else e.name for e in encodings]
         if not hasattr(self, "feature_names_in_") and hasattr(X, "columns"):
             # fitted on an array, asked with a table (the CLI): positions in ``modes``
             # refer to the training array, so read the table's columns by the names the
             # model gave them (``modes_``: "x2+x0", "x1") when it has them all
-            by_name = [e.columns if len(e.columns or ()) > 1 else e.name for e in encodings]
             if all(c in X.columns for c in self.input_columns()):
                 modes, discrete = by_name, None  # the kinds say which modes are discrete
         if self.modes is None and "spatial" in kinds:
             # many columns joined into a spatial mode at fit (group_many_columns):
             # read them the same way
-            modes = [e.columns if e.kind == "spatial" else e.name for e in encodings]
+            modes = by_name
         names, columns, is_dt, _ = as_modes(X, modes, discrete, kinds)
         if len(columns) != self.n_features_in_:
             raise InputError(
