@@ -342,7 +342,10 @@ def transform_chain(post: ChainPosterior, T, state_dim: int) -> ChainPosterior:
     coordinate, i.e. through ``T kron I_d`` on the component-major states (R d,).
 
     The log normaliser is kept as it is: it belongs to the messages, which a transformed
-    posterior no longer matches (the next update recomputes it).
+    posterior no longer matches (the next update recomputes it). Nor are the pairwise
+    moments transformed: :func:`prior_quadratic` rebuilds them from the filtered
+    covariances and the prior, which a non-orthogonal ``T`` does not carry along, so its
+    value for the result is not ``T Q T^T``; read it only after the mode's next update.
     """
     M = jnp.kron(T, jnp.eye(state_dim))
 

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 
 from .. import updates as U
 
-__all__ = ["cp_scales", "transform_core", "tucker_objective", "tucker_transform"]
+__all__ = ["balance_cp", "balance_tucker", "component_rms", "cp_scales", "transform_core",
+           "tucker_objective", "tucker_transform"]  # fmt: skip
 
 #: Damped Newton iterations of the Tucker move: each tries a range of Levenberg-Marquardt
 #: dampings (from a Newton step to a short gradient step) and keeps the best point, the
@@ -146,3 +147,43 @@ def cp_scales(Qdiag, dims):
     gain = jnp.sum(-0.5 * Qdiag * (jnp.exp(2.0 * x) - 1.0) + dims * x)
     ok = jnp.isfinite(gain) & (gain > 0.0)
     return jnp.where(ok, jnp.exp(x), 1.0), jnp.where(ok, gain, 0.0)
+
+
+def component_rms(means, n_valid):
+    """Root-mean-square of each component's posterior mean over the real coordinates,
+    (R,), from ``means`` (I_pad, R) (rows past ``n_valid`` are zero); 1 for a component
+    that is exactly zero, which a rescaling cannot revive."""
+    rms = jnp.sqrt(jnp.sum(means**2, axis=0) / n_valid)
+    return jnp.where(rms > 1e-150, rms, 1.0)
+
+
+def balance_tucker(kinds, modes, core, firsts, ranks):
+    """Every mode's components rescaled to unit root-mean-square, the core taking the
+    inverse scales (the product is unchanged): ``(modes, core)``.
+
+    Run after each warm-up sweep (:func:`funbat.inference.sweep.sweep`). A start far
+    from balance (a core near zero against functions many times their prior's size,
+    as the singular-vector start gives when most coordinates are seen once) is not a
+    direction the exact moves fix: pushing ``q(U^k)`` through a scale also scales the
+    covariances the data pin down, and the entropy that costs outweighs the prior
+    terms, whereas the mode's next update recomputes them from the data. Coordinate
+    ascent then shrinks the functions over hundreds of sweeps, and lengthscales learned
+    meanwhile come out short (the prior's variance fixed, the data pin down
+    ``variance / lengthscale^(2 nu)``, so functions too large ask for lengthscales too
+    short). The warm-up makes no promise about the ELBO, so the start may jump.
+    """
+    modes = list(modes)
+    for k, (kind, first, rank) in enumerate(zip(kinds, firsts, ranks)):
+        T = jnp.diag(1.0 / component_rms(modes[k].means, modes[k].n_valid))
+        modes[k] = kind.transform(modes[k], T)
+        core = transform_core(core, T, first, rank=rank)
+    return tuple(modes), core
+
+
+def balance_cp(kinds, modes):
+    """Each CP component rescaled in every mode to the geometric mean of its modes'
+    root-mean-squares (the product of the scales is one: the fitted product is
+    unchanged), for the reason given in :func:`balance_tucker`."""
+    rms = jnp.stack([component_rms(m.means, m.n_valid) for m in modes])  # (K, R)
+    log_c = jnp.mean(jnp.log(rms), axis=0) - jnp.log(rms)
+    return tuple(kind.transform(m, jnp.diag(jnp.exp(c))) for kind, m, c in zip(kinds, modes, log_c))

@@ -141,8 +141,12 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     ``warm``: a warm-up sweep holds the noise precision, the likelihood's variables and
     the lengthscales at their current values, so the functions take up the signal first
     (from a weak start, learning them at once can settle in the all-noise fixed point,
-    core ~ 0 and noise = var(y), which message passing never leaves). ``timer`` (optional)
-    receives each stage's time: ``"likelihood"``, ``"statistics"``, ``"mode"``, ``"core"``.
+    core ~ 0 and noise = var(y), which message passing never leaves), and (after the
+    first) starts by rescaling the functions against the core to a balanced start
+    (:func:`funbat.inference.moves.balance_tucker`); the transformation moves wait for
+    the end of the warm-up.
+    ``timer`` (optional) receives each stage's time: ``"likelihood"``, ``"statistics"``,
+    ``"mode"``, ``"core"``, ``"moves"``.
     """
     structure, orders, priors = spec.structure, _orders(spec), _priors(spec)
     lik, weights = state.likelihood, state.weights
@@ -153,7 +157,13 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         )  # fmt: skip
     modes, kls = list(state.modes), list(state.mode_kls)
     core, noise = state.core, state.noise
-    moving = spec.transform_moves and state.sweeps > 0  # every mode has a posterior
+    if warm and state.sweeps > 0:  # a balanced start (funbat.inference.moves.balance_tucker)
+        balanced, core = _timed(timer, "moves", _balance, spec.kinds, tuple(modes), core,
+                                tuple(o[0] for o in orders), ranks=tuple(spec.ranks))  # fmt: skip
+        modes = list(balanced)
+    # the moves read each mode's posterior record, which a balance leaves transformed
+    # (funbat.kalman.transform_chain) until the mode's next update: none in the warm-up
+    moving = spec.transform_moves and not warm
     if moving and core is None:
         modes, kls = map(list, _timed(timer, "moves", _cp_move, spec.kinds, tuple(modes),
                                       tuple(kls)))  # fmt: skip
@@ -176,6 +186,13 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         )  # fmt: skip
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
                       state.sweeps + 1)  # fmt: skip
+
+
+@partial(jax.jit, static_argnames=("kinds", "ranks"))
+def _balance(kinds, modes, core, firsts, ranks):
+    if core is None:
+        return MV.balance_cp(kinds, modes), None
+    return MV.balance_tucker(kinds, modes, core, firsts, ranks)
 
 
 _unfold_core = jax.jit(U.unfold_core, static_argnames=("rank",))
