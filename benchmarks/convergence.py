@@ -28,6 +28,8 @@ import json, sys, time
 import numpy as np
 cfg = json.loads(sys.argv[1])
 sys.path.insert(0, cfg["here"])
+if cfg["src"]:
+    sys.path.insert(0, cfg["src"])
 from pathlib import Path
 from _protocol import load_dataset, split_indices
 from funbat import FunBaT, FunBaTCP
@@ -58,26 +60,30 @@ def main(argv=None) -> int:
     ap.add_argument("--rank", type=int, default=3)
     ap.add_argument("--split", type=int, default=0)
     ap.add_argument("--sweeps", type=int, nargs="+", default=[25, 50, 100, 200])
+    ap.add_argument("--baseline-src", help="src folder of another version of funbat to compare")
+    ap.add_argument("--baseline-sweeps", type=int, nargs="+", default=[50, 200, 800])
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args(argv)
     origin = provenance()
     rows = []
-    print("| dataset | model | moves | " + " | ".join(f"ELBO @{n}" for n in args.sweeps)
-          + " | test RMSE | fit s |")  # fmt: skip
-    print("|" + "---|" * (len(args.sweeps) + 5))
+    variants = [("this", None, False, args.sweeps), ("this", None, True, args.sweeps)]
+    if args.baseline_src:
+        variants.append(("baseline", str(Path(args.baseline_src).resolve()), False,
+                         args.baseline_sweeps))  # fmt: skip
     for dataset in args.datasets:
         for model in args.models:
-            for moves in (False, True):
+            for code, src, moves, sweeps in variants:
                 cfg = dict(here=str(HERE), data=args.data, dataset=dataset, model=model,
-                           rank=args.rank, split=args.split, sweeps=args.sweeps, moves=moves)  # fmt: skip
+                           rank=args.rank, split=args.split, sweeps=sweeps, moves=moves,
+                           src=src)  # fmt: skip
                 out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)],
                                      capture_output=True, text=True, check=True)  # fmt: skip
                 res = json.loads(out.stdout.strip().splitlines()[-1])
                 row = dict(dataset=dataset, model=model, rank=args.rank, split=args.split,
-                           transform_moves=moves, **res)  # fmt: skip
+                           code=code, transform_moves=moves, **res)  # fmt: skip
                 rows.append(row)
-                print(f"| {dataset} | {model} | {moves} | "
-                      + " | ".join(f"{res['elbo'][str(n)]:,.1f}" for n in args.sweeps)
+                print(f"| {dataset} | {model} | {code} | {moves} | "
+                      + " | ".join(f"@{n}: {res['elbo'][str(n)]:,.1f}" for n in sweeps)
                       + f" | {res['rmse']:.4f} | {res['fit_s']:.1f} |", flush=True)  # fmt: skip
     if args.json:
         from funbat.files import atomic_write

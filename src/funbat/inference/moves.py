@@ -161,7 +161,7 @@ def balance_tucker(kinds, modes, core, firsts, ranks):
     """Every mode's components rescaled to unit root-mean-square, the core taking the
     inverse scales (the product is unchanged): ``(modes, core)``.
 
-    Run after each warm-up sweep (:func:`funbat.inference.sweep.sweep`). A start far
+    Run once, before the last warm-up sweep (:func:`funbat.inference.sweep.sweep`). A start far
     from balance (a core near zero against functions many times their prior's size,
     as the singular-vector start gives when most coordinates are seen once) is not a
     direction the exact moves fix: pushing ``q(U^k)`` through a scale also scales the
