@@ -4,6 +4,8 @@ import jax
 import numpy as np
 import pytest
 
+from funbat.inference.state import ModelSpec
+
 
 @pytest.fixture
 def x64():
@@ -74,3 +76,21 @@ def errors_only():
     """``make(sq, mask, group=None)``: an entry backend whose blocks carry the given
     expected squared errors, for testing a likelihood's update on its own."""
     return _ErrorsOnly
+
+
+@pytest.fixture
+def assert_elbo_rises():
+    """``check(history, max_iter)``: the ELBO never falls from one sweep to the next,
+    except into the sweep that starts with the warm-up's one balancing of scales
+    (:func:`funbat.inference.moves.balance_tucker`), which keeps the fitted product but
+    not the bound. Sweep ``b = min(warmup, max_iter // 2)`` (1-based) is that sweep."""
+
+    def check(history, max_iter):
+        h = np.asarray(history)
+        b = min(ModelSpec._field_defaults["warmup"], int(max_iter) // 2)
+        steps = np.diff(h) >= -1e-8 * np.abs(h[1:])
+        if b >= 2:
+            steps[b - 2] = True
+        assert np.all(steps), np.diff(h)
+
+    return check

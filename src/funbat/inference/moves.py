@@ -152,9 +152,11 @@ def cp_scales(Qdiag, dims):
 def component_rms(means, n_valid):
     """Root-mean-square of each component's posterior mean over the real coordinates,
     (R,), from ``means`` (I_pad, R) (rows past ``n_valid`` are zero); 1 for a component
-    that is exactly zero, which a rescaling cannot revive."""
+    outside ``[1e-6, 1e6]``: one that has collapsed towards zero (a rescaling would not
+    revive it, and factors beyond that range overflow the covariances and underflow the
+    core) or one that has blown up."""
     rms = jnp.sqrt(jnp.sum(means**2, axis=0) / n_valid)
-    return jnp.where(rms > 1e-150, rms, 1.0)
+    return jnp.where((rms > 1e-6) & (rms < 1e6), rms, 1.0)
 
 
 def balance_tucker(kinds, modes, core, firsts, ranks):
