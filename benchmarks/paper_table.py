@@ -165,6 +165,8 @@ def _funbat_runner(cls_name: str):
             },
             "tune_time_s": 0.0,
             "fit_time_s": fit_time,
+            "sweeps": len(model.elbo_history_),
+            "converged": bool(model.converged_),
         }
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float), rec
 
