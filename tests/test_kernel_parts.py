@@ -204,7 +204,9 @@ def test_bad_kernel_strings_are_one_line_errors(kernel, message):
 
 def test_cli_kernel_option_and_info_show_the_parts(tmp_path, capsys):
     X, y = _seasonal_table(120)
-    X.assign(y=y.round(5), date=X["date"].dt.strftime("%Y-%m-%d")).to_csv(tmp_path / "d.csv", index=False)
+    X.assign(y=y.round(5), date=X["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        tmp_path / "d.csv", index=False
+    )
     code = cli.main(["fit", str(tmp_path / "d.csv"), "-t", "y", "-c", "site,date", "-r", "2",
                      "--max-iter", "4", "--kernel", "date=matern32 + periodic(91, variance=0.5)",
                      "-o", str(tmp_path / "m.funbat")])  # fmt: skip

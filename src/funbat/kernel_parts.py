@@ -492,9 +492,7 @@ def _parse_term(term: str):
         raise KernelSyntaxError(f"cannot read kernel part {text!r}")
     name = name.lower()
     if name not in PART_NAMES:
-        raise KernelSyntaxError(
-            f"unknown kernel part {name!r}; choose among {sorted(PART_NAMES)}"
-        )
+        raise KernelSyntaxError(f"unknown kernel part {name!r}; choose among {sorted(PART_NAMES)}")
     allowed = PART_NAMES[name]
     if len(args) > len(allowed):
         raise KernelSyntaxError(f"{name} takes at most {len(allowed)} arguments {allowed}")

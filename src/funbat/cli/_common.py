@@ -7,7 +7,6 @@ are imported inside the functions that need them, so ``funbat --help`` stays fas
 from __future__ import annotations
 
 import re
-
 import sys
 from pathlib import Path
 

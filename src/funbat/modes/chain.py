@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import kernel_parts as KP
 from .. import updates as U
 from ..data import InputError, as_mode_columns
 from ..kalman import ChainPosterior, transform_chain
 from ..kalman import prior_quadratic as kalman_prior_quadratic
-from .. import kernel_parts as KP
 from ..kernels import KERNELS, make_kernel
 from ..solvers import ChainSolver, get_solver
 from .base import (
