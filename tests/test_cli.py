@@ -428,9 +428,9 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str 
             fit_on(d / "t.csv", "--rank", "2,3", "--model", "cp"),
             "the cp model takes one rank",
         ),
-        "unknown kernel": (  # the estimator's check_params (scikit-learn's message)
+        "unknown kernel": (  # the kernel string is parsed before the fit
             fit_on(d / "t.csv", "--kernel", "rbf"),
-            ("The 'kernel' parameter of FunBaT must be a str among {", "Got 'rbf' instead"),
+            ("kernel 'rbf': unknown kernel part 'rbf'; choose among [", "'matern32'"),
         ),
         "unknown model": (fit_on(d / "t.csv", "--model", "parafac"), "unknown model 'parafac'"),
         "unknown likelihood": (

@@ -126,7 +126,7 @@ def test_sklearn_contract():
         ({"rank": 0}, "rank"),
         ({"rank": 2.5}, "rank"),
         ({"rank": (2, 2)}, "rank has 2 entries"),
-        ({"kernel": "rbf"}, "'kernel' parameter of FunBaT must be a str among .*'matern12'.*Got 'rbf'"),
+        ({"kernel": "rbf"}, "kernel 'rbf': unknown kernel part 'rbf'; choose among .*'matern12'"),
         ({"max_iter": 0}, "max_iter"),
         ({"lengthscale": -1.0}, "lengthscale"),
     ],

@@ -25,6 +25,7 @@ from .backends import entries_from_input, is_dask_input
 from .calibration import Predictive
 from .data import FunBaTWarning, InputError, as_modes
 from .inference import predict as P
+from .kernel_parts import parse_kernel
 from .kernels import KERNELS
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .modes import mode_kind
@@ -152,7 +153,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "rank": [Interval(Integral, 1, None, closed="left"), list, tuple],
         "modes": [list, tuple, None],
         "discrete": [list, tuple, None],
-        "kernel": [_Choices(set(KERNELS)), list, tuple],
+        "kernel": [str, list, tuple, dict],
         "lengthscale": [Interval(Real, 0, None, closed="neither"), "array-like", None],
         "variance": [Interval(Real, 0, None, closed="neither"), list, tuple],
         "learn_hyperparameters": ["boolean"],
@@ -235,6 +236,32 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             return list(value)
         return [value] * K
 
+    def _kernel_names(self, encodings) -> list:
+        """One kernel string per mode: ``kernel`` as a string, a sequence, or a dict by
+        mode name (modes not named keep the default, ``"matern32"``); each string is
+        checked here, so a bad one fails before any work."""
+        K = len(encodings)
+        if isinstance(self.kernel, dict):
+            names = [e.name for e in encodings]
+            unknown = [k for k in self.kernel if k not in names]
+            if unknown:
+                raise InputError(
+                    f"kernel names modes {unknown} that the data does not have; its modes "
+                    f"are {names}"
+                )
+            kernels = [self.kernel.get(n, "matern32") for n in names]
+        else:
+            kernels = self._per_mode(self.kernel, K, "kernel")
+        for k, e in zip(kernels, encodings):
+            if not isinstance(k, str):
+                raise InputError(f"a kernel is a string; got {k!r} for mode {e.name!r}")
+            if k not in KERNELS:
+                try:
+                    parse_kernel(k)
+                except ValueError as err:
+                    raise InputError(f"kernel {k!r}: {err}") from None
+        return kernels
+
     def _ranks(self, K: int) -> tuple[int, ...]:
         ranks = self._per_mode(self.rank, K, "rank")
         for r in ranks:
@@ -277,7 +304,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             check_cost(self._structure, ranks, sizes, n)
         solver = get_solver(self.chain_solver)
         kinds = tuple(_with_solver(mode_kind(e.kind), solver) for e in encodings)
-        names = self._per_mode(self.kernel, K, "kernel")
+        names = self._kernel_names(encodings)
         ells = self._per_mode(self.lengthscale, K, "lengthscale")
         variances = self._per_mode(self.variance, K, "variance")
         kernels = [
@@ -639,9 +666,12 @@ class FunBaT(_FunBaTBase):
         Columns declared *discrete* (categories with an iid ``N(0, variance I)`` prior
         per category, as in classic Bayesian Tucker). String, categorical and boolean
         columns are discrete anyway. Predicting an unseen category is an error.
-    kernel : str or sequence of str, default "matern32"
-        ``"matern12"``, ``"matern32"`` or ``"matern52"``, or one per mode (ignored for
-        discrete modes).
+    kernel : str, sequence of str or dict, default "matern32"
+        ``"matern12"``, ``"matern32"`` or ``"matern52"``, or for a continuous or date
+        mode a sum of parts such as ``"matern32 + periodic(365.25) + constant"``
+        (:mod:`funbat.kernel_parts`, ``docs/guide/kernels.md``; periods in the mode's
+        units, days for dates); one for all modes, one per mode, or a dict by mode name
+        (modes not named keep ``"matern32"``). Ignored for discrete modes.
     lengthscale : float, sequence or None, default None
         Initial (or fixed) lengthscale per mode in the user's units (days for dates);
         for a spatial mode a number or one per column. None: a tenth of the mode's

@@ -16,12 +16,11 @@ triples the compilation time, for no better fit.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import jax
 import jax.numpy as jnp
 
 from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
+from .kernel_parts import with_lengthscale
 from .kernels import Matern
 
 __all__ = ["ascend_log_normaliser", "smooth_with_lengthscale_search"]
@@ -91,11 +90,11 @@ def smooth_with_lengthscale_search(
     cands = cands.at[0].set(theta)
     filtered, logzs = jax.vmap(
         lambda th: filter_chain(
-            replace(kernel, lengthscale=jnp.exp(th)), coords, Lams, etas, factors, n_valid
+            with_lengthscale(kernel, jnp.exp(th)), coords, Lams, etas, factors, n_valid
         )
     )(cands)
     best = jnp.argmax(jnp.where(jnp.isfinite(logzs), logzs, -jnp.inf))
-    kernel = replace(kernel, lengthscale=jnp.exp(cands[best]))
+    kernel = with_lengthscale(kernel, jnp.exp(cands[best]))
     filtered = jax.tree_util.tree_map(lambda x: x[best], filtered)
     post = rts_smooth(kernel, coords, filtered, logzs[best], n_valid)
     moved = jnp.abs(cands[best] - theta)

@@ -68,6 +68,7 @@ from .dense import DensePosterior, Identity, PointMatern
 from .files import atomic_write
 from .inference import FitResult
 from .kalman import ChainPosterior
+from .kernel_parts import Constant, Periodic, QuasiPeriodic, Sum, Trend
 from .kernels import Matern
 from .likelihoods import DOF_START, make_likelihood
 from .likelihoods.gaussian import Gaussian, GaussianState
@@ -91,7 +92,8 @@ RECORDS: dict[str, type] = {
         FitResult, ModeEncoding, ModeState, ChainMode, PointsMode, CategoriesMode,
         SequentialSolver, NativeSolver, Matern, PointMatern, Identity, ChainPosterior, DensePosterior,
         CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
-        StudentTState, NoiseModeState, Recalibration,
+        StudentTState, NoiseModeState, Recalibration, Sum, Constant, Trend, Periodic,
+        QuasiPeriodic,
     )
 }  # fmt: skip
 _SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}
@@ -176,6 +178,8 @@ def _json_param(value):
         return value.tolist()
     if isinstance(value, (list, tuple)):
         return [_json_param(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _json_param(v) for k, v in value.items()}  # kernel={"date": "..."}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return None

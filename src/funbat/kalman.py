@@ -328,13 +328,31 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     # E[(x^r_j - A x^r_{j-1})(x^s_j - A x^s_{j-1})^T]; E[x^r_{j-1} x^sT_j] = (C^{sr})^T
     C_t = jnp.swapaxes(jnp.swapaxes(C_b, 1, 2), -1, -2)
     resid = S_b[1:] - C_b @ jnp.swapaxes(a, -1, -2) - a @ C_t + a @ S_b[:-1] @ jnp.swapaxes(a, -1, -2)
-    eye = jnp.eye(d, dtype=Q1.dtype)
-    q_inv = jax.vmap(lambda m: _spd_solve(m, eye))(Q1)  # (I, d, d); Q_0 = Pinf
+    q_inv = _noise_inverse(kernel, Q1)  # (I, d, d); Q_0 = Pinf
     steps = jnp.einsum("nab,nrsba->nrs", q_inv[1:], resid)  # tr(Q_j^{-1} resid), (I-1, R, R)
     keep = (jnp.arange(1, I) < n_valid)[:, None, None]
     first = jnp.einsum("ab,rsba->rs", q_inv[0], S_b[0])
     out = first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
     return 0.5 * (out + out.T)
+
+
+def _noise_inverse(kernel, Q1):
+    """``Q_j^{-1}`` (I, d, d) of the transitions' noise ``Q1`` (I, d, d).
+
+    A Matérn kernel's ``Q`` is positive definite (the unrolled Cholesky solve). A sum
+    with deterministic parts (:mod:`funbat.kernel_parts`) has a singular ``Q``; its
+    prior has a density only on ``range(Q)``, and the quadratic form there is the
+    pseudo-inverse's (eigenvalues below ``1e-10`` of the largest of ``Pinf`` count as
+    zero; the residuals ``x_j - A x_{j-1}`` of ``q`` vanish outside that range).
+    """
+    d = Q1.shape[-1]
+    if getattr(kernel, "noise_rank", d) == d:
+        eye = jnp.eye(d, dtype=Q1.dtype)
+        return jax.vmap(lambda m: _spd_solve(m, eye))(Q1)
+    s, V = jnp.linalg.eigh(Q1)
+    cut = 1e-10 * jnp.max(jnp.abs(s[0]))  # step 0: Q_0 = Pinf
+    inv = jnp.where(s > cut, 1.0 / jnp.where(s > cut, s, 1.0), 0.0)
+    return (V * inv[:, None, :]) @ jnp.swapaxes(V, -1, -2)
 
 
 def transform_chain(post: ChainPosterior, T, state_dim: int) -> ChainPosterior:

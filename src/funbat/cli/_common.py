@@ -6,6 +6,7 @@ are imported inside the functions that need them, so ``funbat --help`` stays fas
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -30,7 +31,13 @@ COORDS = typer.Option(
 )
 MODEL = typer.Option("--model", "-m", help="tucker (FunBaT) or cp (FunBaT-CP).")
 RANK = typer.Option("--rank", "-r", help="Rank per mode: one integer, or one per mode.")
-KERNEL = typer.Option("--kernel", "-k", help="matern12, matern32 or matern52 (or one per mode).")
+KERNEL = typer.Option(
+    "--kernel",
+    "-k",
+    help="matern12, matern32, matern52 or a sum of parts, e.g. 'matern32 + periodic(365.25) "
+    "+ constant'; one for all modes, one per mode (comma-separated), or MODE=KERNEL items "
+    "for some modes (the others keep matern32).",
+)
 MAX_ITER = typer.Option("--max-iter", help="Maximum number of sweeps.")
 SEED = typer.Option("--seed", help="Seed of the random initialisation.")
 DISCRETE = typer.Option(
@@ -122,6 +129,30 @@ class Progress:
 # -- parsing ---------------------------------------------------------------------------
 
 
+def parse_kernels(value: str | None) -> list[str] | dict[str, str]:
+    """``--kernel``: comma-separated kernels (commas inside parentheses belong to a part's
+    arguments), or ``MODE=KERNEL`` items -> a dict by mode name."""
+    if value is None:
+        return []
+    items, depth, cur = [], 0, ""
+    for ch in value:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    items.append(cur.strip())
+    if not all(items):
+        raise InputError(f"--kernel must be comma-separated kernels; got {value!r}")
+    named = [re.match(r"^([^()=]+?)\s*=\s*(.+)$", it) for it in items]
+    if any(named):
+        if not all(named):
+            raise InputError(f"--kernel: give MODE=KERNEL for every item or for none; got {value!r}")
+        return {m.group(1).strip(): m.group(2).strip() for m in named}
+    return items
+
+
 def parse_list(value: str | None, option: str = "--coords") -> list[str] | None:
     if value is None:
         return None
@@ -192,14 +223,14 @@ def make_estimator(
 
     if model not in MODELS:
         raise InputError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    kernels = parse_list(kernel) or []
+    kernels = parse_kernels(kernel)
     r = parse_rank(rank)
     if model == "cp" and isinstance(r, list):
         raise InputError("the cp model takes one rank shared by all modes")
     cls = FunBaTCP if model == "cp" else FunBaT
     est = cls(
         rank=r,
-        kernel=kernels[0] if len(kernels) == 1 else kernels,
+        kernel=kernels[0] if isinstance(kernels, list) and len(kernels) == 1 else kernels,
         max_iter=max_iter,
         random_state=seed,
         modes=modes,

@@ -45,6 +45,8 @@ def info_lengthscale(m: dict) -> str:
         return "- (categories are independent)"
     if m["kind"] == "spatial":
         return ", ".join(f"{c} {v:.4g}" for c, v in zip(m["columns"], m["lengthscale"]))
+    if m["lengthscale"] is None:
+        return "- (no lengthscale part)"
     return f"{m['lengthscale']:.4g}" + (" days" if m["kind"] == "date" else "")
 
 

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import kernel_parts as KP
 from .. import updates as U
 from ..data import InputError, as_mode_columns
 from ..kalman import ChainPosterior, transform_chain
@@ -60,7 +61,7 @@ def _chain_update(solver, kernel, coords, G, g, tau_mean, unfolded, step, n_vali
     are padded to one length and ``n_valid`` (traced) says how many steps are real.
     """
     Lams, etas = U.mode_messages(G, g, tau_mean, unfolded)
-    if learn:
+    if learn and KP.has_lengthscale(kernel):
         bounds = jnp.array(LOG_LENGTHSCALE_BOUNDS)
         kernel, post, step = solver.smooth_with_lengthscale_search(
             kernel, coords, Lams, etas, step, bounds, n_valid
@@ -90,8 +91,11 @@ class ChainMode(ModeKind):
     name = "continuous"
 
     def kernel(self, enc, name, lengthscale, variance):
-        if name not in KERNELS:
-            raise InputError(f"unknown kernel {name!r}; choose one of {sorted(KERNELS)}")
+        """A Matérn name, or a sum of parts (``"matern32 + periodic(365.25) + constant"``,
+        :mod:`funbat.kernel_parts`; periods and lengthscales in user units, days for a
+        date mode). ``lengthscale`` and ``variance`` are a Matérn part's defaults."""
+        if not isinstance(name, str):
+            raise InputError(f"a kernel is a string; got {name!r} for mode {enc.name!r}")
         if lengthscale is None:
             ell_scaled = default_lengthscale(enc.unique)
         else:
@@ -100,7 +104,20 @@ class ChainMode(ModeKind):
                     f"lengthscale must be positive; got {lengthscale!r} for mode {enc.name!r}"
                 )
             ell_scaled = float(lengthscale) / enc.scale
-        return make_kernel(name, ell_scaled, check_variance(enc, variance))
+        var = check_variance(enc, variance)
+        if name in KERNELS:
+            return make_kernel(name, ell_scaled, var)
+        try:
+            parsed = KP.parse_kernel(name)
+            parts = KP.build_parts(parsed, float(enc.scale), ell_scaled, var)
+        except ValueError as e:
+            raise InputError(f"kernel {name!r} of mode {enc.name!r}: {e}") from None
+        return KP.Sum(parts, KP.canonical_label(parsed))
+
+    def kernel_label(self, state):
+        if isinstance(state.kernel, KP.Sum):
+            return state.kernel.label
+        return super().kernel_label(state)
 
     def chain_length(self, enc):
         return int(enc.unique.size)
@@ -126,7 +143,10 @@ class ChainMode(ModeKind):
         return kalman_prior_quadratic(state.kernel, state.coords, state.posterior, state.n_valid)
 
     def dimension(self, state):
-        return state.n_valid * state.kernel.state_dim
+        k = state.kernel
+        if isinstance(k, KP.Sum):  # deterministic parts add no variables after the start
+            return k.state_dim + (state.n_valid - 1) * k.noise_rank
+        return state.n_valid * k.state_dim
 
     def transform(self, state, T):
         post = transform_chain(state.posterior, T, state.kernel.state_dim)
@@ -156,6 +176,8 @@ class ChainMode(ModeKind):
         return x
 
     def user_lengthscale(self, state, enc):
+        if not KP.has_lengthscale(state.kernel):
+            return None
         return float(state.kernel.lengthscale) * enc.scale
 
     def check_learned(self, state, enc):
@@ -167,6 +189,8 @@ class ChainMode(ModeKind):
         default lengthscales.
         """
         if enc.unique.size < 3:
+            return
+        if not KP.has_lengthscale(state.kernel):
             return
         gap = float(np.median(np.diff(enc.unique)))
         ell = float(state.kernel.lengthscale)
@@ -203,5 +227,7 @@ class ChainMode(ModeKind):
             "n_unique": int(enc.unique.size),
             "lengthscale": self.user_lengthscale(state, enc),
             "lengthscale_unit": "days" if enc.is_datetime else "coordinate units",
-        }
+            **({"kernel_parts": [type(p).__name__ for p in state.kernel.parts]}
+               if isinstance(state.kernel, KP.Sum) else {}),
+        }  # fmt: skip
 

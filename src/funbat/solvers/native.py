@@ -16,7 +16,8 @@ computation (no loop) and sampling a one-off per prediction, so they stay JAX's
 solver (``"sequential"``) remains the reference, and the one to differentiate: a
 callback has no derivative.
 
-Without numba installed the solver falls back to the JAX one, so a model file naming it
+Kernels other than a plain Matérn (sums of parts) and machines without numba use
+the JAX functions. Without numba installed the solver falls back to the JAX one, so a model file naming it
 loads and predicts everywhere.
 """
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from ..hyper import smooth_with_lengthscale_search
 from ..kalman import ChainPosterior, interpolate, smooth
+from ..kernels import Matern
 from ..sampling import chain_samples
 from .base import ChainSolver
 
@@ -107,6 +109,13 @@ def _call(kind, kernel, coords, Lams, etas, n_valid, step=0.0, bounds=(0.0, 0.0)
     return [_from_words(w) for w in out]
 
 
+def _native(kernel) -> bool:
+    """Whether the numba kernels serve ``kernel``: they build the transitions of a
+    Matérn kernel themselves, so a sum of kernel parts (:mod:`funbat.kernel_parts`),
+    whose transitions only the kernel itself knows, runs the JAX solver's functions."""
+    return isinstance(kernel, Matern) and numba_available()
+
+
 @dataclass(frozen=True)
 class NativeSolver(ChainSolver):
     """Sequential filter and smoother compiled by numba, run on the host (CPU default)."""
@@ -114,7 +123,7 @@ class NativeSolver(ChainSolver):
     name = "native"
 
     def smooth(self, kernel, coords, Lams, etas, n_valid):
-        if not numba_available():
+        if not _native(kernel):
             return smooth(kernel, coords, Lams, etas, n_valid=n_valid)
         n_valid = coords.shape[0] if n_valid is None else n_valid
         ms, Ps, sm, sP, tail = _call("smooth", kernel, coords, Lams, etas, n_valid)
@@ -122,7 +131,7 @@ class NativeSolver(ChainSolver):
 
     def smooth_with_lengthscale_search(self, kernel, coords, Lams, etas, step, log_bounds,
                                        n_valid):  # fmt: skip
-        if not numba_available():
+        if not _native(kernel):
             return smooth_with_lengthscale_search(kernel, coords, Lams, etas, step, log_bounds,
                                                   n_valid)  # fmt: skip
         n_valid = coords.shape[0] if n_valid is None else n_valid

@@ -1,0 +1,150 @@
+"""Forecasts past the training range (issue 21): funbat's default kernel against sums of
+kernel parts (``funbat.kernel_parts``) and simple baselines.
+
+* beijing_pm25: train on every row dated before 80% of the date range, test on the next
+  7, 30 and 90 days.
+* us_temp: train on years before 1984, test on years >= 1984 (the simple baseline is
+  each location's 1954-1983 mean).
+
+Reported: test RMSE (target units) and the coverage of funbat's central 50% and 95%
+predictive intervals; the training mean, a per-location mean (us_temp) and
+scikit-learn's HistGradientBoostingRegressor on the raw coordinates as baselines.
+
+    PYTHONPATH=src python benchmarks/forecast.py --json benchmarks/results/forecast.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _provenance import provenance  # noqa: E402
+
+DATA = HERE.parents[0] / ".." / "shared" / "data"
+
+
+def _rmse(y, p):
+    return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
+
+
+def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
+    from funbat import FunBaT
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = FunBaT(rank=rank, kernel=kernel, max_iter=max_iter, random_state=seed).fit(X_tr, y_tr)
+    fit_s = time.perf_counter() - t0
+    out = {}
+    for name, (X_te, y_te) in tests.items():
+        mean = m.predict(X_te)
+        cov = {}
+        for level in (0.5, 0.95):
+            lo, hi = m.predict_interval(X_te, level)
+            cov[f"coverage_{int(level * 100)}"] = float(np.mean((y_te >= lo) & (y_te <= hi)))
+        out[name] = {"rmse": _rmse(y_te, mean), **cov, "n_test": int(len(y_te))}
+    return {"kernels": m.kernels_, "lengthscales": [None if v is None else np.asarray(v).tolist()
+            for v in m.lengthscales_], "n_iter": int(m.n_iter_), "fit_s": fit_s,
+            "tests": out}  # fmt: skip
+
+
+def _numeric(X):
+    return np.column_stack([
+        (X[c] - pd.Timestamp("1970-01-01")).dt.days.to_numpy(float)
+        if pd.api.types.is_datetime64_any_dtype(X[c]) else X[c].to_numpy(float) for c in X
+    ])  # fmt: skip
+
+
+def _baselines(X_tr, y_tr, tests, seed, location=None):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    hgb = HistGradientBoostingRegressor(random_state=seed).fit(_numeric(X_tr), y_tr)
+    out = {}
+    for name, (X_te, y_te) in tests.items():
+        row = {
+            "training_mean": _rmse(y_te, np.full(len(y_te), y_tr.mean())),
+            "hist_gradient_boosting": _rmse(y_te, hgb.predict(_numeric(X_te))),
+        }
+        if location is not None:
+            row["per_location_mean"] = _rmse(y_te, location(X_te))
+        out[name] = row
+    return out
+
+
+def beijing(args):
+    df = pd.read_csv(DATA / "beijing_pm25.csv", parse_dates=["date"])
+    X, y = df[["temp_c", "pres_hpa", "date"]], df["pm25_z"].to_numpy()
+    lo, hi = df["date"].min(), df["date"].max()
+    cut = lo + 0.8 * (hi - lo)
+    tr = (df["date"] <= cut).to_numpy()
+    tests = {}
+    for h in (7, 30, 90):
+        te = ((df["date"] > cut) & (df["date"] <= cut + pd.Timedelta(days=h))).to_numpy()
+        tests[f"next_{h}_days"] = (X[te], y[te])
+    variants = {
+        "default": "matern32",
+        "date: matern32 + constant": {"date": "matern32 + constant"},
+        "date: matern32 + periodic(365.25) + constant": {
+            "date": "matern32 + periodic(365.25) + constant"},
+    }  # fmt: skip
+    res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
+           "baselines": _baselines(X[tr], y[tr], tests, args.seed)}  # fmt: skip
+    res["funbat"] = {}
+    for name, kernel in variants.items():
+        res["funbat"][name] = _funbat(X[tr], y[tr], tests, kernel, args.rank, args.max_iter,
+                                      args.seed)  # fmt: skip
+        print("beijing", name, json.dumps(res["funbat"][name]["tests"]), flush=True)
+    return res
+
+
+def us_temp(args):
+    df = pd.read_csv(DATA / "us_temp.csv")
+    X, y = df[["lat01", "lon01", "year"]], df["temp_f"].to_numpy()
+    tr, te = (df["year"] < 1984).to_numpy(), (df["year"] >= 1984).to_numpy()
+    recent = df[(df["year"] >= 1954) & (df["year"] < 1984)]
+    loc_mean = recent.groupby(["lat01", "lon01"])["temp_f"].mean()
+
+    def location(X_te):
+        keys = pd.MultiIndex.from_frame(X_te[["lat01", "lon01"]])
+        return loc_mean.reindex(keys).fillna(recent["temp_f"].mean()).to_numpy()
+
+    tests = {"years_from_1984": (X[te], y[te])}
+    variants = {"default": "matern32", "year: matern32 + constant": {"year": "matern32 + constant"}}
+    res = {"n_train": int(tr.sum()),
+           "baselines": _baselines(X[tr], y[tr], tests, args.seed, location)}  # fmt: skip
+    res["funbat"] = {}
+    for name, kernel in variants.items():
+        res["funbat"][name] = _funbat(X[tr], y[tr], tests, kernel, args.rank, args.max_iter,
+                                      args.seed)  # fmt: skip
+        print("us_temp", name, json.dumps(res["funbat"][name]["tests"]), flush=True)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rank", type=int, default=3)
+    ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="write the results here (with their provenance)")
+    args = ap.parse_args()
+    origin = provenance()
+    t0 = time.perf_counter()
+    results = {"beijing_pm25": beijing(args), "us_temp": us_temp(args)}
+    results["wall_s"] = time.perf_counter() - t0
+    print(json.dumps(results, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(provenance=origin, args=vars(args), results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

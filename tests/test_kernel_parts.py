@@ -1,0 +1,223 @@
+"""Kernel parts in state-space form (funbat.kernel_parts) against their closed forms, the
+chain smoother with a sum kernel against the dense GP, and sum kernels in a fit."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+import funbat
+from funbat import FunBaT, InputError, cli
+from funbat import kernel_parts as KP
+from funbat.kalman import interpolate, smooth
+from funbat.kernels import make_kernel
+
+pytestmark = pytest.mark.usefixtures("x64")
+
+
+def _periodic(period, variance=1.0, lengthscale=1.0, tol=KP.PERIODIC_TOL):
+    weights = KP.periodic_weights(lengthscale, tol)
+    return KP.Periodic(jnp.asarray(period), jnp.asarray(variance), lengthscale, weights)
+
+
+def _parts():
+    return {
+        "matern32": make_kernel("matern32", 0.4, 1.3),
+        "constant": KP.Constant(jnp.asarray(0.7)),
+        "trend": KP.Trend(jnp.asarray(0.5), jnp.asarray(2.0)),
+        "periodic": _periodic(0.3, 0.8, 0.9),
+        "quasiperiodic": KP.QuasiPeriodic(_periodic(0.5, 1.1), make_kernel("matern32", 0.7)),
+    }
+
+
+def _chain_gram(kernel, x):
+    """Prior covariance of ``u = z_1`` at sorted ``x`` from the chain's A, Q, Pinf only."""
+    gaps = np.concatenate([[np.inf], np.diff(x)])
+    A, Q = (np.asarray(m) for m in kernel.transition(jnp.asarray(gaps)))
+    Ps = [np.asarray(kernel.sde()[1])]
+    for j in range(1, x.size):
+        Ps.append(A[j] @ Ps[-1] @ A[j].T + Q[j])
+    K = np.zeros((x.size, x.size))
+    for i in range(x.size):
+        M = Ps[i]
+        for j in range(i, x.size):
+            if j > i:
+                M = A[j] @ M  # Cov(s_j, s_i) = A_j ... A_{i+1} P_i
+            K[i, j] = K[j, i] = M[0, 0]
+    return K
+
+
+@pytest.mark.parametrize("name", list(_parts()))
+def test_each_part_state_space_covariance_equals_closed_form(name):
+    part = _parts()[name]
+    kern = KP.Sum((part,), name)
+    x = np.sort(np.random.default_rng(0).uniform(0.0, 2.0, 40))
+    ref = np.asarray(kern.gram(x, x, x[0]))
+    np.testing.assert_allclose(_chain_gram(kern, x), ref, atol=1e-12)
+    if name != "trend":  # stationary: H A(lag) Pinf H^T = k(lag) at many lags
+        lags = np.linspace(0.0, 3.0, 301)
+        A, _ = kern.transition(jnp.asarray(lags))
+        Pinf = kern.sde()[1]
+        np.testing.assert_allclose((A @ Pinf)[:, 0, 0], kern.covariance(lags), atol=1e-12)
+        np.testing.assert_allclose(kern.covariance(lags), part.covariance(lags), atol=1e-14)
+    # the SDE's F gives the same transitions: A(D) = expm(F D)
+    from scipy.linalg import expm
+
+    F = np.asarray(kern.sde()[0])
+    A, _ = kern.transition(jnp.asarray([0.37]))
+    np.testing.assert_allclose(A[0], expm(F * 0.37), atol=1e-10)
+
+
+@pytest.mark.parametrize("lengthscale", [0.5, 1.0, 2.0])
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_periodic_truncation_error_within_the_stated_accuracy(lengthscale, tol):
+    var = 1.7
+    per = _periodic(2.0, var, lengthscale, tol)
+    lags = np.linspace(-3.0, 3.0, 2001)
+    err = np.abs(np.asarray(per.covariance(lags) - per.exact_covariance(lags)))
+    assert err.max() <= tol * var * (1 + 1e-9)
+    assert err[1000] == pytest.approx(err.max())  # the largest error is at lag 0
+    # and J is the smallest number of harmonics that does it
+    fewer = KP.Periodic(per.period, per.variance, lengthscale, per.weights[:-1])
+    assert np.abs(np.asarray(fewer.covariance(0.0) - fewer.exact_covariance(0.0))) > tol * var
+
+
+def test_sum_covariance_is_the_sum_of_the_parts():
+    parts = _parts()
+    stationary = tuple(parts[n] for n in ("matern32", "constant", "periodic", "quasiperiodic"))
+    kern = KP.Sum(stationary, "sum")
+    lags = np.linspace(0.0, 2.5, 251)
+    total = sum(np.asarray(p.covariance(lags)) for p in stationary)
+    np.testing.assert_allclose(kern.covariance(lags), total, atol=1e-13)
+    A, _ = kern.transition(jnp.asarray(lags))
+    np.testing.assert_allclose((A @ kern.sde()[1])[:, 0, 0], total, atol=1e-12)
+    full = KP.Sum(tuple(parts.values()), "all")
+    assert full.state_dim == sum(p.state_dim for p in parts.values())
+    x = np.sort(np.random.default_rng(1).uniform(0.0, 2.0, 15))
+    np.testing.assert_allclose(_chain_gram(full, x), full.gram(x, x, x[0]), atol=1e-11)
+
+
+def test_smoother_with_a_sum_kernel_equals_dense_gp(random_messages, dense_gp_posterior):
+    rank = 3
+    rng = np.random.default_rng(2)
+    t = np.sort(rng.uniform(0, 2, size=22))
+    p = _parts()
+    kern = KP.Sum((p["matern32"], p["periodic"], p["constant"], p["trend"]), "sum")
+    Lams, etas = random_messages(rng, t.size, rank)
+    post = smooth(kern, jnp.asarray(t), jnp.asarray(Lams), jnp.asarray(etas))
+    d = kern.state_dim
+    mean, Sigma, logZ = dense_gp_posterior(np.asarray(kern.gram(t, t, t[0])), Lams, etas)
+    np.testing.assert_allclose(post.smoothed_means[:, ::d], mean, atol=1e-8)
+    for j in range(t.size):
+        blk = Sigma[j * rank : (j + 1) * rank, j * rank : (j + 1) * rank]
+        np.testing.assert_allclose(post.smoothed_covs[j][::d, ::d], blk, atol=1e-8)
+    np.testing.assert_allclose(post.log_normaliser, logZ, rtol=1e-9)
+    # interpolation at new coordinates: the dense GP's conditional at those points
+    q = np.array([t[0] - 0.3, 0.5 * (t[4] + t[5]), t[-1] + 0.4])
+    m_q, s_q = interpolate(kern, jnp.asarray(t), t.size, post, jnp.asarray(q))
+    Kqt = np.kron(np.asarray(kern.gram(q, t, t[0])), np.eye(rank))
+    Ktt = np.kron(np.asarray(kern.gram(t, t, t[0])), np.eye(rank))
+    W = np.linalg.solve(Ktt, Kqt.T).T  # u(q) = W u(t) + independent prior residual
+    ref_m = (W @ mean.reshape(-1)).reshape(q.size, rank)
+    np.testing.assert_allclose(m_q, ref_m, atol=1e-7)
+    Kqq = np.kron(np.asarray(kern.gram(q, q, t[0])), np.eye(rank))
+    C = Kqq - W @ Kqt.T + W @ Sigma @ W.T
+    for i in range(q.size):
+        blk = C[i * rank : (i + 1) * rank, i * rank : (i + 1) * rank]
+        np.testing.assert_allclose(s_q[i] - np.outer(m_q[i], m_q[i]), blk, atol=1e-7)
+
+
+def _seasonal_table(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    site = rng.uniform(0, 10, n).round(1)
+    day = rng.integers(0, 400, n)
+    date = pd.Timestamp("2020-01-01") + pd.to_timedelta(day, "D")
+    y = (1.0 + 0.3 * np.sin(site / 2)) * (2.0 + np.sin(2 * np.pi * day / 91.0))
+    return pd.DataFrame({"site": site, "date": date}), y + 0.1 * rng.normal(size=n)
+
+
+def test_native_solver_runs_a_sum_kernel_through_the_jax_functions(random_messages):
+    from funbat.hyper import smooth_with_lengthscale_search
+    from funbat.solvers import get_solver
+
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 2, size=12))
+    p = _parts()
+    kern = KP.Sum((p["matern32"], p["periodic"], p["constant"]), "sum")
+    Lams, etas = (jnp.asarray(a) for a in random_messages(rng, t.size, 2))
+    native, ref = get_solver("native"), smooth(kern, jnp.asarray(t), Lams, etas)
+    got = native.smooth(kern, jnp.asarray(t), Lams, etas, None)
+    np.testing.assert_allclose(got.smoothed_means, ref.smoothed_means, atol=1e-12)
+    bounds = jnp.array([-5.0, 5.0])
+    k1, post1, _ = native.smooth_with_lengthscale_search(kern, jnp.asarray(t), Lams, etas, 0.5,
+                                                         bounds, None)  # fmt: skip
+    k2, post2, _ = smooth_with_lengthscale_search(kern, jnp.asarray(t), Lams, etas, 0.5, bounds)
+    assert float(k1.lengthscale) == float(k2.lengthscale) != 0.4  # the search moved it
+    assert float(post1.log_normaliser) >= float(ref.log_normaliser)  # and never lowers log Z
+    np.testing.assert_allclose(post1.smoothed_means, post2.smoothed_means, atol=1e-12)
+
+
+def test_fit_with_a_sum_kernel_raises_the_elbo_and_round_trips(assert_elbo_rises, tmp_path):
+    X, y = _seasonal_table()
+    kernel = {"date": "matern32 + periodic(91) + constant"}
+    m = FunBaT(rank=2, kernel=kernel, max_iter=24, random_state=0).fit(X, y)
+    assert m.kernels_ == ["matern32", "matern32 + periodic(91) + constant"]
+    assert_elbo_rises(m.elbo_history_, 24)
+    # the period is in days: 91 days in the model's scaled units
+    k = m.result_.modes[1].kernel
+    enc = m.result_.encodings[1]
+    np.testing.assert_allclose(float(k.parts[1].period) * enc.scale, 91.0)
+    assert m.lengthscales_[1] > 0 and np.isfinite(m.lengthscales_[1])
+    pred = m.predict(X)
+    assert np.sqrt(np.mean((pred - y) ** 2)) < 0.6 * np.std(y)  # it fits (loosely)
+    m.save(tmp_path / "m.funbat")
+    back = funbat.load(tmp_path / "m.funbat")
+    assert back.kernel == kernel and back.kernels_ == m.kernels_
+    np.testing.assert_array_equal(back.predict(X), pred)
+    info = {d["name"]: d for d in m.summary()["modes"]}
+    assert info["date"]["kernel_parts"] == ["Matern", "Periodic", "Constant"]
+    assert "kernel_parts" not in info["site"]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "message"),
+    [
+        ("rbf", "unknown kernel part 'rbf'"),
+        ("matern32 + ", "cannot read kernel part ''"),
+        ("periodic", "periodic needs a period"),
+        ("periodic(-7)", "argument 'period' of periodic must be positive"),
+        ("periodic(7, foo=1)", "periodic has no argument 'foo'"),
+        ("matern32 + periodic(x)", "argument 'period' of periodic must be a number"),
+        ("constant(1, 2)", "constant takes at most 1 arguments"),
+        ({"nope": "constant"}, "kernel names modes \\['nope'\\]"),
+        ({"date": 3}, "a kernel is a string"),
+    ],
+)
+def test_bad_kernel_strings_are_one_line_errors(kernel, message):
+    X, y = _seasonal_table(40)
+    with pytest.raises(InputError, match=message) as err:
+        FunBaT(kernel=kernel, max_iter=2).fit(X, y)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_kernel_option_and_info_show_the_parts(tmp_path, capsys):
+    X, y = _seasonal_table(120)
+    X.assign(y=y.round(5), date=X["date"].dt.strftime("%Y-%m-%d")).to_csv(
+        tmp_path / "d.csv", index=False
+    )
+    code = cli.main(["fit", str(tmp_path / "d.csv"), "-t", "y", "-c", "site,date", "-r", "2",
+                     "--max-iter", "4", "--kernel", "date=matern32 + periodic(91, variance=0.5)",
+                     "-o", str(tmp_path / "m.funbat")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    model = funbat.load(tmp_path / "m.funbat")
+    assert model.kernel == {"date": "matern32 + periodic(91, variance=0.5)"}
+    capsys.readouterr()
+    assert cli.main(["info", str(tmp_path / "m.funbat")]) == 0
+    out = capsys.readouterr().out
+    assert "matern32 + periodic(91, variance=0.5)" in out
+    from funbat.cli._common import parse_kernels
+
+    assert parse_kernels("matern52, periodic(7, variance=2) + constant") == [
+        "matern52", "periodic(7, variance=2) + constant"]  # fmt: skip
