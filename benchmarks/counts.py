@@ -169,9 +169,9 @@ def main(argv=None):
             entry["seconds_per_sweep"] = sweep_seconds(family, X, y, rank)
         results[name] = entry
         print(name, json.dumps(entry["mean_std"]), entry.get("seconds_per_sweep"), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        if args.json:  # after each data set: a long run keeps what it has done
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
