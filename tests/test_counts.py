@@ -320,3 +320,19 @@ def test_cli_fit_and_predict(tmp_path, capsys):
     text = capsys.readouterr().err + err_buf.getvalue()
     assert code == 2 and len(text.strip().splitlines()) == 1 and "counts" in text
     assert not (tmp_path / "bad.funbat").exists()
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "negative_binomial"])
+def test_dask_fit_equals_in_memory_fit(family):
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, _ = draw(family, 600, seed=8)
+    df = X.assign(y=y)
+    kw = dict(rank=2, max_iter=14, tol=0.0, likelihood=family, duplicates="keep",
+              random_state=0)  # fmt: skip
+    mem = FunBaT(**kw).fit(X, y)
+    with dask.config.set(scheduler="threads"):
+        dsk = FunBaT(**kw).fit(dd.from_pandas(df, npartitions=3), y="y")
+    np.testing.assert_allclose(dsk.elbo_history_, mem.elbo_history_, rtol=1e-9)
+    assert dsk.offset_ == pytest.approx(mem.offset_, rel=1e-9)
+    np.testing.assert_allclose(dsk.predict(X), mem.predict(X), rtol=1e-7)
