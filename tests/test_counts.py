@@ -310,6 +310,8 @@ def test_cli_fit_and_predict(tmp_path, capsys):
     assert code == 0, err
     out = pd.read_csv(tmp_path / "p.csv")
     assert out["lower95"].dtype.kind == "i" and out["upper95"].dtype.kind == "i"
+    code = cli.main(["info", str(tmp_path / "p.funbat")])
+    assert code == 0 and "poisson, offset" in capsys.readouterr().out
     assert np.all(out["lower95"] <= out["mean"]) and np.all(out["mean"] <= out["upper95"])
     # a count target that is not a count: one line, exit 2
     table.assign(y=table["y"] - 0.5).to_csv(tmp_path / "bad.csv", index=False)
