@@ -179,7 +179,8 @@ def test_student_t_model_saves_and_loads(tmp_path):
 
 def test_bad_likelihood_and_level_are_clear_errors():
     X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
-    with pytest.raises(InputError, match="'likelihood' parameter of FunBaT must be a str among {'gaussian', 'student_t'}"):
+    with pytest.raises(InputError, match="'likelihood' parameter of FunBaT must be a str among "
+                       "{'bernoulli', 'gaussian', 'negative_binomial', 'poisson', 'student_t'}"):
         FunBaT(likelihood="laplace").fit(X, np.ones(20))
     model = FunBaT(rank=1, max_iter=3).fit(X, np.sin(np.arange(20.0)))
     with pytest.raises(InputError, match="level"):

@@ -17,6 +17,7 @@ from numbers import Integral, Real
 import jax
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -393,7 +394,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 k.user_lengthscale(s, e)
                 for k, s, e in zip(result.kinds, result.modes, result.encodings)
             ],
-            "noise_variance_": result.noise_variance * result.y_scale**2,
+            "noise_variance_": (
+                math.nan if lik.unit_noise else result.noise_variance * result.y_scale**2
+            ),
             "dof_": recal.dof if recal is not None else lik.dof(lik_state),
             "recalibration_": recal,
             "core_": core,
@@ -422,7 +425,14 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "model": type(self).__name__,
             "modes": modes,
             "n_train": int(self.n_train_),
-            "noise_std": math.sqrt(self.noise_variance_),
+            # null for counts and yes/no (no Gaussian noise)
+            "noise_std": (
+                math.sqrt(self.noise_variance_) if math.isfinite(self.noise_variance_) else None
+            ),
+            # bernoulli, poisson, negative_binomial: the log-odds' constant, dispersion r
+            "likelihood": self.result_.likelihood.name or "gaussian",
+            "offset": getattr(self, "offset_", None),
+            "dispersion": getattr(self, "dispersion_", None),
             # Student-t degrees of freedom (null: Gaussian noise; then noise_std is a scale)
             "noise_dof": float(self.dof_) if math.isfinite(self.dof_) and recal is None else None,
             # Gaussian noise with a Student-t predictive (null: not recalibrated)
@@ -529,12 +539,30 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         pred = self.predictive(X)
         return (pred.mean, pred.spread) if return_std else pred.mean
 
+    @available_if(lambda self: self.likelihood == "bernoulli")
+    def predict_proba(self, X):
+        """Class probabilities ``[P(y = 0), P(y = 1)]`` (n, 2) at ``X``, the latent
+        log-odds' uncertainty integrated (``likelihood="bernoulli"`` only).
+
+        Columns follow ``classes_`` (``[0, 1]``), as in scikit-learn classifiers.
+        """
+        return self.predictive(X).proba()
+
+    @property
+    def classes_(self):
+        """``[0, 1]``: the classes of a Bernoulli fit (the columns of :meth:`predict_proba`)."""
+        check_is_fitted(self, "result_")
+        if self.likelihood != "bernoulli":
+            raise AttributeError("classes_ exists for likelihood='bernoulli' only")
+        return np.array([0, 1])
+
     def predict_interval(self, X, level: float = 0.95):
         """Central predictive interval of probability ``level`` at ``X``.
 
         Returns
         -------
-        lower, upper : (n,) each, in the target's units.
+        lower, upper : (n,) each, in the target's units (integers for counts and
+        yes/no, holding at least ``level``).
         """
         return self.predictive(X).interval(_check_level(level))
 
@@ -696,12 +724,23 @@ class FunBaT(_FunBaTBase):
     core_prior_variance : float, default 1.0
         Prior variance of each core entry (ignored by :class:`FunBaTCP`, whose core is
         fixed).
-    likelihood : {"gaussian", "student_t"}, default "gaussian"
+    likelihood : {"gaussian", "student_t", "bernoulli", "poisson", "negative_binomial"}, \
+default "gaussian"
         Observation noise. ``"student_t"``: heavy-tailed noise, a Gaussian whose
         precision is scaled per entry by a Gamma weight (:mod:`funbat.likelihoods`);
         outlying entries pull less on the fit, the degrees of freedom are learned
         (``dof_``) and predictive intervals have Student-t tails. Then
-        ``noise_variance_`` is the squared noise *scale*.
+        ``noise_variance_`` is the squared noise *scale*. ``"bernoulli"`` (0/1 or
+        boolean targets, logit link), ``"poisson"`` and ``"negative_binomial"``
+        (whole-number counts, log link; the latter learns the dispersion
+        ``dispersion_``) by Polya-Gamma augmentation
+        (:mod:`funbat.likelihoods.polya_gamma`): the latent value is the log-odds (the
+        log-mean count) less the learned constant ``offset_``; the targets are not
+        standardised. Their ``predict`` is the predictive mean (the probability of 1,
+        the expected count), ``predict_interval`` gives integers, ``predict_proba``
+        (Bernoulli) the two class probabilities, ``predictive(X)`` the whole
+        distribution (:class:`~funbat.likelihoods.polya_gamma.CountPredictive`);
+        ``noise_variance_`` is NaN and there is no recalibration.
     noise_mode : str, int or None, default None
         A mode along which the noise level varies (name or position; a spatial mode as
         ``"lat+lon"``): each of its unique training coordinates (a date, a station)

@@ -36,8 +36,10 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   smoothed_means, smoothed_covs, log_normaliser), ``DensePosterior`` (chol,
   white_mean, white_cov, log_normaliser); ``CoreMoments`` (mean, cov),
   ``NoiseMoments`` (shape, rate); likelihoods ``Gaussian``, ``StudentT``,
-  ``NoiseMode`` (base, mode) with states ``GaussianState``, ``StudentTState`` (dof),
-  ``NoiseModeState`` (dof, group_dof, alpha, beta); ``Recalibration`` (scale, dof, n).
+  ``NoiseMode`` (base, mode), ``Bernoulli``, ``Poisson``, ``NegativeBinomial`` with
+  states ``GaussianState``, ``StudentTState`` (dof), ``NoiseModeState`` (dof,
+  group_dof, alpha, beta), ``PGState`` (offset, dispersion); ``Recalibration`` (scale,
+  dof, n).
 
 ``params`` holds the constructor parameters as plain JSON (tuples become lists, arrays
 lists, unrepresentable values such as a numpy Generator seed null); on loading, list
@@ -73,6 +75,7 @@ from .kernels import Matern
 from .likelihoods import DOF_START, make_likelihood
 from .likelihoods.gaussian import Gaussian, GaussianState
 from .likelihoods.noise_mode import NoiseMode, NoiseModeState
+from .likelihoods.polya_gamma import Bernoulli, NegativeBinomial, PGState, Poisson
 from .likelihoods.student_t import StudentT, StudentTState
 from .modes import CategoriesMode, ChainMode, ModeState, PointsMode, mode_kind
 from .modes.categories import json_category
@@ -93,7 +96,7 @@ RECORDS: dict[str, type] = {
         SequentialSolver, NativeSolver, Matern, PointMatern, Identity, ChainPosterior, DensePosterior,
         CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
         StudentTState, NoiseModeState, Recalibration, Sum, Constant, Trend, Periodic,
-        QuasiPeriodic,
+        QuasiPeriodic, Bernoulli, NegativeBinomial, Poisson, PGState,
     )
 }  # fmt: skip
 _SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}

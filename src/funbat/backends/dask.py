@@ -139,9 +139,10 @@ def _padded(block, chunk):
     return pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
 
 
-def _block_statistics(block, weights, moments, mode, n_groups, chunk, structure):
+def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, structure):
     """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``,
-    with its entries' ``weights`` (padded; None: the mask)."""
+    with its entries' ``weights`` (padded; None: the mask) and ``targets`` (padded;
+    None: the partition's standardised targets)."""
     import jax
     import jax.numpy as jnp
 
@@ -150,6 +151,8 @@ def _block_statistics(block, weights, moments, mode, n_groups, chunk, structure)
     idx_p, y_p, w_p = _padded(block, chunk)
     if weights is not None:
         w_p = weights
+    if targets is not None:
+        y_p = targets
     means, seconds = moments
     with jax.enable_x64(True):
         G, g = mode_statistics(
@@ -415,7 +418,7 @@ class DaskEntries(EntryBackend):
         return DaskEntries(self.names, self.is_datetime, self.encodings, self.blocks, self.n,
                            self.y_mean, self.y_scale, self.sum_y2, chunk)  # fmt: skip
 
-    def statistics(self, weights, means, seconds, *, mode, n_groups, structure):
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None):
         """Grouped statistics ``(G, g)`` summed over all partitions (see ``mode_statistics``)."""
         import dask
 
@@ -425,7 +428,8 @@ class DaskEntries(EntryBackend):
             structure=structure,
         )  # fmt: skip
         ws = [None] * len(self.blocks) if weights is None else weights
-        parts = [dask.delayed(f)(b, w, moments) for b, w in zip(self.blocks, ws)]
+        ts = [None] * len(self.blocks) if targets is None else targets
+        parts = [dask.delayed(f)(b, w, t, moments) for b, w, t in zip(self.blocks, ws, ts)]
         (G, g) = dask.compute(_tree(parts, _add))[0]
         return G, g
 

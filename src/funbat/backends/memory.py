@@ -41,13 +41,13 @@ class MemoryEntries(EntryBackend):
     def with_chunk(self, chunk):
         return MemoryEntries(self.encodings, self.idx, self.y_raw, chunk)
 
-    def statistics(self, weights, means, seconds, *, mode, n_groups, structure):
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None):
         # mode k moved first: the statistics are the same, and modes of equal shapes
         # then share one compilation of mode_statistics
         order = (mode,) + tuple(i for i in range(len(means)) if i != mode)
         return mode_statistics(
             self._idx,
-            self._y,
+            self._y if targets is None else targets,
             self._mask if weights is None else weights,
             tuple(means[i] for i in order),
             tuple(seconds[i] for i in order),

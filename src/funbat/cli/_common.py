@@ -51,7 +51,8 @@ DROPNA = typer.Option(
 QUIET = typer.Option("--quiet", "-q", help="No progress bar or messages.")
 LIKELIHOOD = typer.Option(
     "--likelihood",
-    help="Noise model: gaussian, or student_t for heavy-tailed errors.",
+    help="Noise model: gaussian, student_t for heavy-tailed errors, bernoulli for 0/1 "
+    "targets, poisson or negative_binomial for counts.",
 )
 NOISE_MODE = typer.Option(
     "--noise-mode",

@@ -68,14 +68,16 @@ def info_text(model_path: Path, d: dict) -> str:
             f"{m['rank']:>4}  {m['kernel']:<8} {info_lengthscale(m)}"
         )
     status = "converged" if d["converged"] else "stopped at max_iter"
-    lines += [
-        (
+    if d["noise_std"] is None:  # counts or yes/no
+        disp = "" if d["dispersion"] is None else f", dispersion {d['dispersion']:.4g}"
+        lines.append(f"  targets   {d['likelihood']}, offset {d['offset']:.4g}{disp}")
+    else:
+        lines.append(
             f"  noise std {d['noise_std']:.6g} (target units)"
             if d["noise_dof"] is None
             else f"  noise     Student-t, scale {d['noise_std']:.6g} (target units), "
             f"{d['noise_dof']:.3g} degrees of freedom"
-        ),
-    ]
+        )
     if d["recalibration"] is not None:
         r = d["recalibration"]
         lines.append(

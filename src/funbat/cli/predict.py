@@ -1,4 +1,6 @@
-"""``funbat predict``: a model's predictive mean, std and 95% interval for a table's rows."""
+"""``funbat predict``: a model's predictive mean, std and 95% interval for a table's rows
+(for a ``bernoulli`` model the mean is the ``probability`` of 1; counts' intervals are
+integers)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from ._common import DROPNA, MODEL_PATH, QUIET, check_output, say
 
 #: The columns ``predict`` adds to the input rows.
 PREDICTION_COLUMNS = ("mean", "std", "lower95", "upper95")
+
+#: ... and for a ``bernoulli`` model, whose mean is the probability of 1.
+PROBABILITY_COLUMNS = ("probability", "std", "lower95", "upper95")
 
 
 def as_training_categories(est, X):
@@ -42,7 +47,8 @@ def predict(
     dropna: Annotated[bool, DROPNA] = False,
     quiet: Annotated[bool, QUIET] = False,
 ):
-    """Write the input rows plus mean, std, lower95 and upper95 columns."""
+    """Write the input rows plus mean (probability for a bernoulli model), std, lower95
+    and upper95 columns."""
     from funbat import load
     from funbat.files import missing_rows, read_table, select_columns, write_table
 
@@ -57,7 +63,8 @@ def predict(
             f"are {', '.join(est.modes_)} and the data's columns are "
             f"{', '.join(map(str, df.columns))}"
         )
-    clash = [c for c in PREDICTION_COLUMNS if c in df.columns]
+    names = PROBABILITY_COLUMNS if est.likelihood == "bernoulli" else PREDICTION_COLUMNS
+    clash = [c for c in names if c in df.columns]
     if clash:
         raise InputError(f"the data already has a column {clash[0]!r}; rename it first")
     bad = missing_rows(df, columns)
@@ -68,7 +75,7 @@ def predict(
     X = as_training_categories(est, X)
     pred = est.predictive(X)
     out = df.reset_index(drop=True).copy()
-    out["mean"], out["std"] = pred.mean, pred.spread
+    out[names[0]], out["std"] = pred.mean, pred.spread
     out["lower95"], out["upper95"] = pred.interval(0.95)
     write_table(out, output)
     say(f"wrote {len(out)} predictions to {output}", quiet)

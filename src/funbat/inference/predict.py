@@ -42,12 +42,16 @@ def latent(result: FitResult, columns):
 
 
 def predictive(result: FitResult, columns) -> Predictive:
-    """The posterior predictive at query columns, in the target's units.
+    """The posterior predictive at query columns, in the target's units (a
+    :class:`funbat.likelihoods.polya_gamma.CountPredictive` for counts and yes/no).
 
     A recalibrated fit is Student-t as a whole: ``var_f`` 0 and ``noise_scale`` the
     recalibrated spread ``scale * sqrt(var_f + noise variance)``.
     """
     mean, var = latent(result, columns)
+    own = result.likelihood.observation_predictive(result.likelihood_state, mean, var)
+    if own is not None:  # counts or yes/no (funbat.likelihoods.polya_gamma)
+        return own
     noise_var, ys = result.noise_variance, result.y_scale
     mean_y = mean * ys + result.y_mean
     recal = result.recalibration
@@ -84,6 +88,9 @@ def sample(result: FitResult, columns, rng: np.random.Generator, n_samples: int)
             w = core.mean + jax.random.normal(keys[-1], (S, C.shape[0])) @ C.T
             f = jax.vmap(lambda wi, *fs: contract(wi, list(fs), second=False))(w, *factors)
         f = np.asarray(f)
+    drawn = result.likelihood.draw_observations(result.likelihood_state, f, rng)
+    if drawn is not None:  # counts or yes/no drawn given the latent draws
+        return np.asarray(drawn, float).T
     noise = result.noise
     tau = rng.gamma(float(noise.shape), 1.0 / float(noise.rate), size=(S, 1))
     recal = result.recalibration

@@ -18,7 +18,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import updates as U
-from ..likelihoods import EntryWeights
 from ..modes import bucket
 from . import moves as MV
 from .state import ModelSpec, SweepState
@@ -41,25 +40,32 @@ def _core_orders(structure: str, ranks: tuple[int, ...]):
     return [tuple(map(jnp.asarray, U.core_orders(ranks, k))) for k in range(len(ranks))]
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(jax.jit, static_argnames=("structure", "unit_noise"))
 def core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, sum_y2, n,
-                   priors, hold_noise, from_last, *, structure):  # fmt: skip
+                   priors, hold_noise, from_last, *, structure, unit_noise=False):  # fmt: skip
     """Core, then noise, then the ELBO, from one mode's statistics and new moments.
 
     Run after every mode update: it needs no pass over the entries, and refreshing the
     core often speeds up the sweeps' convergence (the core couples all modes).
     ``weights_term`` is the likelihood's part of the ELBO; ``priors`` is
     ``(core prior variance, a0, b0)``; ``from_last`` orders a Tucker core's sums
-    (:func:`funbat.updates.core_orders`).
+    (:func:`funbat.updates.core_orders`). ``unit_noise``: the noise precision stays 1
+    and the Gaussian part of the ELBO is ``-E[sum of squared errors] / 2``, the rest
+    being the likelihood's ``weights_term``
+    (:attr:`funbat.likelihoods.Likelihood.unit_noise`).
     """
     core_var, a0, b0 = priors
     T, b = U.core_from_statistics(G, g, means, seconds, structure, from_last)
     if structure != "cp":
         core = U.core_update(T, b, noise.mean, core_var)
     esq = U.expected_sq_error(sum_y2, T, b, core)
-    new = U.noise_update(n, esq, a0, b0)
-    noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise, new)
-    elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
+    if unit_noise:  # tau = 1 is part of the model, not a variable
+        elbo = -0.5 * esq - mode_kls
+    else:
+        new = U.noise_update(n, esq, a0, b0)
+        noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise,
+                                       new)  # fmt: skip
+        elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
     elbo = elbo + weights_term
     if core is not None:
         elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
@@ -106,18 +112,23 @@ def initial_state(spec: ModelSpec, entries, kernels, rng: np.random.Generator) -
     core = None
     if spec.structure != "cp":
         core = U.CoreMoments(jnp.asarray(rng.normal(size=P) / math.sqrt(P)), jnp.zeros((P, P)))
-    noise = U.NoiseMoments(_f64(1.0), _f64(0.1))  # E[tau] = 10: start confident
-    weights = EntryWeights(None, _f64(entries.sum_y2), _f64(0.0))
+    lik = spec.likelihood
+    # E[tau] = 10: start confident; a unit-noise likelihood keeps E[tau] = 1 throughout
+    noise = U.NoiseMoments(_f64(1e6), _f64(1e6)) if lik.unit_noise else U.NoiseMoments(
+        _f64(1.0), _f64(0.1))  # fmt: skip
     kls = (jnp.zeros(()),) * len(modes)
-    state = SweepState(modes, core, noise, spec.likelihood.init(encs), weights, kls,
-                       jnp.zeros(()), 0)  # fmt: skip
-    means, seconds = _moments(state)
-    G, g = entries.statistics(None, means, seconds, mode=0, n_groups=modes[0].coords.shape[0],
-                              structure=spec.structure)  # fmt: skip
+    lik_state = lik.init(encs)
+    means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
+    lik_state, weights = lik.initial_weights(lik_state, entries, means, seconds, core,
+                                             structure=spec.structure)  # fmt: skip
+    state = SweepState(modes, core, noise, lik_state, weights, kls, jnp.zeros(()), 0)
+    G, g = entries.statistics(weights.weights, means, seconds, mode=0,
+                              n_groups=modes[0].coords.shape[0], structure=spec.structure,
+                              targets=weights.targets)  # fmt: skip
     core, noise, elbo = core_and_noise(
         G, g, means[0], seconds[0], core, noise, sum(kls), weights.term, weights.sum_wy2,
         entries.n, _priors(spec), jnp.asarray(warmup_sweeps(spec) > 0), _orders(spec)[0][1],
-        structure=spec.structure,
+        structure=spec.structure, unit_noise=lik.unit_noise,
     )  # fmt: skip
     return state._replace(core=core, noise=noise, elbo=elbo)
 
@@ -175,7 +186,8 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
                           priors[0], rank=spec.ranks[k])  # fmt: skip
         means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
         G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means, seconds,
-                      mode=k, n_groups=modes[k].coords.shape[0], structure=structure)  # fmt: skip
+                      mode=k, n_groups=modes[k].coords.shape[0], structure=structure,
+                      targets=weights.targets)  # fmt: skip
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
         modes[k], kls[k] = _timed(
             timer, "mode", kind.update, modes[k], G, g, noise.mean, unfolded,
@@ -184,7 +196,7 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         core, noise, elbo = _timed(
             timer, "core", core_and_noise, G, g, modes[k].means, modes[k].seconds, core, noise,
             sum(kls), weights.term, weights.sum_wy2, entries.n, priors, jnp.asarray(warm),
-            orders[k][1], structure=structure,
+            orders[k][1], structure=structure, unit_noise=spec.likelihood.unit_noise,
         )  # fmt: skip
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
                       state.sweeps + 1)  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["EntryWeights", "Likelihood"]
@@ -23,13 +24,17 @@ class EntryWeights(NamedTuple):
     """The entries' weights as the other block updates see them.
 
     weights : the backend's handle of the per-entry weights (None: every weight 1).
-    sum_wy2 : ``sum_n w_n y_n^2`` (standardised targets).
+    sum_wy2 : ``sum_n w_n y_n^2`` (standardised targets, or the pseudo-targets).
     term : the likelihood's own part of the ELBO (0 for Gaussian noise).
+    targets : the backend's handle of per-entry pseudo-targets that replace the
+        standardised targets in the statistics (None: the targets themselves), for
+        likelihoods that are Gaussian only given an augmentation (Polya-Gamma).
     """
 
     weights: Any
     sum_wy2: jax.Array
     term: jax.Array
+    targets: Any = None
 
 
 class Likelihood:
@@ -41,6 +46,18 @@ class Likelihood:
     robust: bool = False
     #: The Gaussian predictive may be recalibrated (:mod:`funbat.calibration`).
     recalibrates: bool = False
+    #: The pseudo-observations have unit precision: ``tau`` is held at 1 and the ELBO's
+    #: Gaussian part is ``-E[sum of weighted squared errors] / 2``, the likelihood's
+    #: ``term`` holding the rest (Polya-Gamma augmentation).
+    unit_noise: bool = False
+
+    def initial_weights(self, state, entries, means, seconds, core, *, structure: str):
+        """The starting state and the entries' weights before the first :meth:`update`
+        (the warm-up's): every weight 1 and the standardised targets, unless the
+        likelihood says otherwise. It may check the targets (raising
+        :class:`funbat.InputError`). Returns ``(state, EntryWeights)``."""
+        return state, EntryWeights(None, jnp.asarray(entries.sum_y2, jnp.float64),
+                                   jnp.asarray(0.0, jnp.float64))  # fmt: skip
 
     def init(self, encodings) -> NamedTuple:
         """The starting state (weights 1: Gaussian noise until the warm-up ends)."""
@@ -71,6 +88,17 @@ class Likelihood:
                         n_samples: int, n: int):  # fmt: skip
         """Draws (n_samples, n) of the noise precision's multiplier (1.0: none)."""
         return 1.0
+
+    def observation_predictive(self, state, mean_f, var_f):
+        """The predictive of the observations given the latent value's mean and variance
+        (n,) each (standardised units), or None: the Gaussian/Student-t one of
+        :func:`funbat.inference.predict.predictive`."""
+        return None
+
+    def draw_observations(self, state, f, rng: np.random.Generator):
+        """Observations (S, n) drawn given latent draws ``f`` (S, n), or None: Gaussian
+        noise as :func:`funbat.inference.predict.sample` draws it."""
+        return None
 
     def attributes(self, state, names) -> dict:
         """Fitted attributes the estimator reports (``noise_mode_`` and the like)."""

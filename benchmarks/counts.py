@@ -1,0 +1,178 @@
+"""Yes/no and count likelihoods against Gaussian noise on transformed targets and
+gradient boosting with the matching loss, on five random 80/20 splits.
+
+* Synthetic data from the model (3 continuous modes, 30 coordinates each, a rank-2
+  Tucker latent from :func:`funbat.datasets.make_synthetic`): Bernoulli (logit), Poisson
+  and negative-binomial (r = 4) targets. Reported: held-out log-loss (Bernoulli) or
+  mean Poisson deviance of the predicted mean (counts), the latent log-odds / log-mean's
+  RMSE against the truth, the expected calibration error on 10 bins (Bernoulli), the
+  95% intervals' coverage (counts), and the seconds per sweep against Student-t noise
+  on the same entries.
+* Real yes/no data: the Beijing PM2.5 table shipped in ``../shared/data`` (temperature,
+  pressure, date; 16,965 rows), target ``pm25_z > 1`` (a polluted day).
+
+The Gaussian baseline fits the same FunBaT to ``y`` (0/1; probabilities clipped to
+[1e-3, 1 - 1e-3]) or to ``log1p(y)`` (mean count ``expm1`` of its prediction, at least
+1e-3). Gradient boosting: scikit-learn's ``HistGradientBoostingClassifier`` and
+``HistGradientBoostingRegressor(loss="poisson")`` with default settings.
+
+    PYTHONPATH=src python benchmarks/counts.py --json benchmarks/results/counts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import log_loss, mean_poisson_deviance
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _provenance import provenance  # noqa: E402
+
+from funbat import FunBaT  # noqa: E402
+from funbat.datasets import make_synthetic  # noqa: E402
+
+BEIJING = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "beijing_pm25.csv"
+
+
+def draw(family: str, n: int, seed: int):
+    """X, y and the true log-odds / log-mean of ``n`` entries from the model."""
+    d = make_synthetic(n, n_modes=3, rank=2, n_unique=30, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    if family == "bernoulli":
+        truth = 1.5 * d.f - 0.5
+        y = (rng.random(n) < expit(truth)).astype(float)
+    elif family == "poisson":
+        truth = 0.7 * d.f + 1.0
+        y = rng.poisson(np.exp(truth)).astype(float)
+    else:
+        truth, r = 0.7 * d.f + 1.5, 4.0
+        y = rng.negative_binomial(r, r / (r + np.exp(truth))).astype(float)
+    return d.X, y, truth
+
+
+def ece(p, y, bins=10):
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    return float(sum(abs(y[b == i].mean() - p[b == i].mean()) * np.mean(b == i)
+                     for i in range(bins) if np.any(b == i)))  # fmt: skip
+
+
+def _numeric(X: pd.DataFrame) -> pd.DataFrame:
+    """Dates as days, for gradient boosting."""
+    return X.apply(lambda c: (c - c.min()).dt.days if c.dtype.kind == "M" else c)
+
+
+def one_split(family, X, y, truth, train, test, rank, max_iter):
+    kw = dict(rank=rank, max_iter=max_iter, duplicates="keep", random_state=0)
+    Xtr, Xte, ytr, yte = X.iloc[train], X.iloc[test], y[train], y[test]
+    out = {}
+    t0 = time.perf_counter()
+    model = FunBaT(likelihood=family, **kw).fit(Xtr, ytr)
+    out["funbat_fit_s"] = time.perf_counter() - t0
+    out["funbat_sweeps"] = int(model.n_iter_)
+    pred = model.predictive(Xte)
+    gauss = FunBaT(**kw).fit(Xtr, ytr if family == "bernoulli" else np.log1p(ytr))
+    g = gauss.predict(Xte)
+    if family == "bernoulli":
+        hgb = HistGradientBoostingClassifier(random_state=0).fit(_numeric(Xtr), ytr)
+        p_g = np.clip(g, 1e-3, 1 - 1e-3)
+        out["log_loss"] = {"funbat": log_loss(yte, pred.mean, labels=[0, 1]),
+                           "gaussian": log_loss(yte, p_g, labels=[0, 1]),
+                           "hgb": log_loss(yte, hgb.predict_proba(_numeric(Xte))[:, 1], labels=[0, 1])}
+        out["ece"] = {"funbat": ece(pred.mean, yte), "gaussian": ece(p_g, yte)}
+        g_latent = np.log(p_g / (1 - p_g))
+        latent = pred.loc
+    else:
+        hgb = HistGradientBoostingRegressor(loss="poisson", random_state=0).fit(_numeric(Xtr),
+                                                                           ytr)
+        m_g = np.maximum(np.expm1(g), 1e-3)
+        out["poisson_deviance"] = {"funbat": mean_poisson_deviance(yte, pred.mean),
+                                   "gaussian": mean_poisson_deviance(yte, m_g),
+                                   "hgb": mean_poisson_deviance(yte, hgb.predict(_numeric(Xte)))}
+        lo, hi = pred.interval(0.95)
+        out["coverage95"] = float(np.mean((yte >= lo) & (yte <= hi)))
+        out["interval_mass95"] = float(np.mean(pred.cdf(hi) - pred.cdf(lo - 1)))
+        g_latent = np.log(m_g)
+        latent = pred.loc + np.log(pred.dispersion)
+    if truth is not None:
+        tt = truth[test]
+        out["latent_rmse"] = {"funbat": float(np.sqrt(np.mean((latent - tt) ** 2))),
+                              "gaussian": float(np.sqrt(np.mean((g_latent - tt) ** 2)))}
+    if family == "negative_binomial":
+        out["dispersion"] = float(model.dispersion_)
+    return out
+
+
+def sweep_seconds(family, X, y, rank, sweeps=20):
+    """Seconds per sweep of ``family`` and of Student-t noise on the same entries, after
+    a first fit has compiled everything."""
+    out = {}
+    for lik in (family, "student_t"):
+        target = y if lik == family else np.log1p(y)
+        kw = dict(rank=rank, max_iter=sweeps, tol=0.0, duplicates="keep", random_state=0,
+                  likelihood=lik)  # fmt: skip
+        FunBaT(**kw).fit(X, target)
+        m = FunBaT(**kw).fit(X, target)
+        out[lik] = m.fit_time_ / m.n_iter_
+    return out
+
+
+def summarise(splits):
+    def agg(key):
+        vals = [s[key] for s in splits if key in s]
+        if not vals:
+            return None
+        if isinstance(vals[0], dict):
+            return {k: [float(np.mean([v[k] for v in vals])), float(np.std([v[k] for v in vals]))]
+                    for k in vals[0]}  # fmt: skip
+        return [float(np.mean(vals)), float(np.std(vals))]
+
+    keys = sorted({k for s in splits for k in s})
+    return {k: agg(k) for k in keys}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--n", type=int, default=5000, help="synthetic entries per family")
+    ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--max-iter", type=int, default=50)
+    ap.add_argument("--no-beijing", action="store_true")
+    args = ap.parse_args(argv)
+    results = {"provenance": provenance(), "settings": vars(args) | {"json": str(args.json)}}
+    data = {f: draw(f, args.n, seed=7) for f in ("bernoulli", "poisson", "negative_binomial")}
+    if not args.no_beijing and BEIJING.exists():
+        df = pd.read_csv(BEIJING)
+        X = df[["temp_c", "pres_hpa", "date"]].assign(date=pd.to_datetime(df["date"]))
+        data["beijing_polluted"] = (X, (df["pm25_z"].to_numpy() > 1.0).astype(float), None)
+    for name, (X, y, truth) in data.items():
+        family = "bernoulli" if name == "beijing_polluted" else name
+        rank = 3 if name == "beijing_polluted" else 2
+        rng = np.random.default_rng(0)
+        splits = []
+        for s in range(args.splits):
+            perm = rng.permutation(len(y))
+            cut = int(0.8 * len(y))
+            splits.append(one_split(family, X, y, truth, perm[:cut], perm[cut:], rank,
+                                    args.max_iter))  # fmt: skip
+            print(name, s, json.dumps(splits[-1]), flush=True)
+        entry = {"n": int(len(y)), "family": family, "rank": rank, "splits": splits,
+                 "mean_std": summarise(splits)}  # fmt: skip
+        if truth is not None:
+            entry["seconds_per_sweep"] = sweep_seconds(family, X, y, rank)
+        results[name] = entry
+        print(name, json.dumps(entry["mean_std"]), entry.get("seconds_per_sweep"), flush=True)
+        if args.json:  # after each data set: a long run keeps what it has done
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
