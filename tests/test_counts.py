@@ -338,3 +338,26 @@ def test_dask_fit_equals_in_memory_fit(family):
     np.testing.assert_allclose(dsk.elbo_history_, mem.elbo_history_, rtol=1e-9)
     assert dsk.offset_ == pytest.approx(mem.offset_, rel=1e-9)
     np.testing.assert_allclose(dsk.predict(X), mem.predict(X), rtol=1e-7)
+
+
+def test_repeated_rows_are_kept_for_yes_no_data_and_dropped_for_gaussian_by_default():
+    """``duplicates="auto"``: equal 0/1 rows are genuine observations; equal real-valued
+    rows are copies (dropped with a warning), as before."""
+    import warnings
+
+    from funbat import FunBaTWarning
+
+    X = pd.DataFrame({"a": np.repeat(np.linspace(0, 1, 20), 3), "b": np.tile([0.0, 0.5, 1.0], 20)})
+    X = pd.concat([X, X], ignore_index=True)  # every row twice
+    y = (np.sin(6 * X["a"].to_numpy()) + X["b"].to_numpy() > 0.5).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FunBaTWarning)
+        yes_no = FunBaT(rank=1, likelihood="bernoulli", max_iter=4, random_state=0).fit(X, y)
+    assert yes_no.n_train_ == 120
+    with pytest.warns(FunBaTWarning, match="60 of 120 rows repeat another row exactly"):
+        gauss = FunBaT(rank=1, max_iter=4, random_state=0).fit(X, y + 0.1 * X["a"].to_numpy())
+    assert gauss.n_train_ == 60
+    dropped = FunBaT(rank=1, likelihood="bernoulli", duplicates="drop", max_iter=4,
+                     random_state=0)  # fmt: skip
+    with pytest.warns(FunBaTWarning, match="repeat another row exactly"):
+        assert dropped.fit(X, y).n_train_ == 60

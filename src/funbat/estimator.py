@@ -165,7 +165,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "likelihood": [_Choices(set(LIKELIHOODS))],
         "noise_mode": [str, Integral, list, tuple, None],
         "recalibrate": ["boolean"],
-        "duplicates": [_Choices({"drop", "keep"})],
+        "duplicates": [_Choices({"auto", "drop", "keep"})],
         "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "chain_solver": [_Choices({"auto", *SOLVERS})],
@@ -188,7 +188,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         likelihood="gaussian",
         noise_mode=None,
         recalibrate=True,
-        duplicates="drop",
+        duplicates="auto",
         chunk_size=65536,
         random_state=None,
         chain_solver="auto",
@@ -328,6 +328,12 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------
 
+    def _duplicates(self) -> str:
+        """``duplicates`` with ``"auto"`` resolved by the likelihood's observations."""
+        if self.duplicates != "auto":
+            return self.duplicates
+        return "keep" if LIKELIHOODS[self.likelihood].discrete_observations else "drop"
+
     def fit(self, X, y=None, callback=None):
         """Fit the posterior by message passing sweeps until the ELBO converges.
 
@@ -350,7 +356,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.check_params()
         t0 = time.perf_counter()  # with Dask, reading and encoding the data count too
         named = hasattr(X, "columns") or is_dask_input(X) or y is None
-        entries = entries_from_input(X, y, self.modes, self.discrete, self.duplicates)
+        entries = entries_from_input(X, y, self.modes, self.discrete, self._duplicates())
         with jax.enable_x64(True):  # the priors' arrays are float64 from the start
             spec, kernels = self._spec(entries.encodings, entries.n)
             entries = entries.with_chunk(
@@ -758,12 +764,15 @@ default "gaussian"
         Ignored for ``likelihood="student_t"`` and with a ``noise_mode`` (their
         predictive is their own), below 50 training entries, and when most residuals
         are exactly 0.
-    duplicates : {"drop", "keep"}, default "drop"
-        Rows that repeat another row exactly (the same coordinates and the same target)
-        are dropped, with a :class:`~funbat.FunBaTWarning`: copies of a row are not new
-        measurements, and counting them shrinks the noise estimate and the intervals.
-        ``"keep"`` fits every row, for data whose exact repeats are genuine (or an
-        evaluation protocol that counts them, as the paper's does).
+    duplicates : {"auto", "drop", "keep"}, default "auto"
+        ``"drop"``: rows that repeat another row exactly (the same coordinates and the
+        same target) are dropped, with a :class:`~funbat.FunBaTWarning`: copies of a
+        row are not new measurements, and counting them shrinks the noise estimate and
+        the intervals. ``"keep"`` fits every row, for data whose exact repeats are
+        genuine (or an evaluation protocol that counts them, as the paper's does).
+        ``"auto"`` is ``"keep"`` for counts and yes/no data (``likelihood="bernoulli"``,
+        ``"poisson"``, ``"negative_binomial"``), where equal rows are the rule, and
+        ``"drop"`` otherwise.
     chunk_size : int, default 65536
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None

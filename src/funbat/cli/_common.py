@@ -66,7 +66,8 @@ RECALIBRATE = typer.Option(
 )
 KEEP_DUPLICATES = typer.Option(
     "--keep-duplicates",
-    help="Fit rows that repeat another row exactly (default: drop them, with a warning).",
+    help="Fit rows that repeat another row exactly (default: drop them, with a warning; "
+    "kept anyway for counts and yes/no likelihoods).",
 )
 MODEL_PATH = typer.Argument(metavar="MODEL", help="A model saved by funbat fit.")
 TRAINING_DATA = typer.Argument(metavar="DATA", help="CSV or Parquet table, one row per observation.")
@@ -239,7 +240,7 @@ def make_estimator(
         likelihood=likelihood,
         noise_mode=noise_mode,
         recalibrate=recalibrate,
-        duplicates="keep" if keep_duplicates else "drop",
+        duplicates="keep" if keep_duplicates else "auto",
     )
     est.check_params()
     return est

@@ -50,6 +50,10 @@ class Likelihood:
     #: Gaussian part is ``-E[sum of weighted squared errors] / 2``, the likelihood's
     #: ``term`` holding the rest (Polya-Gamma augmentation).
     unit_noise: bool = False
+    #: The observations are counts or 0/1, where rows repeating another exactly are
+    #: usually genuine observations (two days above a threshold at the same
+    #: coordinates), so ``duplicates="auto"`` keeps them.
+    discrete_observations: bool = False
 
     def initial_weights(self, state, entries, means, seconds, core, *, structure: str):
         """The starting state and the entries' weights before the first :meth:`update`

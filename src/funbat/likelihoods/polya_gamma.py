@@ -197,6 +197,7 @@ class _PolyaGamma(Likelihood):
     """Shared machinery of the three families; ``name`` says which."""
 
     unit_noise = True
+    discrete_observations = True
     #: The dispersion ``r`` is learned (negative binomial).
     learns_dispersion = False
 
