@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import log_loss, mean_poisson_deviance
 
@@ -37,25 +36,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _provenance import provenance  # noqa: E402
 
 from funbat import FunBaT  # noqa: E402
-from funbat.datasets import make_synthetic  # noqa: E402
+from funbat.datasets import make_synthetic_counts  # noqa: E402
 
 BEIJING = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "beijing_pm25.csv"
 
 
 def draw(family: str, n: int, seed: int):
     """X, y and the true log-odds / log-mean of ``n`` entries from the model."""
-    d = make_synthetic(n, n_modes=3, rank=2, n_unique=30, seed=seed)
-    rng = np.random.default_rng(seed + 100)
-    if family == "bernoulli":
-        truth = 1.5 * d.f - 0.5
-        y = (rng.random(n) < expit(truth)).astype(float)
-    elif family == "poisson":
-        truth = 0.7 * d.f + 1.0
-        y = rng.poisson(np.exp(truth)).astype(float)
-    else:
-        truth, r = 0.7 * d.f + 1.5, 4.0
-        y = rng.negative_binomial(r, r / (r + np.exp(truth))).astype(float)
-    return d.X, y, truth
+    return make_synthetic_counts(n, family, seed=seed)
 
 
 def ece(p, y, bins=10):

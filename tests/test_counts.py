@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from funbat import FunBaT, FunBaTCP, InputError, cli, load
 from funbat.backends.base import EntryBlock
-from funbat.datasets import make_synthetic
+from funbat.datasets import make_synthetic_counts
 from funbat.likelihoods.polya_gamma import CountPredictive, _weights, pg_mean
 
 
@@ -125,20 +125,8 @@ def test_predictive_matches_direct_integrals():
 
 
 def draw(family: str, n: int, seed: int):
-    """Data from the model: a rank-2 Tucker latent on 3 modes, 30 coordinates each, and
-    targets from the family; returns X, y and the true log-odds / log-mean."""
-    d = make_synthetic(n, n_modes=3, rank=2, n_unique=30, seed=seed)
-    rng = np.random.default_rng(seed + 100)
-    if family == "bernoulli":
-        truth = 1.5 * d.f - 0.5
-        y = (rng.random(n) < expit(truth)).astype(float)
-    elif family == "poisson":
-        truth = 0.7 * d.f + 1.0
-        y = rng.poisson(np.exp(truth)).astype(float)
-    else:
-        truth, r = 0.7 * d.f + 1.5, 4.0
-        y = rng.negative_binomial(r, r / (r + np.exp(truth))).astype(float)
-    return d.X, y, truth
+    """X, y and the true log-odds / log-mean of ``n`` entries from the model."""
+    return make_synthetic_counts(n, family, seed=seed)
 
 
 N_TRAIN, N_TEST = 1500, 1500

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["Synthetic", "make_synthetic", "shared_data_dir"]
+__all__ = ["Synthetic", "make_synthetic", "make_synthetic_counts", "shared_data_dir"]
 
 
 class Synthetic(NamedTuple):
@@ -88,6 +88,31 @@ def make_synthetic(
         X = X.rename(columns={"x0": "date"})
         X["date"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")
     return Synthetic(X, y, f, noise_std)
+
+
+def make_synthetic_counts(n: int, family: str, *, seed: int = 0):
+    """Yes/no or count data from the model: a rank-2 Tucker latent on 3 modes (30
+    coordinates each, :func:`make_synthetic`) through the family's link.
+
+    ``family``: ``"bernoulli"`` (log-odds ``1.5 f - 0.5``), ``"poisson"`` (log-mean
+    ``0.7 f + 1``) or ``"negative_binomial"`` (log-mean ``0.7 f + 1.5``, dispersion 4).
+    Returns ``X`` (n, 3) DataFrame, ``y`` (n,) 0/1 or counts (float) and the true
+    log-odds / log-mean (n,).
+    """
+    if family not in ("bernoulli", "poisson", "negative_binomial"):
+        raise ValueError(f"family must be bernoulli, poisson or negative_binomial; got {family!r}")
+    d = make_synthetic(n, n_modes=3, rank=2, n_unique=30, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    if family == "bernoulli":
+        truth = 1.5 * d.f - 0.5
+        y = (rng.random(n) < 1.0 / (1.0 + np.exp(-truth))).astype(float)
+    elif family == "poisson":
+        truth = 0.7 * d.f + 1.0
+        y = rng.poisson(np.exp(truth)).astype(float)
+    else:
+        truth, r = 0.7 * d.f + 1.5, 4.0
+        y = rng.negative_binomial(r, r / (r + np.exp(truth))).astype(float)
+    return d.X, y, truth
 
 
 def _kron_rows(factors):
