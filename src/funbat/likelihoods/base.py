@@ -23,12 +23,18 @@ __all__ = ["EntryWeights", "Likelihood"]
 class EntryWeights(NamedTuple):
     """The entries' weights as the other block updates see them.
 
-    weights : the backend's handle of the per-entry weights (None: every weight 1).
-    sum_wy2 : ``sum_n w_n y_n^2`` (standardised targets, or the pseudo-targets).
-    term : the likelihood's own part of the ELBO (0 for Gaussian noise).
-    targets : the backend's handle of per-entry pseudo-targets that replace the
-        standardised targets in the statistics (None: the targets themselves), for
-        likelihoods that are Gaussian only given an augmentation (Polya-Gamma).
+    Attributes
+    ----------
+    weights
+        The backend's handle of the per-entry weights (None: every weight 1).
+    sum_wy2
+        ``sum_n w_n y_n^2`` (standardised targets, or the pseudo-targets).
+    term
+        The likelihood's own part of the ELBO (0 for Gaussian noise).
+    targets
+        The backend's handle of per-entry pseudo-targets that replace the standardised
+        targets in the statistics (None: the targets themselves), for likelihoods that
+        are Gaussian only given an augmentation (Polya-Gamma).
     """
 
     weights: Any

@@ -26,7 +26,7 @@ E_{omega ~ PG(b, 0)}[e^{-omega psi^2 / 2}]``. Under the mean-field posterior
 the rest of the model sees a Gaussian observation of ``f_n``: precision
 ``E[omega_n]`` (the entry's weight, like Student-t's) and pseudo-target
 ``z_n = kappa_n / E[omega_n] - beta``, with the noise precision fixed at 1
-(:attr:`Likelihood.unit_noise`). The ELBO's likelihood part is
+(:attr:`Likelihood.unit_noise`). The ELBO's likelihood part is::
 
     sum_n [log C_n - b_n log 2 + kappa_n E[psi_n] - E[omega_n] E[psi_n^2] / 2
            - KL(PG(b_n, c_n) || PG(b_n, 0))],
