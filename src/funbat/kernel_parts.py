@@ -45,7 +45,7 @@ their given values.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import jax
@@ -84,7 +84,20 @@ def _deterministic(A, Pinf, inf):
     return A, Q
 
 
-def _register(cls):
+def _register(cls=None, *, static: tuple[str, ...] = ()):
+    """A frozen dataclass as a JAX pytree: its fields are the children, in order, except
+    the ``static`` ones, which are the (hashable) auxiliary data."""
+    if cls is None:
+        return lambda c: _register(c, static=static)
+    names = tuple(f.name for f in fields(cls) if f.name not in static)
+
+    def tree_flatten(self):
+        return tuple(getattr(self, n) for n in names), tuple(getattr(self, n) for n in static)
+
+    def tree_unflatten(klass, aux, children):
+        return klass(**dict(zip(names, children)), **dict(zip(static, aux)))
+
+    cls.tree_flatten, cls.tree_unflatten = tree_flatten, classmethod(tree_unflatten)
     return jax.tree_util.register_pytree_node_class(cls)
 
 
@@ -94,13 +107,6 @@ class Constant:
     """A static level: ``k(x, x') = variance``; state of size 1."""
 
     variance: Any
-
-    def tree_flatten(self):
-        return (self.variance,), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(*children)
 
     state_dim = 1
     noise_rank = 0
@@ -133,13 +139,6 @@ class Trend:
 
     level: Any
     slope: Any
-
-    def tree_flatten(self):
-        return (self.level, self.slope), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(*children)
 
     state_dim = 2
     noise_rank = 0
@@ -186,7 +185,7 @@ def periodic_weights(lengthscale: float, tol: float = PERIODIC_TOL) -> tuple[flo
     return tuple(float(v) for v in w[: J + 1])
 
 
-@_register
+@_register(static=("lengthscale", "weights"))
 @dataclass(frozen=True)
 class Periodic:
     """Periodic kernel ``v exp(-2 sin^2(pi tau / period) / l^2)``, truncated series.
@@ -203,13 +202,6 @@ class Periodic:
     variance: Any
     lengthscale: float
     weights: tuple
-
-    def tree_flatten(self):
-        return (self.period, self.variance), (self.lengthscale, self.weights)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(*children, *aux)
 
     @property
     def n_harmonics(self) -> int:
@@ -281,13 +273,6 @@ class QuasiPeriodic:
     periodic: Periodic
     envelope: Matern
 
-    def tree_flatten(self):
-        return (self.periodic, self.envelope), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return cls(*children)
-
     @property
     def state_dim(self) -> int:
         return self.periodic.state_dim * self.envelope.state_dim
@@ -358,7 +343,7 @@ def _block_diag(blocks):
     return out
 
 
-@_register
+@_register(static=("label",))
 @dataclass(frozen=True)
 class Sum:
     """Sum of independent kernel parts; the state is theirs stacked, in the basis whose
@@ -374,13 +359,6 @@ class Sum:
 
     parts: tuple
     label: str
-
-    def tree_flatten(self):
-        return (self.parts,), self.label
-
-    @classmethod
-    def tree_unflatten(cls, label, children):
-        return cls(tuple(children[0]), label)
 
     @property
     def state_dim(self) -> int:
