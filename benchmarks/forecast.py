@@ -80,6 +80,15 @@ def _baselines(X_tr, y_tr, tests, seed, location=None):
     return out
 
 
+def _funbat_variants(label, X_tr, y_tr, tests, variants, args):
+    """``_funbat`` for each kernel of ``variants`` (name -> kernel), printed as it ends."""
+    out = {}
+    for name, kernel in variants.items():
+        out[name] = _funbat(X_tr, y_tr, tests, kernel, args.rank, args.max_iter, args.seed)
+        print(label, name, json.dumps(out[name]["tests"]), flush=True)
+    return out
+
+
 def beijing(args):
     df = pd.read_csv(DATA / "beijing_pm25.csv", parse_dates=["date"])
     X, y = df[["temp_c", "pres_hpa", "date"]], df["pm25_z"].to_numpy()
@@ -98,11 +107,7 @@ def beijing(args):
     }  # fmt: skip
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed)}  # fmt: skip
-    res["funbat"] = {}
-    for name, kernel in variants.items():
-        res["funbat"][name] = _funbat(X[tr], y[tr], tests, kernel, args.rank, args.max_iter,
-                                      args.seed)  # fmt: skip
-        print("beijing", name, json.dumps(res["funbat"][name]["tests"]), flush=True)
+    res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, variants, args)
     return res
 
 
@@ -121,11 +126,7 @@ def us_temp(args):
     variants = {"default": "matern32", "year: matern32 + constant": {"year": "matern32 + constant"}}
     res = {"n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed, location)}  # fmt: skip
-    res["funbat"] = {}
-    for name, kernel in variants.items():
-        res["funbat"][name] = _funbat(X[tr], y[tr], tests, kernel, args.rank, args.max_iter,
-                                      args.seed)  # fmt: skip
-        print("us_temp", name, json.dumps(res["funbat"][name]["tests"]), flush=True)
+    res["funbat"] = _funbat_variants("us_temp", X[tr], y[tr], tests, variants, args)
     return res
 
 
