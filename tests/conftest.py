@@ -1,10 +1,36 @@
 """Shared test fixtures: float64 JAX, random Gaussian messages, the dense GP reference."""
 
+import os
+import shutil
+import tempfile
+
 import jax
 import numpy as np
 import pytest
 
 from funbat.inference.state import ModelSpec
+
+#: Set by the first pytest process to a fresh directory for this run's compilations.
+_CACHE_VAR = "FUNBAT_COMPILATION_CACHE"
+_owned_cache: list[str] = []  # the directory this process made, removed at its end
+
+
+def pytest_configure(config):
+    """One JAX compilation cache for the whole run, shared by the xdist workers and the
+    subprocesses tests start: most of the suite's time is XLA compiling the same small
+    programs in each process (half of it in a two-worker run). The directory is new for
+    every run, so no result depends on an earlier one; a user's own setting is kept."""
+    if _CACHE_VAR not in os.environ:
+        os.environ[_CACHE_VAR] = tempfile.mkdtemp(prefix="funbat-tests-jax-")
+        _owned_cache.append(os.environ[_CACHE_VAR])
+    from funbat import enable_compilation_cache
+
+    enable_compilation_cache(os.environ[_CACHE_VAR])
+
+
+def pytest_unconfigure(config):
+    for d in _owned_cache:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
