@@ -57,16 +57,10 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
 
 from ..hyper import lengthscale_search
-from ..kalman import (
-    ChainPosterior,
-    _cholesky,
-    _solve_lower,
-    chain_matrices,
-    interpolate,
-    message_factors,
-)
+from ..kalman import ChainPosterior, chain_matrices, interpolate, message_factors
 from ..sampling import chain_samples
 from .base import ChainSolver
 
@@ -88,8 +82,8 @@ def _filtering_element(A, Q, L, eta, d):
     QHt = Q[:, ::d]  # Q H^T (D, R)
     B = QHt[::d, :]  # H Q H^T (R, R)
     HA = A[::d, :]  # (R, D)
-    N = _cholesky(jnp.eye(R, dtype=Q.dtype) + L.T @ B @ L)
-    V = _solve_lower(N, L.T)  # Omega = V^T V
+    N = jnp.linalg.cholesky(jnp.eye(R, dtype=Q.dtype) + L.T @ B @ L)
+    V = solve_triangular(N, L.T, lower=True)  # Omega = V^T V
     Omega = V.T @ V
     eta_eff = eta - Omega @ (B @ eta)  # (I + Lambda B)^{-1} eta
     W = V @ QHt.T  # (R, D): Q H^T Omega H Q = W^T W
@@ -129,14 +123,14 @@ def _smoother_operator(later, earlier):
 
 def _log_z(m_pred, P_pred, L, Lam, eta, d):
     """``log Z_j`` of one step from its prediction (``docs/theory.md`` section 3.3), by
-    the sequential filter's arithmetic (:func:`funbat.kalman.filter_chain`)."""
+    the sequential filter's factorisation ``M = I + L^T B L``."""
     R = L.shape[0]
     mu = m_pred[::d]
     B = P_pred[::d, ::d]
-    N = _cholesky(jnp.eye(R, dtype=B.dtype) + L.T @ B @ L)
+    N = jnp.linalg.cholesky(jnp.eye(R, dtype=B.dtype) + L.T @ B @ L)
     r = eta - Lam @ mu
     Br = B @ r
-    x = _solve_lower(N, L.T @ Br)  # r^T B (I + Lambda B)^{-1} r = r^T B r - x^T x
+    x = solve_triangular(N, L.T @ Br, lower=True)  # r^T B (I + Lambda B)^{-1} r = r^T B r - x^T x
     log_det = jnp.sum(jnp.log(jnp.diagonal(N)))  # 1/2 log|I + Lambda B| = 1/2 log|M|
     return -log_det + eta @ mu - 0.5 * mu @ (Lam @ mu) + 0.5 * (r @ Br - x @ x)
 
