@@ -3,10 +3,11 @@
 The filter and RTS smoother of :mod:`funbat.kalman`, reorganised as prefix "sums" of
 an associative operator (Särkkä & García-Fernández, *Temporal parallelization of
 Bayesian smoothers*, IEEE TAC 66(1), 2021) and run by :func:`jax.lax.associative_scan`:
-``O(I (R d)^3)`` work, as the sequential loops, in ``O(log I)`` steps of batched
-matrix products instead of ``I`` steps of small ones. On a GPU a chain then costs a
-few dozen kernel launches whatever its length; on a CPU it is slower than the native
-solver (more flops, and XLA's CPU batched kernels gain nothing from the short depth).
+``O(I (R d)^3)`` work, a constant factor more than the sequential loops, in
+``O(log I)`` rounds of batched matrix products instead of ``I`` steps of small ones:
+what a GPU runs well. On a CPU it is slower than the native and the sequential solvers
+(``benchmarks/kalman_step.py --solver parallel``), and the scan, unrolled into one
+operator per level, takes seconds to compile for each chain length.
 
 **Filter.** With the messages ``exp(eta_j^T u_j - 1/2 u_j^T Lambda_j u_j)`` on
 ``u_j = H s_j`` and the transition ``s_j = A_j s_{j-1} + q_j``, ``q_j ~ N(0, Q_j)``
