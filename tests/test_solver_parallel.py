@@ -163,11 +163,11 @@ def test_parallel_lengthscale_search_equals_reference(random_messages):
 
 
 def _data(n=200, seed=0):
-    """Eight or fewer unique coordinates per continuous mode: short chains (quick to compile)."""
+    """One continuous mode of 8 unique coordinates (a short chain, quick to compile) and a
+    discrete one."""
     rng = np.random.default_rng(seed)
-    X = np.column_stack([rng.integers(0, 8, n) / 7, rng.integers(0, 7, n) / 3,
-                         rng.integers(0, 4, n)]).astype(float)  # fmt: skip
-    y = np.sin(3 * X[:, 0]) * np.cos(X[:, 1]) + 0.3 * X[:, 2] + 0.1 * rng.normal(size=n)
+    X = np.column_stack([rng.integers(0, 8, n) / 7, rng.integers(0, 4, n)]).astype(float)
+    y = np.sin(3 * X[:, 0]) + 0.3 * X[:, 1] + 0.1 * rng.normal(size=n)
     return X, y
 
 
@@ -181,7 +181,7 @@ def test_fits_agree_with_the_sequential_solver(tmp_path):
     a = FunBaT(chain_solver="sequential", **kw).fit(X, y)
     b = FunBaT(chain_solver="parallel", **kw).fit(X, y)
     _close(b.elbo_history_, a.elbo_history_, rtol=1e-8)
-    _close(b.lengthscales_[:2], a.lengthscales_[:2], rtol=1e-8)
+    _close(b.lengthscales_[0], a.lengthscales_[0], rtol=1e-8)
     assert abs(b.lengthscales_[0] - 3 / 7) > 1e-3  # the searches moved it from its start
     Xq = X[:40] + 0.01
     for pa, pb in zip(a.predict(Xq, return_std=True), b.predict(Xq, return_std=True)):
