@@ -17,14 +17,22 @@ and adds ``filter x5 + smoother`` over the unique coordinates of each mode of a
 dataset (beijing_pm25: 347 + 443 + 1318 in split 0's training rows) into the chain time
 of one sweep with lengthscale learning.
 
-With ``--solver native`` (the default times both) the same pieces of the native solver
-(:mod:`funbat.solvers.native`, numba loops) are timed in the same run, on the same
-messages, called directly on host arrays, and ``search + smoother (callback)`` times
+With ``--solver parallel`` the parallel solver's pieces (:mod:`funbat.solvers.parallel`,
+associative scans) are timed the same way: its filter, five filters side by side, its
+smoother, and its whole search and smoother as the engine calls it. On a CPU it does
+more work than the sequential loop for no gain from its shorter depth; it is meant for a
+GPU.
+
+With ``--solver native`` (the default times ``sequential`` and ``native``) the same
+pieces of the native solver (:mod:`funbat.solvers.native`, numba loops) are timed in the
+same run, on the same messages, called directly on host arrays, and
+``search + smoother (callback)`` times
 the solver's whole lengthscale search and smoother as the engine calls it: from
 compiled JAX code through ``jax.pure_callback`` (so the difference to the direct calls
 is the callback's overhead).
 
     python benchmarks/kalman_step.py
+    python benchmarks/kalman_step.py --solver sequential native parallel
     python benchmarks/kalman_step.py --rank 7 --json kalman_step.json
 """
 
@@ -112,6 +120,42 @@ def _native_pieces(kern, coords, Lams, etas, I):
     }
 
 
+def _parallel_pieces(kern, coords, Lams, etas, factors, I):
+    """The parallel solver's pieces, each compiled on its own, and its whole search and
+    smoother as the engine calls it."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from funbat.solvers import ParallelSolver
+    from funbat.solvers import parallel as P
+
+    cands = jnp.log(kern.lengthscale) + jnp.array([0.0, -1.0, -0.25, 0.25, 1.0])
+    bounds = jnp.array([np.log(1e-4), np.log(10.0)])
+
+    def filter_x5(L, e, f):
+        return jax.vmap(
+            lambda th: P.scan_filter(replace(kern, lengthscale=jnp.exp(th)), coords, L, e, f, I)
+        )(cands)
+
+    def search(L, e):
+        return ParallelSolver().smooth_with_lengthscale_search(kern, coords, L, e, 0.5, bounds, I)
+
+    filtered, logz = P.scan_filter(kern, coords, Lams, etas, factors, I)
+    return {
+        "parallel filter": (
+            jax.jit(lambda L, e, f: P.scan_filter(kern, coords, L, e, f, I)),
+            (Lams, etas, factors),
+        ),
+        "parallel filter x5": (jax.jit(filter_x5), (Lams, etas, factors)),
+        "parallel smoother": (
+            jax.jit(lambda f, z: P.scan_rts_smooth(kern, coords, f, z, I)),
+            (filtered, logz),
+        ),
+        "parallel search + smoother": (jax.jit(search), (Lams, etas)),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=1318, help="chain length timed")
@@ -126,7 +170,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--solver", nargs="+", default=["sequential", "native"],
-                    choices=["sequential", "native"], help="chain solvers to time")  # fmt: skip
+                    choices=["sequential", "native", "parallel"], help="chain solvers to time")  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
 
@@ -182,6 +226,8 @@ def main(argv=None) -> int:
         pieces = {}
     if "native" in args.solver:
         pieces.update(_native_pieces(kern, coords, Lams, etas, I))
+    if "parallel" in args.solver:
+        pieces.update(_parallel_pieces(kern, coords, Lams, etas, factors, I))
     rows = []
     print(f"{args.kernel}, rank {R} (state size {D}), a chain of {I} coordinates, "
           f"median of {args.repeats}\n")  # fmt: skip
@@ -199,6 +245,10 @@ def main(argv=None) -> int:
         floor_ms = 1e3 * steps * 2 * per_step["predict only"]
     if "native" in args.solver:
         chain_ms["native"] = 1e3 * steps * per_step["native search + smoother (callback)"]
+    if "parallel" in args.solver:
+        # the scan's cost per step falls with the chain's length (O(log I) depth): these
+        # are the chain timed, scaled per step, as for the other solvers
+        chain_ms["parallel"] = 1e3 * steps * per_step["parallel search + smoother"]
     print(f"\nmodes with {' + '.join(map(str, args.modes))} = {steps} coordinates: the chains "
           "of one sweep with learning (filter x5 + smoother per step) take "
           + ", ".join(f"{v:.2f} ms ({k})" for k, v in chain_ms.items()))  # fmt: skip

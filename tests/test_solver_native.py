@@ -182,8 +182,9 @@ def test_native_single_coordinate_and_no_messages(dense_gp_posterior):
 
 
 def test_solver_choice():
-    assert set(SOLVERS) == {"native", "sequential"}
-    assert default_solver_name() == ("native" if jax.default_backend() == "cpu" else "sequential")
+    assert set(SOLVERS) == {"native", "parallel", "sequential"}
+    backend = jax.default_backend()
+    assert default_solver_name() == {"cpu": "native", "gpu": "parallel"}.get(backend, "sequential")
     assert isinstance(get_solver("sequential"), SequentialSolver)
     assert get_solver("auto").name == default_solver_name()
     with pytest.raises(InputError, match="unknown chain solver"):

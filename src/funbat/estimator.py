@@ -777,12 +777,14 @@ default "gaussian"
         Entries processed at once when accumulating statistics (bounds memory).
     random_state : int, numpy Generator or None
         Seed of the random initialisation.
-    chain_solver : {"auto", "native", "sequential"}, default "auto"
+    chain_solver : {"auto", "native", "parallel", "sequential"}, default "auto"
         How the Kalman filter and smoother of the continuous modes run
         (:mod:`funbat.solvers`); every solver gives the same numbers. ``"native"``:
         loops compiled by numba on the host, several times faster on a CPU;
-        ``"sequential"``: JAX's loops (the reference). ``"auto"``: ``"native"`` when JAX
-        runs on the CPU and numba is installed, else ``"sequential"``. The solver used
+        ``"parallel"``: associative scans, ``O(log I)`` steps deep (for a GPU; slower
+        than ``"native"`` on a CPU); ``"sequential"``: JAX's loops (the reference).
+        ``"auto"``: ``"parallel"`` when JAX's default backend is a GPU, ``"native"`` when
+        it is the CPU and numba is installed, else ``"sequential"``. The solver used
         is stored with the fit (``summary()["chain_solver"]``, ``funbat info``).
     """
 

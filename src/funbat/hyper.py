@@ -23,7 +23,7 @@ from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
 from .kernel_parts import with_lengthscale
 from .kernels import Matern
 
-__all__ = ["ascend_log_normaliser", "smooth_with_lengthscale_search"]
+__all__ = ["ascend_log_normaliser", "lengthscale_search", "smooth_with_lengthscale_search"]
 
 #: Fractions of the current step tried around the current value (index 0 keeps it).
 _FRACTIONS = (0.0, -1.0, -0.25, 0.25, 1.0)
@@ -85,18 +85,30 @@ def smooth_with_lengthscale_search(
     The kernel with the best lengthscale found, its smoothed chain, and the next step.
     """
     factors = message_factors(Lams)
+    return lengthscale_search(
+        kernel, step, log_bounds,
+        lambda k: filter_chain(k, coords, Lams, etas, factors, n_valid),
+        lambda k, filtered, logZ: rts_smooth(k, coords, filtered, logZ, n_valid),
+    )  # fmt: skip
+
+
+def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
+    """The search of :func:`smooth_with_lengthscale_search` with any chain filter and
+    smoother (a chain solver's, :mod:`funbat.solvers`).
+
+    ``filter_fn(kernel) -> (filtered, log Z)`` runs the forward pass of the mode's chain
+    (vmapped over the candidates); ``smoother_fn(kernel, filtered, log Z)`` the backward
+    pass of the winner, returning its ``ChainPosterior``. Returns the kernel with the
+    best lengthscale, its posterior and the next step.
+    """
     theta = jnp.log(kernel.lengthscale)
     cands = jnp.clip(theta + step * jnp.array(_FRACTIONS), log_bounds[0], log_bounds[1])
     cands = cands.at[0].set(theta)
-    filtered, logzs = jax.vmap(
-        lambda th: filter_chain(
-            with_lengthscale(kernel, jnp.exp(th)), coords, Lams, etas, factors, n_valid
-        )
-    )(cands)
+    filtered, logzs = jax.vmap(lambda th: filter_fn(with_lengthscale(kernel, jnp.exp(th))))(cands)
     best = jnp.argmax(jnp.where(jnp.isfinite(logzs), logzs, -jnp.inf))
     kernel = with_lengthscale(kernel, jnp.exp(cands[best]))
     filtered = jax.tree_util.tree_map(lambda x: x[best], filtered)
-    post = rts_smooth(kernel, coords, filtered, logzs[best], n_valid)
+    post = smoother_fn(kernel, filtered, logzs[best])
     moved = jnp.abs(cands[best] - theta)
     next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
     next_step = jnp.clip(next_step, 1e-3, 2.0)

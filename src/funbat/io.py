@@ -29,8 +29,9 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   recalibration); ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
   columns, categories); ``ModeState`` (coords, kernel, posterior, means, seconds,
   n_valid, step); the mode kinds ``ChainMode`` (solver), ``PointsMode``,
-  ``CategoriesMode`` and the solvers ``SequentialSolver`` and ``NativeSolver`` (a
-  file without the latter, or any file of format 3 before it, names the former); kernels ``Matern`` (nu,
+  ``CategoriesMode`` and the solvers ``SequentialSolver``, ``NativeSolver`` and
+  ``ParallelSolver`` (a file of format 3 written before the latter two names the
+  first); kernels ``Matern`` (nu,
   lengthscale, variance), ``PointMatern`` (nu, lengthscales, variance), ``Identity``
   (variance); posteriors ``ChainPosterior`` (filtered_means, filtered_covs,
   smoothed_means, smoothed_covs, log_normaliser), ``DensePosterior`` (chol,
@@ -79,7 +80,7 @@ from .likelihoods.polya_gamma import Bernoulli, NegativeBinomial, PGState, Poiss
 from .likelihoods.student_t import StudentT, StudentTState
 from .modes import CategoriesMode, ChainMode, ModeState, PointsMode, mode_kind
 from .modes.categories import json_category
-from .solvers import NativeSolver, SequentialSolver
+from .solvers import NativeSolver, ParallelSolver, SequentialSolver
 from .updates import CoreMoments, NoiseMoments
 
 __all__ = ["FORMAT_VERSION", "RECORDS", "read_metadata", "read_model", "write_model"]
@@ -93,7 +94,8 @@ RECORDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         FitResult, ModeEncoding, ModeState, ChainMode, PointsMode, CategoriesMode,
-        SequentialSolver, NativeSolver, Matern, PointMatern, Identity, ChainPosterior, DensePosterior,
+        SequentialSolver, NativeSolver, ParallelSolver, Matern, PointMatern, Identity,
+        ChainPosterior, DensePosterior,
         CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
         StudentTState, NoiseModeState, Recalibration, Sum, Constant, Trend, Periodic,
         QuasiPeriodic, Bernoulli, NegativeBinomial, Poisson, PGState,

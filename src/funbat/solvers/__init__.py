@@ -11,8 +11,9 @@ solver is one new module here and one entry in :data:`SOLVERS`.
 name            how the chain runs
 ==============  ===============================================================
 ``native``      loops compiled by numba, on the host (the default on a CPU)
+``parallel``    associative scans (``O(log I)`` depth; the default on a GPU)
 ``sequential``  JAX's ``lax`` loops (the reference; differentiable; the default
-                elsewhere, or without numba)
+                elsewhere, or on a CPU without numba)
 ==============  ===============================================================
 """
 
@@ -20,21 +21,30 @@ from __future__ import annotations
 
 from .base import ChainSolver
 from .native import NativeSolver, numba_available
+from .parallel import ParallelSolver
 from .sequential import SequentialSolver
 
-__all__ = ["SOLVERS", "ChainSolver", "NativeSolver", "SequentialSolver", "default_solver_name",
-           "get_solver", "resolve_solver_name"]  # fmt: skip
+__all__ = ["SOLVERS", "ChainSolver", "NativeSolver", "ParallelSolver", "SequentialSolver",
+           "default_solver_name", "get_solver", "resolve_solver_name"]  # fmt: skip
 
 #: Solvers by name.
-SOLVERS: dict[str, type[ChainSolver]] = {"native": NativeSolver, "sequential": SequentialSolver}
+SOLVERS: dict[str, type[ChainSolver]] = {
+    "native": NativeSolver,
+    "parallel": ParallelSolver,
+    "sequential": SequentialSolver,
+}
 
 
 def default_solver_name() -> str:
-    """The solver ``"auto"`` stands for: ``"native"`` when JAX runs on the CPU and numba
-    imports, else ``"sequential"`` (on a GPU the chain stays on the device)."""
+    """The solver ``"auto"`` stands for: ``"parallel"`` when JAX's default backend is a
+    GPU (the chain stays on the device, in ``O(log I)`` steps), ``"native"`` on a CPU
+    where numba imports, else ``"sequential"``."""
     import jax
 
-    return "native" if jax.default_backend() == "cpu" and numba_available() else "sequential"
+    backend = jax.default_backend()
+    if backend == "gpu":
+        return "parallel"
+    return "native" if backend == "cpu" and numba_available() else "sequential"
 
 
 def resolve_solver_name(name: str = "auto") -> str:
