@@ -151,7 +151,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
     _structure = "tucker"
 
     _parameter_constraints: dict = {
-        "rank": [Interval(Integral, 1, None, closed="left"), list, tuple],
+        "rank": [Interval(Integral, 1, None, closed="left"), list, tuple, StrOptions({"auto"})],
+        "max_rank": [Interval(Integral, 1, None, closed="left"), None],
         "modes": [list, tuple, None],
         "discrete": [list, tuple, None],
         "kernel": [str, list, tuple, dict],
@@ -175,6 +176,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self,
         rank=3,
         *,
+        max_rank=None,
         modes=None,
         discrete=None,
         kernel="matern32",
@@ -194,6 +196,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         chain_solver="auto",
     ):
         self.rank = rank
+        self.max_rank = max_rank
         self.modes = modes
         self.discrete = discrete
         self.kernel = kernel
@@ -263,7 +266,16 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     raise InputError(f"kernel {k!r}: {err}") from None
         return kernels
 
-    def _ranks(self, K: int) -> tuple[int, ...]:
+    def _ranks(self, K: int, sizes=None, n: int | None = None) -> tuple[int, ...]:
+        """The fixed ranks, or for ``rank="auto"`` the upper bound the fit starts from
+        (``max_rank``, else :func:`funbat.inference.rank.default_max_rank` of the
+        unique coordinates per mode ``sizes``)."""
+        if isinstance(self.rank, str):  # "auto" (the constraints admit no other string)
+            if self.max_rank is not None:
+                return (int(self.max_rank),) * K
+            from .inference.rank import default_max_rank
+
+            return (default_max_rank(sizes or [8], self._structure, n),) * K
         ranks = self._per_mode(self.rank, K, "rank")
         for r in ranks:
             if isinstance(r, bool) or not isinstance(r, Integral) or r < 1:
@@ -297,10 +309,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         (:func:`supported_ranks`) and a fit too big to finish is refused
         (:func:`check_cost`)."""
         K = len(encodings)
-        ranks = self._ranks(K)
+        sizes = [e.unique.shape[0] for e in encodings]
+        ranks = self._ranks(K, sizes, n)
         if n is not None:
             warn_few_entries(n)
-            sizes = [e.unique.shape[0] for e in encodings]
             ranks = supported_ranks(self._structure, ranks, sizes, n)
             check_cost(self._structure, ranks, sizes, n)
         solver = get_solver(self.chain_solver)
@@ -320,6 +332,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             core_prior_variance=float(self.core_prior_variance),
             learn_hyperparameters=bool(self.learn_hyperparameters),
             transform_moves=bool(self.transform_moves),
+            rank_learning=isinstance(self.rank, str),
             max_iter=int(self.max_iter),
             tol=float(self.tol),
             recalibrate=bool(self.recalibrate),
