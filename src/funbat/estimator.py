@@ -108,6 +108,16 @@ def check_cost(structure: str, ranks, sizes, n: int) -> None:
                   stacklevel=4)  # fmt: skip
 
 
+def _precisions(result):
+    """``E[lambda]`` of each component of a fit that learned its rank (CP: (R,); Tucker:
+    one (R_k,) array per mode), None for fixed ranks."""
+    rank = getattr(result, "rank", None)
+    if rank is None:
+        return None
+    means = [np.asarray(a) / np.asarray(b) for a, b in zip(rank.shape, rank.rate)]
+    return means[0] if result.structure == "cp" else means
+
+
 def _check_level(level) -> float:
     """A probability level strictly between 0 and 1, as a float (else a clear error)."""
     if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
@@ -419,6 +429,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "dof_": recal.dof if recal is not None else lik.dof(lik_state),
             "recalibration_": recal,
             "core_": core,
+            "component_precisions_": _precisions(result),
             "fit_time_": float(fit_time),
             **lik.attributes(lik_state, names),
         }
@@ -438,11 +449,18 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             for e, R, label, kind, state in zip(r.encodings, r.ranks, self.kernels_, r.kinds,
                                                 r.modes)  # fmt: skip
         ]
+        precisions = self.component_precisions_
+        if precisions is not None:  # the rank was learned: E[lambda] per component
+            per_mode = [precisions] * len(modes) if self._structure == "cp" else precisions
+            for m, p in zip(modes, per_mode):
+                m["precisions"] = [float(v) for v in p]
         recal = self.recalibration_
         noise_mode = getattr(self, "noise_mode_", None)
         return {
             "model": type(self).__name__,
             "modes": modes,
+            # rank="auto": the ranks above were learned from the upper bound max_rank
+            "rank_learned": precisions is not None,
             "n_train": int(self.n_train_),
             # null for counts and yes/no (no Gaussian noise)
             "noise_std": (
@@ -698,8 +716,17 @@ class FunBaT(_FunBaTBase):
 
     Parameters
     ----------
-    rank : int or sequence of int, default 3
+    rank : int, sequence of int or "auto", default 3
         Number of latent functions per mode (one int per mode for a multilinear rank).
+        ``"auto"`` learns it (``docs/guide/rank.md``): every component gets a precision
+        with a vague Gamma prior that scales its prior (automatic relevance
+        determination; for Tucker per mode, with the core's prior scaled to match), and
+        components are pruned during the fit when that raises the ELBO. ``ranks_`` then
+        holds the learned ranks and ``component_precisions_`` the precisions.
+    max_rank : int or None, default None
+        The upper bound ``rank="auto"`` starts from (ignored otherwise). None:
+        ``min(8, fewest unique coordinates of a mode)``, for Tucker also at most
+        ``n_train ** (1 / K)``.
     modes : list or None, default None
         How columns form modes. None: one mode per column, except that more than five
         numeric (non-date) columns are joined into one spatial mode, with a
