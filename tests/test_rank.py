@@ -55,10 +55,12 @@ def test_mode_update_under_scaled_prior_matches_dense(x64):
     sec = sec + m.reshape(I, R)[:, :, None] * m.reshape(I, R)[:, None, :]
     np.testing.assert_allclose(np.asarray(new.seconds), sec, atol=1e-8)
     np.testing.assert_allclose(float(kl), _gauss_kl(m, C, prior), rtol=1e-8)
-    # E[u_r^T K^{-1} u_r] with the kernel's own (unscaled) K
+    # E[u_r^T K^{-1} u_r] with the kernel's own (unscaled) K; the chain's forms are over
+    # its whole state (u and u'), whose derivative part given u keeps the prior's
+    # conditional (the messages see u only): I (d - 1) more variables of precision lambda
     Kinv = np.linalg.inv(Kt)
     E = C + np.outer(m, m)
-    want = [np.trace(Kinv @ E[r::R, r::R]) for r in range(R)]
+    want = [np.trace(Kinv @ E[r::R, r::R]) + I * (kern.state_dim - 1) / lam[r] for r in range(R)]
     np.testing.assert_allclose(np.asarray(quad), want, rtol=1e-7)
 
 
