@@ -97,7 +97,9 @@ def _dense_elbo(model, X, y):
         Eww = C + np.outer(m, m)
         err = np.sum(ys**2 - 2 * ys * (z @ m) + np.einsum("pq,npq->n", Eww, Z2))
         lam = [np.asarray(a) / np.asarray(b) for a, b in zip(rank.shape, rank.rate)]
-        elog = [digamma(np.asarray(a)) - np.log(np.asarray(b)) for a, b in zip(rank.shape, rank.rate)]
+        elog = [
+            digamma(np.asarray(a)) - np.log(np.asarray(b)) for a, b in zip(rank.shape, rank.rate)
+        ]
         alpha = np.ones(())
         beta = np.zeros(())
         for la, el in zip(lam, elog):

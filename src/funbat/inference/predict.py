@@ -89,9 +89,7 @@ def sample(result: FitResult, columns, rng: np.random.Generator, n_samples: int)
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
         keys = jax.random.split(key, len(columns) + 1)
-        factors = [
-            _mode_samples(result, k, c, keys[k], S) for k, c in enumerate(columns)
-        ]
+        factors = [_mode_samples(result, k, c, keys[k], S) for k, c in enumerate(columns)]
         core = result.core
         if core is None:
             f = jnp.prod(jnp.stack(factors), axis=0).sum(axis=-1)  # (S, n)

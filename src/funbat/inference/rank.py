@@ -125,7 +125,9 @@ def rank_terms(rank: RankState, dims, *, structure: str):
         lam = rank.shape[g] / rank.rate[g]
         elog = digamma(rank.shape[g]) - jnp.log(rank.rate[g])
         used = rank.used[k]
-        total = total + jnp.sum(0.5 * D * (elog - jnp.log(used)) - 0.5 * (lam - used) * rank.quad[k])
+        total = total + jnp.sum(
+            0.5 * D * (elog - jnp.log(used)) - 0.5 * (lam - used) * rank.quad[k]
+        )
     for shape, rate in zip(rank.shape, rank.rate):
         total = total - _gamma_kl(shape, rate)
     return total
@@ -376,7 +378,7 @@ def _balance(kinds, modes, core, firsts, ranks, rank: RankState):
         cs = list(jnp.exp(jnp.mean(log_rms, axis=0) - log_rms))
     else:
         cs = [1.0 / r for r in rms]
-        for k, (c, first, R) in enumerate(zip(cs, firsts, ranks)):
+        for c, first, R in zip(cs, firsts, ranks):
             core = MV.transform_core(core, jnp.diag(c), first, rank=R)
     modes, rank = _rescale(kinds, modes, rank, cs)
     return modes, core, rank
