@@ -833,7 +833,8 @@ class FunBaTCP(_FunBaTBase):
     """FunBaT-CP: the CP variant, a fixed super-diagonal core of ones.
 
     ``y(x) = sum_r u^1_r(x^1) ... u^K_r(x^K) + noise``. Parameters as :class:`FunBaT`,
-    with ``rank`` a single int shared by all modes (``core_prior_variance`` is ignored).
+    with ``rank`` a single int shared by all modes or ``"auto"`` (``core_prior_variance`` is
+    ignored).
     """
 
     _structure = "cp"
