@@ -9,8 +9,8 @@ Cichocki 2015). ``q(lambda) = Gamma`` has an exact block update from the expecte
 prior quadratic forms of the modes (and the core's second moments), with no pass over
 the data; a mode is updated with its prior scaled by ``E[lambda]`` by the ordinary
 unit-prior update in the coordinates ``v = u sqrt(E[lambda])``, and mapped back.
-A component is removed during the fit as soon as removing it provably raises the ELBO
-(:func:`prune_plan`), so later sweeps are cheaper.
+A component is removed during the fit when that raises the ELBO (:func:`sweep`), so
+later sweeps are cheaper.
 
 The fixed-rank fit never enters this module: a :class:`SweepState` without a
 ``rank`` record sweeps exactly as before.
@@ -33,9 +33,10 @@ from . import moves as MV
 from .state import ModelSpec, SweepState
 from .sweep import _moments, _orders, _priors, _timed, _unfold_core, core_and_noise, warmup_sweeps
 
-__all__ = ["PRIOR", "RankState", "data_sums", "default_max_rank", "init_rank", "mode_update",
-           "precision_means", "prune", "prune_plan", "rank_terms", "sweep",
-           "unit_prior_state", "update_precisions"]  # fmt: skip
+__all__ = ["PRIOR", "TRIAL_EVERY", "RankState", "component_power", "data_sums",
+           "default_max_rank", "init_rank", "mode_update", "precision_means", "prune",
+           "prune_plan", "rank_terms", "sweep", "unit_prior_state", "update_precisions",
+           "weakest"]  # fmt: skip
 
 #: ``(c0, d0)`` of every precision's Gamma prior (shape, rate): vague, so the data
 #: decide; its mean-log term costs a component about ``log(1 / c0)`` nats of ELBO.
@@ -331,16 +332,10 @@ def _select_core(core, keeps, ranks):
     return U.CoreMoments(mean.reshape(P), cov.reshape(P, P))
 
 
-def prune(structure: str, modes, core, tau_mean, rank: RankState, sums):
-    """Remove the components :func:`prune_plan` gives up (each mode's ``q`` becomes its
-    marginal of the rest, exact for a Gaussian; the core loses their slices); returns
-    ``(modes, core, rank, pruned)``, unchanged when none goes."""
+def _remove(structure: str, modes, core, rank: RankState, keeps):
+    """Each mode's ``q`` replaced by its marginal of the components ``keeps`` (index
+    arrays per mode; exact for a Gaussian), the core by its marginal of their slices."""
     ranks = tuple(m.means.shape[1] for m in modes)
-    if sums is None:
-        return modes, core, rank, False
-    keeps = prune_plan(structure, ranks, core, tau_mean, rank, sums)
-    if all(len(kp) == R for kp, R in zip(keeps, ranks)):
-        return modes, core, rank, False
     keeps = [jnp.asarray(kp) for kp in keeps]
     modes = [select_mode(m, kp) for m, kp in zip(modes, keeps)]
     gkeeps = keeps[:1] if structure == "cp" else keeps
@@ -354,7 +349,63 @@ def prune(structure: str, modes, core, tau_mean, rank: RankState, sums):
     )  # fmt: skip
     if core is not None:
         core = _select_core(core, keeps, ranks)
-    return modes, core, rank, True
+    return modes, core, rank
+
+
+def prune(structure: str, modes, core, tau_mean, rank: RankState, sums):
+    """Remove the components :func:`prune_plan` gives up (:func:`_remove`); returns
+    ``(modes, core, rank, pruned)``, unchanged when none goes."""
+    ranks = tuple(m.means.shape[1] for m in modes)
+    if sums is None:
+        return modes, core, rank, False
+    keeps = prune_plan(structure, ranks, core, tau_mean, rank, sums)
+    if all(len(kp) == R for kp, R in zip(keeps, ranks)):
+        return modes, core, rank, False
+    return (*_remove(structure, modes, core, rank, keeps), True)
+
+
+def _mean_second(m):
+    """Mean over the real coordinates of each component's ``E[u_r^2]`` (R,)."""
+    diag = jnp.diagonal(m.seconds, axis1=1, axis2=2)
+    valid = (jnp.arange(diag.shape[0]) < m.n_valid)[:, None]
+    return jnp.sum(jnp.where(valid, diag, 0.0), axis=0) / m.n_valid
+
+
+def component_power(structure: str, modes, core):
+    """Each component's power per mode, (R_k,) each: CP ``prod_k mean E[(u^k_r)^2]``
+    (its mean square over the grid of coordinates); Tucker, for component ``r`` of mode
+    ``k``, the mean square of what passes through the core's slice ``r`` of mode ``k``
+    (cross terms left out)."""
+    ms = [np.asarray(_mean_second(m)) for m in modes]
+    if structure == "cp":
+        return [np.prod(ms, axis=0)] * len(modes)
+    ranks = tuple(m.shape[0] for m in ms)
+    K = len(ranks)
+    full = np.asarray(_core_e2(core)).reshape(ranks)
+    for i in range(K):
+        full = full * ms[i].reshape([-1 if j == i else 1 for j in range(K)])
+    return [np.sum(full, axis=tuple(i for i in range(K) if i != k)) for k in range(K)]
+
+
+def weakest(structure: str, modes, core):
+    """The components to keep if the weakest one (least power relative to its mode's
+    strongest, :func:`component_power`) went, or None when every mode has one left."""
+    power = component_power(structure, modes, core)
+    best, best_rel = None, np.inf
+    for k, p in enumerate(power[:1] if structure == "cp" else power):
+        if p.size < 2:
+            continue
+        r = int(np.argmin(p))
+        rel = p[r] / max(float(np.max(p)), 1e-300)
+        if rel < best_rel:
+            best, best_rel = (k, r), rel
+    if best is None:
+        return None
+    k, r = best
+    keeps = [np.arange(m.means.shape[1]) for m in modes]
+    for kk in range(len(modes)) if structure == "cp" else [k]:
+        keeps[kk] = np.delete(keeps[kk], r)
+    return keeps
 
 
 # -- the moves with the learned prior --------------------------------------------------
@@ -400,18 +451,52 @@ def _cp_move(kinds, modes, kls, rank: RankState, dims):
 # -- the sweep ---------------------------------------------------------------------------
 
 
+#: Sweeps between two trial prunings (:func:`sweep`), counted from the warm-up's end.
+TRIAL_EVERY = 4
+
+
 def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
           timer=None) -> SweepState:  # fmt: skip
     """One sweep of :func:`funbat.inference.sweep.sweep` that learns the rank.
 
-    After the warm-up (which holds the precisions at 1, the fixed-rank prior): prune
-    the dead components at the start of the sweep, then per mode: its update under the
-    prior scaled by ``E[lambda]``, the precisions' update, the core (its prior scaled
-    by the precisions, Tucker) and the noise. The sweep's ELBO is computed after every
-    mode has been updated, so a pruning's stale terms never reach the history.
-    Tucker's transformation move is not made (its objective assumes the isotropic core
-    prior); CP's is, with the precisions in its objective.
+    After the warm-up (which holds the precisions at 1, the fixed-rank prior), the
+    sweep starts by pruning, while the data sums describe the current ``q`` exactly:
+    first every component whose removal provably raises the ELBO (:func:`prune`);
+    else, every :data:`TRIAL_EVERY` sweeps, a trial: the weakest component
+    (:func:`weakest`) is removed and a whole sweep run on the rest, which is kept if
+    its ELBO beats that of the same sweep on the full model. ARD alone
+    shrinks a redundant component ever more slowly; the trial settles it by the ELBO.
+    Then :func:`_sweep_from`. The ELBO is computed after every mode has been updated,
+    so a pruning's stale terms never reach the history, which never decreases.
     """
+    if warm or state.sweeps < 1 or state.rank.sums is None:
+        return _sweep_from(spec, entries, state, warm=warm, timer=timer)
+    structure = spec.structure
+    modes, core, rank, pruned = prune(structure, list(state.modes), state.core,
+                                      state.noise.mean, state.rank, state.rank.sums)  # fmt: skip
+    if pruned:
+        state = state._replace(modes=tuple(modes), core=core, rank=rank)
+    elif (state.sweeps - warmup_sweeps(spec)) % TRIAL_EVERY == 0:
+        keeps = weakest(structure, state.modes, state.core)
+        if keeps is not None:
+            modes, core, rank = _remove(structure, list(state.modes), state.core, state.rank,
+                                        keeps)  # fmt: skip
+            trial = state._replace(modes=tuple(modes), core=core, rank=rank)
+            trial = _sweep_from(spec, entries, trial, warm=False, timer=timer)
+            full = _sweep_from(spec, entries, state, warm=False, timer=timer)
+            # against the full model's sweep, not its last ELBO: while the fit still
+            # climbs, one sweep's gain could hide the loss of a real component
+            return trial if float(trial.elbo) > float(full.elbo) else full
+    return _sweep_from(spec, entries, state, warm=warm, timer=timer)
+
+
+def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, timer):
+    """The sweep proper: the likelihood's update (after the warm-up), the warm-up's
+    balance, CP's move, then per mode: its update under the prior scaled by
+    ``E[lambda]``, the precisions' update (after the warm-up), the core (its prior
+    scaled by the precisions, Tucker) and the noise. Tucker's transformation move is
+    not made (its objective assumes the isotropic core prior); CP's is, with the
+    precisions in its objective."""
     spec = spec._replace(ranks=tuple(m.means.shape[1] for m in state.modes))
     structure, priors = spec.structure, _priors(spec)
     lik, weights = state.likelihood, state.weights
@@ -419,11 +504,6 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     modes, kls = list(state.modes), list(state.mode_kls)
     core, noise = state.core, state.noise
     learning = not warm and state.sweeps >= 1
-    if learning:  # first, while the data sums describe the current q exactly
-        modes, core, rank, pruned = prune(structure, modes, core, noise.mean, rank, rank.sums)
-        if pruned:
-            spec = spec._replace(ranks=tuple(m.means.shape[1] for m in modes))
-            state = state._replace(modes=tuple(modes), core=core)
     if not warm:
         lik, weights = _timed(
             timer, "likelihood", spec.likelihood.update, lik, weights, entries,
