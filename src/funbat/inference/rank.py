@@ -469,7 +469,7 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     Then :func:`_sweep_from`. The ELBO is computed after every mode has been updated,
     so a pruning's stale terms never reach the history, which never decreases.
     """
-    if warm or state.sweeps < 1 or state.rank.sums is None:
+    if state.sweeps < 1 or state.rank.sums is None:
         return _sweep_from(spec, entries, state, warm=warm, timer=timer)
     structure = spec.structure
     modes, core, rank, pruned = prune(structure, list(state.modes), state.core,
@@ -482,8 +482,8 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
             modes, core, rank = _remove(structure, list(state.modes), state.core, state.rank,
                                         keeps)  # fmt: skip
             trial = state._replace(modes=tuple(modes), core=core, rank=rank)
-            trial = _sweep_from(spec, entries, trial, warm=False, timer=timer)
-            full = _sweep_from(spec, entries, state, warm=False, timer=timer)
+            trial = _sweep_from(spec, entries, trial, warm=warm, timer=timer)
+            full = _sweep_from(spec, entries, state, warm=warm, timer=timer)
             # against the full model's sweep, not its last ELBO: while the fit still
             # climbs, one sweep's gain could hide the loss of a real component
             return trial if float(trial.elbo) > float(full.elbo) else full
@@ -503,7 +503,7 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
     rank = state.rank
     modes, kls = list(state.modes), list(state.mode_kls)
     core, noise = state.core, state.noise
-    learning = not warm and state.sweeps >= 1
+    learning = state.sweeps >= 1
     if not warm:
         lik, weights = _timed(
             timer, "likelihood", spec.likelihood.update, lik, weights, entries,
