@@ -469,7 +469,7 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     Then :func:`_sweep_from`. The ELBO is computed after every mode has been updated,
     so a pruning's stale terms never reach the history, which never decreases.
     """
-    if state.sweeps < 1 or state.rank.sums is None:
+    if warm or state.sweeps < 1 or state.rank.sums is None:
         return _sweep_from(spec, entries, state, warm=warm, timer=timer)
     structure = spec.structure
     modes, core, rank, pruned = prune(structure, list(state.modes), state.core,
@@ -482,8 +482,8 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
             modes, core, rank = _remove(structure, list(state.modes), state.core, state.rank,
                                         keeps)  # fmt: skip
             trial = state._replace(modes=tuple(modes), core=core, rank=rank)
-            trial = _sweep_from(spec, entries, trial, warm=warm, timer=timer)
-            full = _sweep_from(spec, entries, state, warm=warm, timer=timer)
+            trial = _sweep_from(spec, entries, trial, warm=False, timer=timer)
+            full = _sweep_from(spec, entries, state, warm=False, timer=timer)
             # against the full model's sweep, not its last ELBO: while the fit still
             # climbs, one sweep's gain could hide the loss of a real component
             return trial if float(trial.elbo) > float(full.elbo) else full
