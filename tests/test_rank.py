@@ -242,3 +242,34 @@ def test_prediction_undoes_the_record_scale(x64):
     with jax.enable_x64(True):
         draws = m.sample_y(X.iloc[:3], n_samples=2, random_state=0)
     assert draws.shape == (3, 2)
+
+
+def test_cli_rank_auto_fit_and_info(tmp_path, capsys):
+    from funbat import cli
+
+    X, y = _mixed_data(np.random.default_rng(5), 300, 2)
+    X.assign(y=y).to_csv(tmp_path / "d.csv", index=False)
+    path = tmp_path / "m.funbat"
+    args = ["fit", tmp_path / "d.csv", "-t", "y", "-m", "cp", "--rank", "auto", "--max-rank",
+            "3", "--max-iter", "12", "-q", "-o", path]  # fmt: skip
+    assert cli.main([str(a) for a in args]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "learned (auto)" in out and "component precisions" in out
+    for bad, message in ((["--rank", "automatic"], "rank must be"),
+                         (["--rank", "2", "--max-rank", "3"], "--max-rank needs --rank auto"),
+                         (["--rank", "auto", "--max-rank", "0"], "max_rank")):  # fmt: skip
+        code = cli.main([str(a) for a in ["fit", tmp_path / "d.csv", "-t", "y", *bad, "-o",
+                                          tmp_path / "x.funbat"]])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code != 0 and message in err, err
+
+
+def test_select_model_takes_auto():
+    from funbat.selection import select_model
+
+    X, y = _mixed_data(np.random.default_rng(6), 300, 2)
+    best, table = select_model(FunBaTCP(max_iter=12, random_state=0), X, y, ranks=("auto", 1))
+    assert set(table["rank"]) == {"auto", 1}
+    assert np.isfinite(table["elbo"]).all()
