@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-__all__ = ["Synthetic", "make_synthetic", "make_synthetic_counts", "shared_data_dir"]
+__all__ = ["Synthetic", "make_synthetic", "make_synthetic_counts", "make_synthetic_ranked",
+           "shared_data_dir"]  # fmt: skip
 
 
 class Synthetic(NamedTuple):
@@ -88,6 +89,49 @@ def make_synthetic(
         X = X.rename(columns={"x0": "date"})
         X["date"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")
     return Synthetic(X, y, f, noise_std)
+
+
+def _gp_draws(grid: np.ndarray, rank: int, lengthscale: float, rng: np.random.Generator):
+    """``rank`` independent Matérn-3/2 GP draws (unit variance) on ``grid`` (I,) -> (I, R)."""
+    d = np.sqrt(3.0) * np.abs(grid[:, None] - grid[None, :]) / lengthscale
+    K = (1.0 + d) * np.exp(-d) + 1e-8 * np.eye(grid.size)
+    return np.linalg.cholesky(K) @ rng.normal(size=(grid.size, rank))
+
+
+def make_synthetic_ranked(
+    n: int = 20_000,
+    *,
+    ranks=(3, 3, 3),
+    structure: str = "cp",
+    n_unique: int = 50,
+    noise_std: float = 0.1,
+    lengthscale: float = 0.2,
+    seed: int = 0,
+) -> Synthetic:
+    """Entries from the model with a known rank: each mode's functions independent
+    Matérn-3/2 GP draws on [0, 1], combined by CP (``ranks`` all equal, the core of ones)
+    or by a Tucker core of iid N(0, 1) entries and multilinear rank ``ranks``; ``f`` is
+    scaled to unit standard deviation, ``y = f + noise_std * N(0, 1)``. With
+    ``noise_std`` > 0 and ``f`` set to 0 (``ranks`` all 0) it is pure noise."""
+    rng = np.random.default_rng(seed)
+    ranks = tuple(int(r) for r in ranks)
+    cols, factors = {}, []
+    for k, R in enumerate(ranks):
+        grid = np.sort(rng.uniform(0, 1, size=n_unique))
+        x = grid[rng.integers(0, n_unique, size=n)]
+        factors.append(_gp_draws(grid, max(R, 1), lengthscale, rng)[np.searchsorted(grid, x)])
+        cols[f"x{k}"] = x
+    if min(ranks) == 0:
+        f = np.zeros(n)
+    elif structure == "cp":
+        f = np.sum(np.prod(np.stack(factors), axis=0), axis=1)
+    else:
+        W = rng.normal(size=ranks)
+        f = W.reshape(-1) @ _kron_rows(factors).T
+    if f.std() > 0:
+        f = f / f.std()
+    y = f + noise_std * rng.normal(size=n)
+    return Synthetic(pd.DataFrame(cols), y, f, noise_std)
 
 
 def make_synthetic_counts(n: int, family: str, *, seed: int = 0):

@@ -108,6 +108,16 @@ def check_cost(structure: str, ranks, sizes, n: int) -> None:
                   stacklevel=4)  # fmt: skip
 
 
+def _precisions(result):
+    """``E[lambda]`` of each component of a fit that learned its rank (CP: (R,); Tucker:
+    one (R_k,) array per mode), None for fixed ranks."""
+    rank = getattr(result, "rank", None)
+    if rank is None:
+        return None
+    means = [np.asarray(a) / np.asarray(b) for a, b in zip(rank.shape, rank.rate)]
+    return means[0] if result.structure == "cp" else means
+
+
 def _check_level(level) -> float:
     """A probability level strictly between 0 and 1, as a float (else a clear error)."""
     if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
@@ -151,7 +161,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
     _structure = "tucker"
 
     _parameter_constraints: dict = {
-        "rank": [Interval(Integral, 1, None, closed="left"), list, tuple],
+        "rank": [Interval(Integral, 1, None, closed="left"), list, tuple, StrOptions({"auto"})],
+        "max_rank": [Interval(Integral, 1, None, closed="left"), None],
         "modes": [list, tuple, None],
         "discrete": [list, tuple, None],
         "kernel": [str, list, tuple, dict],
@@ -175,6 +186,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self,
         rank=3,
         *,
+        max_rank=None,
         modes=None,
         discrete=None,
         kernel="matern32",
@@ -194,6 +206,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         chain_solver="auto",
     ):
         self.rank = rank
+        self.max_rank = max_rank
         self.modes = modes
         self.discrete = discrete
         self.kernel = kernel
@@ -263,7 +276,16 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                     raise InputError(f"kernel {k!r}: {err}") from None
         return kernels
 
-    def _ranks(self, K: int) -> tuple[int, ...]:
+    def _ranks(self, K: int, sizes=None, n: int | None = None) -> tuple[int, ...]:
+        """The fixed ranks, or for ``rank="auto"`` the upper bound the fit starts from
+        (``max_rank``, else :func:`funbat.inference.rank.default_max_rank` of the
+        unique coordinates per mode ``sizes``)."""
+        if isinstance(self.rank, str):  # "auto" (the constraints admit no other string)
+            if self.max_rank is not None:
+                return (int(self.max_rank),) * K
+            from .inference.rank import default_max_rank
+
+            return (default_max_rank(sizes or [8], self._structure, n),) * K
         ranks = self._per_mode(self.rank, K, "rank")
         for r in ranks:
             if isinstance(r, bool) or not isinstance(r, Integral) or r < 1:
@@ -297,10 +319,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         (:func:`supported_ranks`) and a fit too big to finish is refused
         (:func:`check_cost`)."""
         K = len(encodings)
-        ranks = self._ranks(K)
+        sizes = [e.unique.shape[0] for e in encodings]
+        ranks = self._ranks(K, sizes, n)
         if n is not None:
             warn_few_entries(n)
-            sizes = [e.unique.shape[0] for e in encodings]
             ranks = supported_ranks(self._structure, ranks, sizes, n)
             check_cost(self._structure, ranks, sizes, n)
         solver = get_solver(self.chain_solver)
@@ -320,6 +342,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             core_prior_variance=float(self.core_prior_variance),
             learn_hyperparameters=bool(self.learn_hyperparameters),
             transform_moves=bool(self.transform_moves),
+            rank_learning=isinstance(self.rank, str),
             max_iter=int(self.max_iter),
             tol=float(self.tol),
             recalibrate=bool(self.recalibrate),
@@ -406,6 +429,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "dof_": recal.dof if recal is not None else lik.dof(lik_state),
             "recalibration_": recal,
             "core_": core,
+            "component_precisions_": _precisions(result),
             "fit_time_": float(fit_time),
             **lik.attributes(lik_state, names),
         }
@@ -425,11 +449,18 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             for e, R, label, kind, state in zip(r.encodings, r.ranks, self.kernels_, r.kinds,
                                                 r.modes)  # fmt: skip
         ]
+        precisions = self.component_precisions_
+        if precisions is not None:  # the rank was learned: E[lambda] per component
+            per_mode = [precisions] * len(modes) if self._structure == "cp" else precisions
+            for m, p in zip(modes, per_mode):
+                m["precisions"] = [float(v) for v in p]
         recal = self.recalibration_
         noise_mode = getattr(self, "noise_mode_", None)
         return {
             "model": type(self).__name__,
             "modes": modes,
+            # rank="auto": the ranks above were learned from the upper bound max_rank
+            "rank_learned": precisions is not None,
             "n_train": int(self.n_train_),
             # null for counts and yes/no (no Gaussian noise)
             "noise_std": (
@@ -685,8 +716,17 @@ class FunBaT(_FunBaTBase):
 
     Parameters
     ----------
-    rank : int or sequence of int, default 3
+    rank : int, sequence of int or "auto", default 3
         Number of latent functions per mode (one int per mode for a multilinear rank).
+        ``"auto"`` learns it (``docs/guide/rank.md``): every component gets a precision
+        with a vague Gamma prior that scales its prior (automatic relevance
+        determination; for Tucker per mode, with the core's prior scaled to match), and
+        components are pruned during the fit when that raises the ELBO. ``ranks_`` then
+        holds the learned ranks and ``component_precisions_`` the precisions.
+    max_rank : int or None, default None
+        The upper bound ``rank="auto"`` starts from (ignored otherwise). None:
+        ``min(8, fewest unique coordinates of a mode)``, for Tucker also at most
+        ``n_train ** (1 / K)``.
     modes : list or None, default None
         How columns form modes. None: one mode per column, except that more than five
         numeric (non-date) columns are joined into one spatial mode, with a
@@ -795,7 +835,8 @@ class FunBaTCP(_FunBaTBase):
     """FunBaT-CP: the CP variant, a fixed super-diagonal core of ones.
 
     ``y(x) = sum_r u^1_r(x^1) ... u^K_r(x^K) + noise``. Parameters as :class:`FunBaT`,
-    with ``rank`` a single int shared by all modes (``core_prior_variance`` is ignored).
+    with ``rank`` a single int shared by all modes or ``"auto"`` (``core_prior_variance`` is
+    ignored).
     """
 
     _structure = "cp"

@@ -26,7 +26,9 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
 
   ``FitResult`` (structure, ranks, kinds, likelihood, encodings, modes, core, noise,
   likelihood_state, y_mean, y_scale, n_train, elbo_history, converged,
-  recalibration); ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
+  recalibration, rank; a file without ``rank`` reads as a fixed-rank fit);
+  ``RankState`` (shape, rate, quad, used, scale, sums) of a fit that learned its
+  rank; ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
   columns, categories); ``ModeState`` (coords, kernel, posterior, means, seconds,
   n_valid, step); the mode kinds ``ChainMode`` (solver), ``PointsMode``,
   ``CategoriesMode`` and the solvers ``SequentialSolver``, ``NativeSolver`` and
@@ -70,6 +72,7 @@ from .data import InputError, ModeEncoding
 from .dense import DensePosterior, Identity, PointMatern
 from .files import atomic_write
 from .inference import FitResult
+from .inference.rank import RankState
 from .kalman import ChainPosterior
 from .kernel_parts import Constant, Periodic, QuasiPeriodic, Sum, Trend
 from .kernels import Matern
@@ -98,7 +101,7 @@ RECORDS: dict[str, type] = {
         ChainPosterior, DensePosterior,
         CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
         StudentTState, NoiseModeState, Recalibration, Sum, Constant, Trend, Periodic,
-        QuasiPeriodic, Bernoulli, NegativeBinomial, Poisson, PGState,
+        QuasiPeriodic, Bernoulli, NegativeBinomial, Poisson, PGState, RankState,
     )
 }  # fmt: skip
 _SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}

@@ -45,7 +45,8 @@ def select_model(
     estimator : an unfitted :class:`funbat.FunBaT` or :class:`funbat.FunBaTCP`; its other
         parameters (modes, lengthscales...) are kept.
     X, y : training data.
-    ranks : ranks to try (ints, or per-mode tuples for Tucker).
+    ranks : ranks to try (ints, per-mode tuples for Tucker, or ``"auto"``: the rank
+        learned, ``docs/guide/rank.md``; its ELBO compares with those of fixed ranks).
     kernels : kernel names to try (``"matern12"``, ``"matern32"``, ``"matern52"``).
     likelihoods : noise models to try (``"gaussian"``, ``"student_t"``); None keeps the
         estimator's. Both ELBOs bound the log marginal likelihood of the same data, so

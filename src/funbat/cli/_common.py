@@ -30,7 +30,15 @@ COORDS = typer.Option(
     ),
 )
 MODEL = typer.Option("--model", "-m", help="tucker (FunBaT) or cp (FunBaT-CP).")
-RANK = typer.Option("--rank", "-r", help="Rank per mode: one integer, or one per mode.")
+RANK = typer.Option(
+    "--rank", "-r",
+    help="Rank per mode: one integer, one per mode, or auto (learned from --max-rank down).",
+)
+MAX_RANK = typer.Option(
+    "--max-rank",
+    help="With --rank auto: the rank the fit starts from [default: min(8, fewest unique "
+    "coordinates of a mode)].",
+)
 KERNEL = typer.Option(
     "--kernel",
     "-k",
@@ -186,7 +194,9 @@ def parse_coords(value: str | None) -> tuple[list[str] | None, list | None]:
 
 
 def parse_rank(value: str):
-    """``"3"`` -> 3, ``"2,3"`` -> [2, 3] (one per mode)."""
+    """``"3"`` -> 3, ``"2,3"`` -> [2, 3] (one per mode), ``"auto"`` -> ``"auto"``."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
     parts = [p.strip() for p in str(value).split(",")]
     ranks = []
     for p in parts:
@@ -194,7 +204,8 @@ def parse_rank(value: str):
             r = int(p)
         except ValueError:
             raise InputError(
-                f"rank must be a positive integer (or one per mode, comma-separated); got {value!r}"
+                "rank must be a positive integer (or one per mode, comma-separated, or auto); "
+                f"got {value!r}"
             ) from None
         if r < 1:
             raise InputError(f"rank must be a positive integer; got {r}")
@@ -214,6 +225,7 @@ def make_estimator(
     noise_mode: str | None = None,
     recalibrate: bool = True,
     keep_duplicates: bool = False,
+    max_rank: int | None = None,
 ):
     """The estimator the options describe, its parameters checked (before any data is read).
 
@@ -229,9 +241,12 @@ def make_estimator(
     r = parse_rank(rank)
     if model == "cp" and isinstance(r, list):
         raise InputError("the cp model takes one rank shared by all modes")
+    if max_rank is not None and r != "auto":
+        raise InputError("--max-rank needs --rank auto")
     cls = FunBaTCP if model == "cp" else FunBaT
     est = cls(
         rank=r,
+        max_rank=max_rank,
         kernel=kernels[0] if isinstance(kernels, list) and len(kernels) == 1 else kernels,
         max_iter=max_iter,
         random_state=seed,

@@ -19,6 +19,7 @@ from ._common import (
     KERNEL,
     LIKELIHOOD,
     MAX_ITER,
+    MAX_RANK,
     MODEL,
     NOISE_MODE,
     QUIET,
@@ -41,6 +42,7 @@ def evaluate(
     discrete: Annotated[str | None, DISCRETE] = None,
     model: Annotated[str, MODEL] = "tucker",
     rank: Annotated[str, RANK] = "3",
+    max_rank: Annotated[int | None, MAX_RANK] = None,
     kernel: Annotated[str, KERNEL] = "matern32",
     max_iter: Annotated[int, MAX_ITER] = 100,
     seed: Annotated[int, SEED] = 0,
@@ -66,7 +68,7 @@ def evaluate(
     def make():
         return make_estimator(
             model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
-            keep_duplicates,
+            keep_duplicates, max_rank,
         )
 
     make()  # validate before reading data

@@ -17,6 +17,7 @@ from ._common import (
     KERNEL,
     LIKELIHOOD,
     MAX_ITER,
+    MAX_RANK,
     MODEL,
     NOISE_MODE,
     QUIET,
@@ -46,6 +47,7 @@ def fit(
     discrete: Annotated[str | None, DISCRETE] = None,
     model: Annotated[str, MODEL] = "tucker",
     rank: Annotated[str, RANK] = "3",
+    max_rank: Annotated[int | None, MAX_RANK] = None,
     kernel: Annotated[str, KERNEL] = "matern32",
     max_iter: Annotated[int, MAX_ITER] = 100,
     seed: Annotated[int, SEED] = 0,
@@ -74,7 +76,7 @@ def fit(
     disc = parse_list(discrete, "--discrete")
     est = make_estimator(
         model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
-        keep_duplicates,
+        keep_duplicates, max_rank,
     )
     if dask:
         X, y, client = dask_training_data(data, target, coords, dropna, scheduler)

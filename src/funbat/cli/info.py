@@ -67,6 +67,11 @@ def info_text(model_path: Path, d: dict) -> str:
             f"  {m['name']:<{wn}} {m['kind']:<10} {rng:<{wr}} {m['n_unique']:>6} "
             f"{m['rank']:>4}  {m['kernel']:<8} {info_lengthscale(m)}"
         )
+    if d.get("rank_learned"):  # rank="auto": each component's learned precision E[lambda]
+        lines.append("  rank      learned (auto); component precisions (small: strong):")
+        for m in d["modes"]:
+            values = ", ".join(f"{v:.3g}" for v in m["precisions"])
+            lines.append(f"    {m['name']:<{wn}} {values}")
     status = "converged" if d["converged"] else "stopped at max_iter"
     if d["noise_std"] is None:  # counts or yes/no
         disp = "" if d["dispersion"] is None else f", dispersion {d['dispersion']:.4g}"

@@ -77,12 +77,14 @@ def sweep_cost(structure: str, ranks, sizes, n: int) -> SweepCost:
 
 def result_of(spec: ModelSpec, entries, state: SweepState, history, converged,
               recalibration) -> FitResult:  # fmt: skip
-    """The :class:`FitResult` of a final sweep state."""
+    """The :class:`FitResult` of a final sweep state (with the ranks it has: a fit that
+    learns its rank may have pruned some)."""
+    ranks = tuple(int(m.means.shape[1]) for m in state.modes)
     return FitResult(
-        spec.structure, tuple(spec.ranks), tuple(spec.kinds), spec.likelihood,
+        spec.structure, ranks, tuple(spec.kinds), spec.likelihood,
         tuple(entries.encodings), state.modes, state.core, state.noise, state.likelihood,
         float(entries.y_mean), float(entries.y_scale), int(entries.n), np.asarray(history),
-        bool(converged), recalibration,
+        bool(converged), recalibration, state.rank,
     )  # fmt: skip
 
 
@@ -103,5 +105,6 @@ def fit(spec: ModelSpec, entries, kernels, *, rng: np.random.Generator | None = 
     with jax.enable_x64(True):
         state = initial_state(spec, entries, kernels, rng)
         state, history, converged = run(spec, entries, state, callback=callback, timer=timer)
+        spec = spec._replace(ranks=tuple(int(m.means.shape[1]) for m in state.modes))
         recalibration = recalibrate(spec, entries, state, rng)
     return result_of(spec, entries, state, history, converged, recalibration)

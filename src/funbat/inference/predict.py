@@ -12,6 +12,7 @@ import numpy as np
 
 from ..calibration import Predictive
 from ..latent import contract, latent_moments
+from .rank import unit_prior_state
 from .state import FitResult
 
 __all__ = ["latent", "mode_marginals", "predictive", "sample"]
@@ -20,7 +21,21 @@ __all__ = ["latent", "mode_marginals", "predictive", "sample"]
 def mode_marginals(result: FitResult, k: int, x_user):
     """Posterior mean (n, R_k) and second moment (n, R_k, R_k) of mode ``k``'s
     functions at user coordinates ``x_user`` (float64 context required)."""
-    return result.kinds[k].marginals(result.modes[k], result.encodings[k], x_user)
+    kind = result.kinds[k]
+    state, s = unit_prior_state(kind, result.modes[k], getattr(result, "rank", None), k)
+    m, e2 = kind.marginals(state, result.encodings[k], x_user)
+    if s is None:
+        return m, e2
+    # a learned precision scales the prior: u = s v with v under the kernel's prior
+    return m * s, e2 * (s[:, None] * s[None, :])
+
+
+def _mode_samples(result: FitResult, k: int, x_user, key, n_samples: int):
+    """Joint draws (n_samples, n, R_k) of mode ``k``'s functions at ``x_user``."""
+    kind = result.kinds[k]
+    state, s = unit_prior_state(kind, result.modes[k], getattr(result, "rank", None), k)
+    u = kind.samples(state, result.encodings[k], x_user, key, n_samples)
+    return u if s is None else u * s
 
 
 def latent(result: FitResult, columns):
@@ -74,12 +89,7 @@ def sample(result: FitResult, columns, rng: np.random.Generator, n_samples: int)
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
         keys = jax.random.split(key, len(columns) + 1)
-        factors = [
-            kind.samples(state, enc, c, keys[k], S)
-            for k, (kind, state, enc, c) in enumerate(
-                zip(result.kinds, result.modes, result.encodings, columns)
-            )
-        ]
+        factors = [_mode_samples(result, k, c, keys[k], S) for k, c in enumerate(columns)]
         core = result.core
         if core is None:
             f = jnp.prod(jnp.stack(factors), axis=0).sum(axis=-1)  # (S, n)

@@ -48,6 +48,11 @@ class ModelSpec(NamedTuple):
         Before each mode update (Tucker) or each sweep (CP), the transformation move of
         :mod:`funbat.inference.moves`: an exact ELBO increase along the directions the
         data cannot see (scale and rotation of a mode against the core).
+    rank_learning : bool
+        Learn the rank by automatic relevance determination
+        (:mod:`funbat.inference.rank`): component precisions with Gamma priors, and
+        components whose power dies are pruned during the fit (``ranks`` is then the
+        upper bound the fit starts from).
     """
 
     structure: str
@@ -62,6 +67,7 @@ class ModelSpec(NamedTuple):
     noise_prior: tuple[float, float] = (1e-3, 1e-3)
     warmup: int = 10
     transform_moves: bool = False
+    rank_learning: bool = False
 
 
 class SweepState(NamedTuple):
@@ -70,7 +76,8 @@ class SweepState(NamedTuple):
     modes : (K,) :class:`funbat.modes.ModeState`; core : ``CoreMoments`` (None for CP);
     noise : ``NoiseMoments`` of ``q(tau)``; likelihood : the likelihood's own state;
     weights : :class:`funbat.likelihoods.EntryWeights`; mode_kls : (K,) KL terms;
-    elbo : the ELBO after the last update (scalar); sweeps : sweeps done.
+    elbo : the ELBO after the last update (scalar); sweeps : sweeps done;
+    rank : :class:`funbat.inference.rank.RankState` when the rank is learned, else None.
     """
 
     modes: tuple[ModeState, ...]
@@ -81,6 +88,7 @@ class SweepState(NamedTuple):
     mode_kls: tuple[jax.Array, ...]
     elbo: jax.Array
     sweeps: int
+    rank: Any = None
 
 
 class FitResult(NamedTuple):
@@ -96,6 +104,8 @@ class FitResult(NamedTuple):
     elbo_history : (n_iter,) the ELBO after each sweep (nats).
     converged : whether the ELBO met ``tol`` before ``max_iter``.
     recalibration : :class:`funbat.calibration.Recalibration` or None.
+    rank : :class:`funbat.inference.rank.RankState` of a fit that learned its rank
+    (``ranks`` are then the learned ones), else None.
     """
 
     structure: str
@@ -113,6 +123,7 @@ class FitResult(NamedTuple):
     elbo_history: np.ndarray
     converged: bool
     recalibration: Recalibration | None
+    rank: Any = None
 
     @property
     def noise_variance(self) -> float:

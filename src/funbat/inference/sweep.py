@@ -122,6 +122,10 @@ def initial_state(spec: ModelSpec, entries, kernels, rng: np.random.Generator) -
     lik_state, weights = lik.initial_weights(lik_state, entries, means, seconds, core,
                                              structure=spec.structure)  # fmt: skip
     state = SweepState(modes, core, noise, lik_state, weights, kls, jnp.zeros(()), 0)
+    if spec.rank_learning:  # precisions of mean 1: the fixed-rank prior until learned
+        from .rank import init_rank
+
+        state = state._replace(rank=init_rank(spec, modes))
     G, g = entries.statistics(weights.weights, means, seconds, mode=0,
                               n_groups=modes[0].coords.shape[0], structure=spec.structure,
                               targets=weights.targets)  # fmt: skip
@@ -158,7 +162,12 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     the end of the warm-up.
     ``timer`` (optional) receives each stage's time: ``"likelihood"``, ``"statistics"``,
     ``"mode"``, ``"core"``, ``"moves"``.
+    A state with a ``rank`` record learns the rank (:func:`funbat.inference.rank.sweep`).
     """
+    if state.rank is not None:
+        from .rank import sweep as rank_sweep
+
+        return rank_sweep(spec, entries, state, warm=warm, timer=timer)
     structure, orders, priors = spec.structure, _orders(spec), _priors(spec)
     lik, weights = state.likelihood, state.weights
     if not warm:  # the entries' weights from the last sweep's posterior

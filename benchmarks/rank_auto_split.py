@@ -1,0 +1,54 @@
+"""``rank="auto"`` against fixed ranks on one protocol split of a real data set.
+
+Fits the model (``--model cp`` or ``tucker``) with ``rank="auto"`` (default upper bound)
+and with each fixed rank of ``--ranks`` on the training part of split ``--split``
+(``_protocol.split_indices``) and prints one JSON line per fit: the learned ranks and
+the test RMSE (standardised target units, as the paper's table).
+
+    python benchmarks/rank_auto_split.py --data beijing_pm25 --model cp --split 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _protocol import load_dataset, split_indices  # noqa: E402
+from _provenance import provenance  # noqa: E402
+
+from funbat import FunBaT, FunBaTCP  # noqa: E402
+from funbat.datasets import shared_data_dir  # noqa: E402
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="beijing_pm25")
+    p.add_argument("--model", choices=["cp", "tucker"], default="cp")
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--ranks", nargs="+", default=["auto", "2", "3", "5", "7"])
+    p.add_argument("--max-iter", type=int, default=100)
+    args = p.parse_args(argv)
+    ds = load_dataset(args.data, shared_data_dir())
+    X, y = ds.X_df, ds.y
+    train, test = split_indices(len(y), args.split)
+    cls = FunBaTCP if args.model == "cp" else FunBaT
+    print(json.dumps({"provenance": provenance()}, default=str))
+    for rank in args.ranks:
+        t0 = time.perf_counter()
+        model = cls(rank=rank if rank == "auto" else int(rank), max_iter=args.max_iter,
+                    random_state=0).fit(X.iloc[train], y[train])  # fmt: skip
+        rmse = float(np.sqrt(np.mean((model.predict(X.iloc[test]) - y[test]) ** 2)))
+        row = {"data": args.data, "model": args.model, "split": args.split, "rank": rank,
+               "learned": [int(r) for r in model.ranks_], "test_rmse": rmse,
+               "n_iter": int(model.n_iter_), "fit_time_s": time.perf_counter() - t0}  # fmt: skip
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
