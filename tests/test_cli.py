@@ -422,7 +422,7 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str 
         "rank zero": (fit_on(d / "t.csv", "--rank", "0"), "rank must be a positive integer"),
         "rank not an integer": (
             fit_on(d / "t.csv", "--rank", "1.5"),
-            "rank must be a positive integer (or one per mode, comma-separated); got '1.5'",
+            "rank must be a positive integer (or one per mode, comma-separated, or auto); got '1.5'",
         ),
         "rank per mode for cp": (
             fit_on(d / "t.csv", "--rank", "2,3", "--model", "cp"),
