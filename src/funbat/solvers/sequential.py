@@ -20,7 +20,8 @@ __all__ = ["SequentialSolver"]
 
 @dataclass(frozen=True)
 class SequentialSolver(ChainSolver):
-    """JAX's sequential filter and smoother (the default on every device)."""
+    """JAX's sequential filter and smoother: the reference, used by default where there is
+    neither a GPU nor numba."""
 
     name = "sequential"
 
