@@ -221,10 +221,43 @@ def mode_update(kind, mode, G, g, tau_mean, unfolded, lam, *, learn, learning):
     diag(E[lambda]^{-1/2})``) mapped back by ``S``. Returns the state, its KL term (that
     of ``v``, equal to ``KL(q(U) || N(0, K / E[lambda]))``) and its quadratic forms."""
     s = lam**-0.5
-    G, g, unfolded = _scaled_inputs(G, g, unfolded, s)
+    G, g, unfolded = _scaled(G, g, unfolded, s)
     new, kl = kind.update(mode, G, g, tau_mean, unfolded, learn=learn, learning=learning)
     new, quad = _finish(kind, new, s)
     return new, kl, quad, s
+
+
+_scaled = jax.jit(_scaled_inputs)
+
+
+@partial(jax.jit, static_argnames=("structure", "k", "K"))
+def _mode_precisions(rank: RankState, *, structure: str, k: int, K: int):
+    return precision_means(rank, structure, K)[k]
+
+
+@partial(jax.jit, static_argnames=("kinds", "structure", "k", "ranks", "learning",
+                                   "unit_noise"))  # fmt: skip
+def _after_mode(kinds, modes, rank: RankState, quad, lam, s, G, g, core, noise, kls,
+                weights_term, sum_wy2, n, priors, hold_noise, from_last, *, structure: str,
+                k: int, ranks, learning: bool, unit_noise: bool):  # fmt: skip
+    """After mode ``k``'s update: its records in the rank state, the precisions' update
+    (once learning), the ELBO's rank terms, then the core and the noise. One compiled
+    program per model shape, so that the glue between the blocks costs no compilation
+    of its own."""
+    rank = rank._replace(quad=_put(rank.quad, k, quad), used=_put(rank.used, k, lam),
+                         scale=_put(rank.scale, k, s))  # fmt: skip
+    dims = _dims(kinds, modes)
+    if learning:
+        rank = update_precisions(rank, dims, core, priors[0], structure=structure, ranks=ranks)
+    terms = rank_terms(rank, dims, structure=structure)
+    args = (G, g, modes[k].means, modes[k].seconds, core, noise, sum(kls) - terms,
+            weights_term, sum_wy2, n, priors, hold_noise, from_last)  # fmt: skip
+    if core is None:
+        core, noise, elbo = core_and_noise(*args, structure=structure, unit_noise=unit_noise)
+    else:
+        alpha, beta = _core_prior(rank, ranks)
+        core, noise, elbo = _tucker_core_and_noise(*args, alpha, beta, unit_noise=unit_noise)
+    return rank, core, noise, elbo
 
 
 # -- pruning -----------------------------------------------------------------------------
@@ -248,9 +281,13 @@ def _sq_error_change(T, b, mean, second, keep):
     return -2.0 * mean @ (keep * b) + 2.0 * mean @ b + np.sum(kept * T) - np.sum(second * T)
 
 
+@jax.jit
+def _gamma_kl_terms(shape, rate):
+    return [U.gamma_kl(U.NoiseMoments(a, b), *PRIOR) for a, b in zip(shape, rate)]
+
+
 def _gamma_kls(rank: RankState):
-    return [np.asarray(U.gamma_kl(U.NoiseMoments(a, b), *PRIOR)) for a, b in
-            zip(rank.shape, rank.rate)]  # fmt: skip
+    return [np.asarray(v) for v in _gamma_kl_terms(rank.shape, rank.rate)]
 
 
 def prune_plan(structure: str, ranks, core, tau_mean, rank: RankState, sums):
@@ -302,51 +339,56 @@ def prune_plan(structure: str, ranks, core, tau_mean, rank: RankState, sums):
 
 
 def select_mode(state, keep):
-    """``q(U^k)``'s marginal of the components ``keep`` (exact for a Gaussian)."""
+    """``q(U^k)``'s marginal of the components ``keep`` (index array; exact for a
+    Gaussian). The selection runs on host arrays: a pruning is rare, and indexing device
+    arrays by new index sets would compile a program for each."""
     post = state.posterior
+    keep = np.asarray(keep)
+    take = lambda a, *index: jnp.asarray(np.asarray(a)[index])  # noqa: E731
     if isinstance(post, ChainPosterior):
         d = post.filtered_means.shape[1] // state.means.shape[1]
         idx = (keep[:, None] * d + np.arange(d)).reshape(-1)
-        post = ChainPosterior(post.filtered_means[:, idx], post.filtered_covs[:, idx][:, :, idx],
-                              post.smoothed_means[:, idx], post.smoothed_covs[:, idx][:, :, idx],
+        post = ChainPosterior(take(post.filtered_means, slice(None), idx),
+                              take(post.filtered_covs, slice(None), idx[:, None], idx),
+                              take(post.smoothed_means, slice(None), idx),
+                              take(post.smoothed_covs, slice(None), idx[:, None], idx),
                               post.log_normaliser)  # fmt: skip
     elif isinstance(post, DensePosterior):
         B, G, R = post.white_mean.shape
         n = keep.size
-        cov = post.white_cov.reshape(B, G, R, G, R)[:, :, keep][:, :, :, :, keep]
-        post = DensePosterior(post.chol, post.white_mean[..., keep], cov.reshape(B, G * n, G * n),
+        cov = np.asarray(post.white_cov).reshape(B, G, R, G, R)[:, :, keep][:, :, :, :, keep]
+        post = DensePosterior(post.chol, take(post.white_mean, Ellipsis, keep),
+                              jnp.asarray(cov.reshape(B, G * n, G * n)),
                               post.log_normaliser)  # fmt: skip
     else:  # pragma: no cover - every kind's record is one of the two
         raise TypeError(f"cannot prune a posterior record of type {type(post).__name__}")
-    return state._replace(posterior=post, means=state.means[:, keep],
-                          seconds=state.seconds[:, keep][:, :, keep])  # fmt: skip
+    return state._replace(posterior=post, means=take(state.means, slice(None), keep),
+                          seconds=take(state.seconds, slice(None), keep[:, None], keep))  # fmt: skip
 
 
 def _select_core(core, keeps, ranks):
     K = len(ranks)
-    mean, cov = core.mean.reshape(ranks), core.cov.reshape(ranks + ranks)
+    mean, cov = np.asarray(core.mean).reshape(ranks), np.asarray(core.cov).reshape(ranks + ranks)
     for k, keep in enumerate(keeps):
-        mean = jnp.take(mean, keep, axis=k)
-        cov = jnp.take(jnp.take(cov, keep, axis=k), keep, axis=K + k)
+        mean = np.take(mean, keep, axis=k)
+        cov = np.take(np.take(cov, keep, axis=k), keep, axis=K + k)
     P = int(np.prod([len(c) for c in keeps]))
-    return U.CoreMoments(mean.reshape(P), cov.reshape(P, P))
+    return U.CoreMoments(jnp.asarray(mean.reshape(P)), jnp.asarray(cov.reshape(P, P)))
 
 
 def _remove(structure: str, modes, core, rank: RankState, keeps):
     """Each mode's ``q`` replaced by its marginal of the components ``keeps`` (index
     arrays per mode; exact for a Gaussian), the core by its marginal of their slices."""
     ranks = tuple(m.means.shape[1] for m in modes)
-    keeps = [jnp.asarray(kp) for kp in keeps]
+    keeps = [np.asarray(kp) for kp in keeps]
     modes = [select_mode(m, kp) for m, kp in zip(modes, keeps)]
     gkeeps = keeps[:1] if structure == "cp" else keeps
-    rank = RankState(
-        tuple(s[kp] for s, kp in zip(rank.shape, gkeeps)),
-        tuple(r[kp] for r, kp in zip(rank.rate, gkeeps)),
-        tuple(q[kp] for q, kp in zip(rank.quad, keeps)),
-        tuple(u[kp] for u, kp in zip(rank.used, keeps)),
-        tuple(s[kp] for s, kp in zip(rank.scale, keeps)),
-        None,
-    )  # fmt: skip
+
+    def sel(arrays, ks):
+        return tuple(jnp.asarray(np.asarray(a)[kp]) for a, kp in zip(arrays, ks))
+
+    rank = RankState(sel(rank.shape, gkeeps), sel(rank.rate, gkeeps), sel(rank.quad, keeps),
+                     sel(rank.used, keeps), sel(rank.scale, keeps), None)  # fmt: skip
     if core is not None:
         core = _select_core(core, keeps, ranks)
     return modes, core, rank
@@ -364,11 +406,12 @@ def prune(structure: str, modes, core, tau_mean, rank: RankState, sums):
     return (*_remove(structure, modes, core, rank, keeps), True)
 
 
-def _mean_second(m):
+@jax.jit
+def _mean_second(seconds, n_valid):
     """Mean over the real coordinates of each component's ``E[u_r^2]`` (R,)."""
-    diag = jnp.diagonal(m.seconds, axis1=1, axis2=2)
-    valid = (jnp.arange(diag.shape[0]) < m.n_valid)[:, None]
-    return jnp.sum(jnp.where(valid, diag, 0.0), axis=0) / m.n_valid
+    diag = jnp.diagonal(seconds, axis1=1, axis2=2)
+    valid = (jnp.arange(diag.shape[0]) < n_valid)[:, None]
+    return jnp.sum(jnp.where(valid, diag, 0.0), axis=0) / n_valid
 
 
 def component_power(structure: str, modes, core):
@@ -376,12 +419,12 @@ def component_power(structure: str, modes, core):
     (its mean square over the grid of coordinates); Tucker, for component ``r`` of mode
     ``k``, the mean square of what passes through the core's slice ``r`` of mode ``k``
     (cross terms left out)."""
-    ms = [np.asarray(_mean_second(m)) for m in modes]
+    ms = [np.asarray(_mean_second(m.seconds, m.n_valid)) for m in modes]
     if structure == "cp":
         return [np.prod(ms, axis=0)] * len(modes)
     ranks = tuple(m.shape[0] for m in ms)
     K = len(ranks)
-    full = np.asarray(_core_e2(core)).reshape(ranks)
+    full = (np.asarray(core.cov).diagonal() + np.asarray(core.mean) ** 2).reshape(ranks)
     for i in range(K):
         full = full * ms[i].reshape([-1 if j == i else 1 for j in range(K)])
     return [np.sum(full, axis=tuple(i for i in range(K) if i != k)) for k in range(K)]
@@ -419,6 +462,7 @@ def _rescale(kinds, modes, rank: RankState, cs):
     return modes, rank._replace(quad=quad, scale=scale)
 
 
+@partial(jax.jit, static_argnames=("kinds", "ranks"))
 def _balance(kinds, modes, core, firsts, ranks, rank: RankState):
     """The warm-up's one balance (:func:`funbat.inference.moves.balance_tucker`,
     :func:`~funbat.inference.moves.balance_cp`), with the quadratic forms and record
@@ -435,10 +479,12 @@ def _balance(kinds, modes, core, firsts, ranks, rank: RankState):
     return modes, core, rank
 
 
-def _cp_move(kinds, modes, kls, rank: RankState, dims):
+@partial(jax.jit, static_argnames=("kinds",))
+def _cp_move(kinds, modes, kls, rank: RankState):
     """The CP move (:func:`funbat.inference.moves.cp_scales`) with each component's prior
     scaled by its precision: the quadratic forms enter as ``E[lambda_r] Q_k[r, r]``. Each
     KL term moves by its exact change, measured against the precision it refers to."""
+    dims = _dims(kinds, modes)
     lam = rank.shape[0] / rank.rate[0]
     qd = jnp.stack([lam * q for q in rank.quad])
     c, _ = MV.cp_scales(qd, jnp.stack(dims))
@@ -514,36 +560,25 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
         modes, core, rank = _balance(spec.kinds, modes, core, tuple(o[0] for o in orders),
                                      spec.ranks, rank)  # fmt: skip
     if spec.transform_moves and not warm and core is None:
-        modes, kls, rank = _cp_move(spec.kinds, modes, kls, rank, _dims(spec.kinds, modes))
+        modes, kls, rank = _cp_move(spec.kinds, modes, kls, rank)
+    K = len(spec.kinds)
     for k, kind in enumerate(spec.kinds):
         means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
         G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means,
                          seconds, mode=k, n_groups=modes[k].coords.shape[0],
                          structure=structure, targets=weights.targets)  # fmt: skip
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
-        lam = precision_means(rank, structure, len(modes))[k]
+        lam = _mode_precisions(rank, structure=structure, k=k, K=K)
         modes[k], kls[k], quad, s = _timed(
             timer, "mode", mode_update, kind, modes[k], G, g, noise.mean, unfolded, lam,
             learn=spec.learn_hyperparameters, learning=not warm,
         )  # fmt: skip
-        rank = rank._replace(quad=_put(rank.quad, k, quad), used=_put(rank.used, k, lam),
-                             scale=_put(rank.scale, k, s))  # fmt: skip
-        dims = _dims(spec.kinds, modes)
-        if learning:
-            rank = update_precisions(rank, dims, core, priors[0], structure=structure,
-                                     ranks=spec.ranks)  # fmt: skip
-        terms = rank_terms(rank, dims, structure=structure)
-        args = (G, g, modes[k].means, modes[k].seconds, core, noise, sum(kls) - terms,
-                weights.term, weights.sum_wy2, entries.n, priors, jnp.asarray(warm),
-                orders[k][1])  # fmt: skip
-        if core is None:
-            core, noise, elbo = _timed(timer, "core", core_and_noise, *args,
-                                          structure=structure,
-                                          unit_noise=spec.likelihood.unit_noise)  # fmt: skip
-        else:
-            alpha, beta = _core_prior(rank, spec.ranks)
-            core, noise, elbo = _timed(timer, "core", _tucker_core_and_noise, *args, alpha,
-                                          beta, unit_noise=spec.likelihood.unit_noise)  # fmt: skip
+        rank, core, noise, elbo = _timed(
+            timer, "core", _after_mode, spec.kinds, tuple(modes), rank, quad, lam, s, G, g,
+            core, noise, tuple(kls), weights.term, weights.sum_wy2, entries.n, priors,
+            jnp.asarray(warm), orders[k][1], structure=structure, k=k, ranks=spec.ranks,
+            learning=learning, unit_noise=spec.likelihood.unit_noise,
+        )  # fmt: skip
     sums = data_sums(G, g, modes[-1].means, modes[-1].seconds, orders[-1][1], structure=structure)
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
                       state.sweeps + 1, rank._replace(sums=sums))  # fmt: skip
