@@ -4,6 +4,7 @@ import os
 import shutil
 import tempfile
 
+import _numerics
 import jax
 import numpy as np
 import pytest
@@ -42,17 +43,9 @@ def x64():
 
 @pytest.fixture
 def random_messages():
-    """``make(rng, n, rank) -> (Lams (n, R, R), etas (n, R))``; some precisions singular."""
-
-    def make(rng, n, rank):
-        Lams, etas = [], []
-        for _ in range(n):
-            a = rng.normal(size=(rank, rng.integers(0, rank + 1)))
-            Lams.append(a @ a.T * 2.0)
-            etas.append(rng.normal(size=rank) if a.shape[1] else np.zeros(rank))
-        return np.array(Lams), np.array(etas)
-
-    return make
+    """``make(rng, n, rank) -> (Lams (n, R, R), etas (n, R))``; some precisions singular
+    (:func:`_numerics.random_messages`)."""
+    return _numerics.random_messages
 
 
 @pytest.fixture

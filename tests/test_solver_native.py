@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _numerics import assert_close, random_chain
 
 from funbat import FunBaT
 from funbat.data import InputError
@@ -60,105 +61,88 @@ def _bounds():
     return jnp.array([np.log(1e-4), np.log(10.0)])  # float64: built inside the x64 fixture
 
 
-def _chain(rng, random_messages, I, rank, n_valid=None, near=True):
-    """Sorted coordinates (I,), messages (some singular), padded past ``n_valid``; with
-    ``near``, two coordinates 1e-7 apart."""
-    n_valid = I if n_valid is None else n_valid
-    t = np.sort(rng.uniform(0, 3, size=I))
-    if near and n_valid > 6:
-        t[5] = t[4] + 1e-7  # nearly repeated coordinate
-    Lams, etas = random_messages(rng, I, rank)
-    Lams[n_valid:], etas[n_valid:] = 0.0, 0.0
-    return jnp.asarray(t), jnp.asarray(Lams), jnp.asarray(etas)
-
-
-def _close(a, b, rtol=1e-9):
-    a, b = np.asarray(a), np.asarray(b)
-    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(1.0, np.abs(b).max()))
-
-
 @pytest.mark.parametrize(("name", "rank"), CASES)
-def test_native_smoother_equals_dense_gp(name, rank, random_messages, dense_gp_posterior):
+def test_native_smoother_equals_dense_gp(name, rank, dense_gp_posterior):
     rng = np.random.default_rng(rank)
     I, n_valid = 24, 19  # padded: the last 5 coordinates carry no message
-    t, Lams, etas = _chain(rng, random_messages, I, rank, n_valid)
+    t, Lams, etas = random_chain(rng, I, rank, n_valid, near=5)
     kern = make_kernel(name, lengthscale=0.8, variance=1.1)
     post = _native_smooth(kern, t, Lams, etas, n_valid)
     d, tv = kern.state_dim, np.asarray(t)[:n_valid]
     Kt = np.asarray(kern.covariance(tv[:, None] - tv[None, :]))
     mean, Sigma, logZ = dense_gp_posterior(Kt, np.asarray(Lams)[:n_valid],
                                            np.asarray(etas)[:n_valid])  # fmt: skip
-    _close(post.smoothed_means[:n_valid, ::d], mean, rtol=1e-9)
+    assert_close(post.smoothed_means[:n_valid, ::d], mean, rtol=1e-9)
     for j in range(n_valid):
         blk = Sigma[j * rank : (j + 1) * rank, j * rank : (j + 1) * rank]
-        _close(post.smoothed_covs[j][::d, ::d], blk, rtol=1e-9)
-    _close(post.log_normaliser, logZ)
+        assert_close(post.smoothed_covs[j][::d, ::d], blk, rtol=1e-9)
+    assert_close(post.log_normaliser, logZ)
     # the last real coordinate's filtered moments are its smoothed ones
-    _close(post.filtered_means[n_valid - 1], post.smoothed_means[n_valid - 1], rtol=1e-12)
+    assert_close(post.filtered_means[n_valid - 1], post.smoothed_means[n_valid - 1], rtol=1e-12)
     # the padding keeps the stationary prior, as the JAX solver leaves it
     prior = np.kron(np.eye(rank), np.asarray(kern.sde()[1]))
     for f in post[:4]:
         pad = np.asarray(f)[n_valid:]
-        _close(pad, np.broadcast_to(prior, pad.shape) if pad.ndim == 3 else 0 * pad)
+        assert_close(pad, np.broadcast_to(prior, pad.shape) if pad.ndim == 3 else 0 * pad)
 
 
 # rank 7 (21-dimensional states) is checked against the dense GP above, and the search
 # below; each rank-7 case costs half a minute of compilation
 @pytest.mark.parametrize(("name", "rank"), [(n, 3) for n in NAMES])
-def test_native_smoother_equals_jax(name, rank, random_messages):
+def test_native_smoother_equals_jax(name, rank):
     """Every field, filtered moments included, against the JAX reference."""
     rng = np.random.default_rng(rank)
-    t, Lams, etas = _chain(rng, random_messages, 24, rank, 19)
+    t, Lams, etas = random_chain(rng, 24, rank, 19, near=5)
     kern = make_kernel(name, lengthscale=0.8, variance=1.1)
     ref = _jax_smooth(kern, t, Lams, etas, 19)
     for a, b in zip(_native_smooth(kern, t, Lams, etas, 19), ref):
-        _close(a, b)
+        assert_close(a, b)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_native_pairwise_moments_equal_jax(name, random_messages):
+def test_native_pairwise_moments_equal_jax(name):
     """The prior's expected quadratic form, through the pairwise moments of the smoother's
     gains. (Not with coordinates 1e-7 apart: there ``Q^{-1}`` ~ 1e14 scales round-off of
     either solver's covariances into the result.)"""
     rng = np.random.default_rng(7)
-    t, Lams, etas = _chain(rng, random_messages, 24, 3, 20, near=False)
+    t, Lams, etas = random_chain(rng, 24, 3, 20)
     kern = make_kernel(name, lengthscale=0.3, variance=1.1)
     post = _native_smooth(kern, t, Lams, etas, 20)
     ref = _jax_smooth(kern, t, Lams, etas, 20)
-    _close(prior_quadratic(kern, t, post, 20), prior_quadratic(kern, t, ref, 20))
+    assert_close(prior_quadratic(kern, t, post, 20), prior_quadratic(kern, t, ref, 20))
 
 
 @pytest.mark.parametrize(
     ("name", "rank", "step"),
     [(n, 3, s) for n in NAMES for s in (0.0, 0.7)] + [("matern32", 7, 0.7)],
 )
-def test_native_lengthscale_search_equals_jax(name, rank, step, random_messages):
+def test_native_lengthscale_search_equals_jax(name, rank, step):
     rng = np.random.default_rng(10 + rank)
-    t, Lams, etas = _chain(rng, random_messages, 30, rank, 26)
+    t, Lams, etas = random_chain(rng, 30, rank, 26, near=5)
     kern = make_kernel(name, lengthscale=0.3, variance=0.9)
     k_ref, p_ref, s_ref = _jax_search(kern, t, Lams, etas, step, _bounds())
     k, p, s = _native_search(kern, t, Lams, etas, step, _bounds())
-    _close(k.lengthscale, k_ref.lengthscale, rtol=1e-12)
-    _close(s, s_ref, rtol=1e-12)
+    assert_close(k.lengthscale, k_ref.lengthscale, rtol=1e-12)
+    assert_close(s, s_ref, rtol=1e-12)
     for a, b in zip(p, p_ref):
-        _close(a, b)
+        assert_close(a, b)
 
 
-def test_native_search_at_the_bound_and_vmapped(random_messages):
+def test_native_search_at_the_bound_and_vmapped():
     """A search from the upper bound stays in bounds; a vmapped call (the callback runs
     once per batch element) gives the unbatched numbers."""
     rng = np.random.default_rng(3)
-    t, Lams, etas = _chain(rng, random_messages, 30, 3, 26)
+    t, Lams, etas = random_chain(rng, 30, 3, 26, near=5)
     kern = make_kernel("matern32", lengthscale=10.0)
     ref = _jax_search(kern, t, Lams, etas, 1.0, _bounds())
     k, p, s = _native_search(kern, t, Lams, etas, 1.0, _bounds())
     assert float(k.lengthscale) <= 10.0 * (1 + 1e-12)
-    _close(k.lengthscale, ref[0].lengthscale, rtol=1e-12)
-    _close(p.smoothed_means, ref[1].smoothed_means)
+    assert_close(k.lengthscale, ref[0].lengthscale, rtol=1e-12)
+    assert_close(p.smoothed_means, ref[1].smoothed_means)
     both = jax.jit(jax.vmap(lambda L, e: NativeSolver().smooth(kern, t, L, e, 26)))(
         jnp.stack([Lams, 2 * Lams]), jnp.stack([etas, etas])
     )
-    _close(both.smoothed_covs[1], _jax_smooth(kern, t, 2 * Lams, etas, 26).smoothed_covs)
+    assert_close(both.smoothed_covs[1], _jax_smooth(kern, t, 2 * Lams, etas, 26).smoothed_covs)
 
 
 def test_native_single_coordinate_and_no_messages(dense_gp_posterior):
@@ -170,14 +154,14 @@ def test_native_single_coordinate_and_no_messages(dense_gp_posterior):
     etas = jnp.zeros((8, 2)).at[0].set(jnp.array([1.5, -0.2]))
     post = _native_smooth(kern, t, Lams, etas, 1)
     for a, b in zip(post, _jax_smooth(kern, t, Lams, etas, 1)):
-        _close(a, b)
+        assert_close(a, b)
     mean, Sigma, logZ = dense_gp_posterior(np.array([[2.0]]), np.asarray(Lams[:1]),
                                            np.asarray(etas[:1]))  # fmt: skip
-    _close(post.smoothed_means[0, ::3], mean[0])
-    _close(post.smoothed_covs[0][::3, ::3], Sigma)
-    _close(post.log_normaliser, logZ)
+    assert_close(post.smoothed_means[0, ::3], mean[0])
+    assert_close(post.smoothed_covs[0][::3, ::3], Sigma)
+    assert_close(post.log_normaliser, logZ)
     post = _native_smooth(kern, t, jnp.zeros((8, 2, 2)), jnp.zeros((8, 2)), 8)
-    _close(post.smoothed_covs, np.broadcast_to(np.kron(np.eye(2), kern.sde()[1]), (8, 6, 6)))
+    assert_close(post.smoothed_covs, np.broadcast_to(np.kron(np.eye(2), kern.sde()[1]), (8, 6, 6)))
     assert float(post.log_normaliser) == 0.0
 
 
@@ -210,28 +194,28 @@ def test_fits_agree_across_solvers(tmp_path):
     kw = dict(rank=2, max_iter=15, random_state=0, recalibrate=False)
     fits = {s: FunBaT(chain_solver=s, **kw).fit(X, y) for s in ("sequential", "native")}
     a, b = fits["sequential"], fits["native"]
-    _close(b.elbo_history_, a.elbo_history_, rtol=1e-8)
-    _close(b.lengthscales_[:2], a.lengthscales_[:2], rtol=1e-8)
+    assert_close(b.elbo_history_, a.elbo_history_, rtol=1e-8)
+    assert_close(b.lengthscales_[:2], a.lengthscales_[:2], rtol=1e-8)
     Xq = X[:40] + 0.01
     for pa, pb in zip(a.predict(Xq, return_std=True), b.predict(Xq, return_std=True)):
-        _close(pb, pa, rtol=1e-8)
+        assert_close(pb, pa, rtol=1e-8)
     assert a.summary()["chain_solver"] == "sequential"
     assert b.summary()["chain_solver"] == "native"
     save(b, tmp_path / "m.funbat")
     c = load(tmp_path / "m.funbat")
     assert c.summary()["chain_solver"] == "native" and c.get_params()["chain_solver"] == "native"
-    _close(c.predict(Xq), b.predict(Xq), rtol=1e-12)
+    assert_close(c.predict(Xq), b.predict(Xq), rtol=1e-12)
 
 
-def test_native_without_numba_falls_back_to_jax(monkeypatch, random_messages):
+def test_native_without_numba_falls_back_to_jax(monkeypatch):
     """A model file naming the native solver still predicts where numba is missing."""
     import funbat.solvers.native as native
 
     monkeypatch.setattr(native, "numba_available", lambda: False)
     rng = np.random.default_rng(5)
-    t, Lams, etas = _chain(rng, random_messages, 12, 2)
+    t, Lams, etas = random_chain(rng, 12, 2, near=5)
     kern = make_kernel("matern32", 0.4)
-    _close(NativeSolver().smooth(kern, t, Lams, etas, 12).smoothed_means,
+    assert_close(NativeSolver().smooth(kern, t, Lams, etas, 12).smoothed_means,
            smooth(kern, t, Lams, etas).smoothed_means, rtol=1e-14)  # fmt: skip
     kind = replace(get_solver("native"))
     assert kind == NativeSolver()
