@@ -1,7 +1,10 @@
 """Helpers shared by the numerical tests (imported by test modules and conftest)."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+
+from funbat import kalman
 
 
 def random_messages(rng, n, rank):
@@ -33,3 +36,10 @@ def assert_close(a, b, rtol=1e-9):
     """``a == b`` to ``rtol`` relative, and absolute ``rtol * max(1, max |b|)``."""
     a, b = np.asarray(a), np.asarray(b)
     np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(1.0, np.abs(b).max()))
+
+
+# The chain smoother and interpolation compiled, as the engine runs them. Called eagerly,
+# every new shape costs a compilation of each small operation in their loops (seconds
+# per test); the tests compare these against dense references.
+smooth = jax.jit(kalman.smooth)
+interpolate = jax.jit(kalman.interpolate)

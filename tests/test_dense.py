@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _numerics import interpolate, smooth
 
 from funbat import dense as DN
-from funbat.kalman import interpolate, smooth
 from funbat.kernels import make_kernel
 from funbat.modes.categories import categories_posterior
 from funbat.modes.points import points_posterior

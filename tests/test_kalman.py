@@ -3,8 +3,9 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _numerics import interpolate, smooth
 
-from funbat.kalman import interpolate, log_normaliser, message_factors, smooth
+from funbat.kalman import log_normaliser, message_factors
 from funbat.kernels import KERNELS, make_kernel
 
 NAMES = sorted(KERNELS)

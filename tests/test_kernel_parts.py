@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from _numerics import interpolate, smooth
 
 import funbat
 from funbat import FunBaT, InputError, cli
 from funbat import kernel_parts as KP
-from funbat.kalman import interpolate, smooth
 from funbat.kernels import make_kernel
 
 pytestmark = pytest.mark.usefixtures("x64")
