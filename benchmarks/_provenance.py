@@ -33,10 +33,12 @@ def _git(*args: str) -> str | None:
 
 
 def commit() -> str:
-    """The checked-out commit, ``-dirty`` if tracked files differ from it; or "unknown"."""
+    """The checked-out commit, ``-dirty`` if tracked files differ from it; without a git
+    checkout (a copy of the tree sent to another machine), ``$FUNBAT_BENCH_COMMIT`` as
+    the sender recorded it, else "unknown"."""
     head = _git("rev-parse", "--short=12", "HEAD")
     if head is None:
-        return "unknown"
+        return os.environ.get("FUNBAT_BENCH_COMMIT", "unknown")
     # the code, not the results a run (re)writes
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
                  ":(exclude)benchmarks/results")  # fmt: skip

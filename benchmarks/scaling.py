@@ -53,7 +53,8 @@ y = y + 0.1 * rng.normal(size=N)
 cls = funbat.FunBaT if cfg["model"] == "tucker" else funbat.FunBaTCP
 kw = dict(rank=R, max_iter=cfg["sweeps"], tol=0.0, random_state=0,
           learn_hyperparameters=cfg["learn"], likelihood=cfg["likelihood"],
-          noise_mode=cfg.get("noise_mode"), recalibrate=cfg.get("recalibrate", True))
+          noise_mode=cfg.get("noise_mode"), recalibrate=cfg.get("recalibrate", True),
+          chain_solver=cfg.get("solver", "auto"))
 if cfg["chunk"]:
     kw["chunk_size"] = cfg["chunk"]
 t0 = time.perf_counter()
@@ -73,7 +74,7 @@ try:
     dev_peak = (dev.memory_stats() or {}).get("peak_bytes_in_use", 0) / 2**20
 except Exception:
     dev_peak = 0.0
-print(json.dumps(dict(first_fit_s=first, second_fit_s=second,
+print(json.dumps(dict(solver=m.summary()["chain_solver"], first_fit_s=first, second_fit_s=second,
                       sweep_ms=1e3 * sweep, setup_s=setup, finish_s=finish,
                       compile_s=first - second,
                       peak_rss_mb=rss, device_peak_mb=dev_peak, elbo=float(m.elbo_),
@@ -123,6 +124,12 @@ def main(argv=None):
         action="store_false",
         help="keep the Gaussian predictive (no recalibration after the sweeps)",
     )
+    p.add_argument(
+        "--solver",
+        choices=["auto", "native", "parallel", "sequential"],
+        default="auto",
+        help="chain solver (auto: the device's default)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", help="write the results here")
@@ -148,6 +155,7 @@ def main(argv=None):
             likelihood=a.likelihood,
             noise_mode=a.noise_mode,
             recalibrate=a.recalibrate,
+            solver=a.solver,
             seed=a.seed,
         )
         r = run_one(cfg, a.timeout)

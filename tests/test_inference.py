@@ -58,3 +58,31 @@ def test_timer_hook_reports_every_stage_of_every_sweep():
     assert stages.count("statistics") == stages.count("mode") == stages.count("core") == 4 * K
     assert stages.count("likelihood") == 4 - warm
     assert all(s >= 0.0 for _, s in seen)
+
+
+class _FakeGPU:
+    """Stands in for a JAX device: a platform name and memory statistics."""
+
+    platform = "gpu"
+
+    def __init__(self, bytes_limit):
+        self._limit = bytes_limit
+
+    def memory_stats(self):
+        return {"bytes_limit": self._limit}
+
+
+def test_chunk_is_small_on_a_cpu_and_whole_array_within_the_budget_on_a_gpu():
+    ranks = (3, 3, 3)  # P = 9: 32 * 81 bytes per entry
+    cpu = inference.chunk_size(10**6, ranks, "auto")
+    assert cpu <= 65536 and 32 * 81 * cpu <= inference.chunk_budget_bytes()
+    assert inference.chunk_size(100, ranks, "auto") == 128  # the bucket above n
+    gpu = _FakeGPU(140 * 2**30)
+    assert inference.chunk_budget_bytes(gpu) == 2**32  # capped
+    assert inference.chunk_budget_bytes(_FakeGPU(64 * 2**30)) == 2 * 2**30
+    big = inference.chunk_size(10**6, ranks, "auto", device=gpu)
+    assert big >= 10**6 // 2 and 32 * 81 * big <= inference.chunk_budget_bytes(gpu)
+    assert inference.chunk_size(10**6, ranks, 4096, device=gpu) == 4096  # a request is kept
+    # a budget too small for the request lowers it; a device without statistics gets the CPU's
+    assert inference.chunk_size(10**8, (8, 8, 8), "auto", device=_FakeGPU(2**30)) < 10**5
+    assert inference.chunk_budget_bytes(_FakeGPU(0)) == 2**26

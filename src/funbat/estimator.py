@@ -177,7 +177,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "noise_mode": [str, Integral, list, tuple, None],
         "recalibrate": ["boolean"],
         "duplicates": [_Choices({"auto", "drop", "keep"})],
-        "chunk_size": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), _Choices({"auto"})],
         "random_state": ["random_state"],
         "chain_solver": [_Choices({"auto", *SOLVERS})],
     }
@@ -201,7 +201,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         noise_mode=None,
         recalibrate=True,
         duplicates="auto",
-        chunk_size=65536,
+        chunk_size="auto",
         random_state=None,
         chain_solver="auto",
     ):
@@ -813,8 +813,12 @@ default "gaussian"
         ``"auto"`` is ``"keep"`` for counts and yes/no data (``likelihood="bernoulli"``,
         ``"poisson"``, ``"negative_binomial"``), where equal rows are the rule, and
         ``"drop"`` otherwise.
-    chunk_size : int, default 65536
+    chunk_size : int or "auto", default "auto"
         Entries processed at once when accumulating statistics (bounds memory).
+        ``"auto"``: 65536 on a CPU; on a GPU all entries, so a statistics pass is a
+        few whole-array segment sums. Any value is lowered until one chunk's
+        per-entry statistics fit a memory budget (64 MiB on a CPU, a thirty-second of
+        the device's memory on a GPU, at most 4 GiB).
     random_state : int, numpy Generator or None
         Seed of the random initialisation.
     chain_solver : {"auto", "native", "parallel", "sequential"}, default "auto"

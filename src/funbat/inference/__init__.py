@@ -25,20 +25,55 @@ from .sweep import initial_state, run, sweep
 __all__ = ["FitResult", "ModelSpec", "SweepCost", "SweepState", "chunk_size", "fit", "initial_state",
            "result_of", "run", "sweep", "sweep_cost"]  # fmt: skip
 
-#: Entries per chunk of a statistics pass at most, whatever the requested chunk size:
-#: a chunk's per-entry statistics are (chunk, P (P + 1) / 2) plus gathers of the same
-#: size; their few live copies stay well under ~64 MB whatever the rank.
+#: The per-entry statistics of one chunk on a CPU: (chunk, P (P + 1) / 2) plus gathers
+#: of the same size; their few live copies stay well under ~64 MB whatever the rank,
+#: and a scan over such chunks costs the CPU nothing extra.
 _CHUNK_BYTES = 2**26
 
+#: Entries per chunk that ``chunk_size="auto"`` asks for on a CPU.
+_CPU_CHUNK = 65536
 
-def chunk_size(n: int, ranks, requested: int) -> int:
-    """Entries per chunk for ``n`` entries of ``ranks``, at most ``requested``."""
+
+def chunk_budget_bytes(device=None) -> int:
+    """Bytes one chunk's per-entry statistics may take on ``device`` (default: JAX's
+    first device).
+
+    64 MiB on a CPU. On a GPU a thirty-second of the device's memory (at most 4 GiB):
+    each chunk is one step of a ``lax.scan``, and on a GPU every step is a handful of
+    kernel launches, so millions of entries should be a few whole-array segment sums,
+    not hundreds of small ones.
+    """
+    import jax
+
+    dev = jax.devices()[0] if device is None else device
+    if dev.platform == "cpu":
+        return _CHUNK_BYTES
+    try:
+        limit = int((dev.memory_stats() or {}).get("bytes_limit", 0))
+    except Exception:  # a backend without memory statistics
+        limit = 0
+    return max(_CHUNK_BYTES, min(limit // 32, 2**32))
+
+
+def chunk_size(n: int, ranks, requested: int | str = "auto", *, device=None) -> int:
+    """Entries per chunk for ``n`` entries of ``ranks`` (K,), at most ``requested``.
+
+    ``requested="auto"`` is 65536 on a CPU and all ``n`` entries on a GPU; either way
+    the chunk is lowered until its statistics fit :func:`chunk_budget_bytes` of
+    ``device`` (default: JAX's first device).
+    """
     from ..modes import bucket
 
+    import jax
+
+    dev = jax.devices()[0] if device is None else device
+    if requested == "auto":
+        requested = _CPU_CHUNK if dev.platform == "cpu" else n
     K = len(ranks)
     chunk = min(int(requested), bucket(n, 64))
     P_max = max(int(np.prod([r for i, r in enumerate(ranks) if i != k])) for k in range(K))
-    return max(64, min(chunk, bucket(_CHUNK_BYTES // (32 * P_max * P_max), 64) // 2))
+    budget = chunk_budget_bytes(dev)
+    return max(64, min(chunk, bucket(budget // (32 * P_max * P_max), 64) // 2))
 
 
 class SweepCost(NamedTuple):
