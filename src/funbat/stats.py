@@ -128,11 +128,17 @@ def pad_entries(idx, y, n_pad: int):
     Returns
     -------
     idx (n_pad, K) int32, y (n_pad,) and weights w (n_pad,): 1 for real entries, 0 for
-    the padding (which points at coordinate 0 and adds nothing to any sum).
+    the padding, which adds nothing to any sum. The padding repeats the real entries'
+    coordinates cyclically rather than pointing them all at coordinate 0: on a GPU the
+    segment sums are atomic adds, and hundreds of thousands of zero-weight entries on
+    one coordinate serialise on it (measured: a sweep over 10^6 entries in two chunks of
+    786,432 took 42 ms against 22 ms).
     """
     n = y.shape[0]
     idx_p = np.zeros((n_pad, idx.shape[1]), np.int32)
     idx_p[:n] = idx
+    if n and n_pad > n:
+        idx_p[n:] = idx[np.arange(n_pad - n) % n]
     y_p = np.zeros(n_pad)
     y_p[:n] = y
     w_p = np.zeros(n_pad)
