@@ -62,9 +62,9 @@ def chunk_size(n: int, ranks, requested: int | str = "auto", *, device=None) -> 
     the chunk is lowered until its statistics fit :func:`chunk_budget_bytes` of
     ``device`` (default: JAX's first device).
     """
-    from ..modes import bucket
-
     import jax
+
+    from ..modes import bucket
 
     dev = jax.devices()[0] if device is None else device
     if requested == "auto":
