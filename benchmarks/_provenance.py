@@ -33,12 +33,14 @@ def _git(*args: str) -> str | None:
 
 
 def commit() -> str:
-    """The checked-out commit, ``-dirty`` if tracked files differ from it; without a git
-    checkout (a copy of the tree sent to another machine), ``$FUNBAT_BENCH_COMMIT`` as
-    the sender recorded it, else "unknown"."""
+    """The checked-out commit, ``-dirty`` if tracked files differ from it, or "unknown".
+    ``$FUNBAT_BENCH_COMMIT``, when set, wins: a copy of the tree sent to another machine
+    may carry no git checkout, or a stale one."""
+    if os.environ.get("FUNBAT_BENCH_COMMIT"):
+        return os.environ["FUNBAT_BENCH_COMMIT"]
     head = _git("rev-parse", "--short=12", "HEAD")
     if head is None:
-        return os.environ.get("FUNBAT_BENCH_COMMIT", "unknown")
+        return "unknown"
     # the code, not the results a run (re)writes
     dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
                  ":(exclude)benchmarks/results")  # fmt: skip
