@@ -209,10 +209,19 @@ def test_default_max_rank():
     assert RK.default_max_rank([300, 500, 400], "tucker", 200) == 5  # 5^3 <= 200 < 6^3
 
 
-def test_save_load_round_trip(tmp_path):
+@pytest.fixture(scope="module")
+def cp_auto():
+    """One CP ``rank="auto"`` fit that several tests only read; the CLI test fits the
+    same data with the same settings (its programs are then compiled already)."""
     X, y = _mixed_data(np.random.default_rng(2), 300, 2)
+    return X, y, FunBaTCP(rank="auto", max_rank=3, max_iter=12, random_state=0).fit(X, y)
+
+
+def test_save_load_round_trip(tmp_path, cp_auto):
+    X, y, fitted = cp_auto
     for cls in (FunBaTCP, FunBaT):
-        m = cls(rank="auto", max_rank=3, max_iter=12, random_state=0).fit(X, y)
+        m = fitted if cls is FunBaTCP else cls(rank="auto", max_rank=3, max_iter=12,
+                                               random_state=0).fit(X, y)  # fmt: skip
         path = tmp_path / f"{cls.__name__}.funbat"
         save(m, path)
         back = load(path)
@@ -228,11 +237,10 @@ def test_save_load_round_trip(tmp_path):
         assert "precisions" in back.summary()["modes"][0]
 
 
-def test_prediction_undoes_the_record_scale(x64):
+def test_prediction_undoes_the_record_scale(x64, cp_auto):
     """Between training coordinates a chain mode predicts with the learned prior: the
     mean and variance at a training coordinate are the fitted marginals."""
-    X, y = _mixed_data(np.random.default_rng(4), 300, 2)
-    m = FunBaTCP(rank="auto", max_rank=3, max_iter=12, random_state=0).fit(X, y)
+    X, y, m = cp_auto
     st = m.result_.modes[0]
     t = m.result_.encodings[0].unscaled(np.asarray(st.coords[:5]))
     mean, std = m.latent_functions("t", t)
@@ -244,10 +252,10 @@ def test_prediction_undoes_the_record_scale(x64):
     assert draws.shape == (3, 2)
 
 
-def test_cli_rank_auto_fit_and_info(tmp_path, capsys):
+def test_cli_rank_auto_fit_and_info(tmp_path, capsys, cp_auto):
     from funbat import cli
 
-    X, y = _mixed_data(np.random.default_rng(5), 300, 2)
+    X, y, _ = cp_auto
     X.assign(y=y).to_csv(tmp_path / "d.csv", index=False)
     path = tmp_path / "m.funbat"
     args = ["fit", tmp_path / "d.csv", "-t", "y", "-m", "cp", "--rank", "auto", "--max-rank",
@@ -269,7 +277,7 @@ def test_cli_rank_auto_fit_and_info(tmp_path, capsys):
 def test_select_model_takes_auto():
     from funbat.selection import select_model
 
-    X, y = _mixed_data(np.random.default_rng(6), 300, 2)
+    X, y = _mixed_data(np.random.default_rng(2), 300, 2)
     best, table = select_model(FunBaTCP(max_iter=12, random_state=0), X, y, ranks=("auto", 1))
     assert set(table["rank"]) == {"auto", 1}
     assert np.isfinite(table["elbo"]).all()

@@ -235,20 +235,23 @@ def _mode_precisions(rank: RankState, *, structure: str, k: int, K: int):
     return precision_means(rank, structure, K)[k]
 
 
-@partial(jax.jit, static_argnames=("kinds", "structure", "k", "ranks", "learning",
-                                   "unit_noise"))  # fmt: skip
+@partial(jax.jit, static_argnames=("kinds", "structure", "k", "ranks", "unit_noise"))
 def _after_mode(kinds, modes, rank: RankState, quad, lam, s, G, g, core, noise, kls,
-                weights_term, sum_wy2, n, priors, hold_noise, from_last, *, structure: str,
-                k: int, ranks, learning: bool, unit_noise: bool):  # fmt: skip
+                weights_term, sum_wy2, n, priors, hold_noise, from_last, learning, *,
+                structure: str, k: int, ranks, unit_noise: bool):  # fmt: skip
     """After mode ``k``'s update: its records in the rank state, the precisions' update
-    (once learning), the ELBO's rank terms, then the core and the noise. One compiled
-    program per model shape, so that the glue between the blocks costs no compilation
-    of its own."""
+    (where the traced flag ``learning`` is set), the ELBO's rank terms, then the core and
+    the noise. One compiled program per model shape and mode (the flag is traced, not
+    static, so the first sweep compiles nothing of its own), so that the glue between
+    the blocks costs no compilation of its own."""
     rank = rank._replace(quad=_put(rank.quad, k, quad), used=_put(rank.used, k, lam),
                          scale=_put(rank.scale, k, s))  # fmt: skip
     dims = _dims(kinds, modes)
-    if learning:
-        rank = update_precisions(rank, dims, core, priors[0], structure=structure, ranks=ranks)
+    learned = update_precisions(rank, dims, core, priors[0], structure=structure, ranks=ranks)
+    rank = rank._replace(
+        shape=tuple(jnp.where(learning, a, b) for a, b in zip(learned.shape, rank.shape)),
+        rate=tuple(jnp.where(learning, a, b) for a, b in zip(learned.rate, rank.rate)),
+    )
     terms = rank_terms(rank, dims, structure=structure)
     args = (G, g, modes[k].means, modes[k].seconds, core, noise, sum(kls) - terms,
             weights_term, sum_wy2, n, priors, hold_noise, from_last)  # fmt: skip
@@ -576,8 +579,8 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
         rank, core, noise, elbo = _timed(
             timer, "core", _after_mode, spec.kinds, tuple(modes), rank, quad, lam, s, G, g,
             core, noise, tuple(kls), weights.term, weights.sum_wy2, entries.n, priors,
-            jnp.asarray(warm), orders[k][1], structure=structure, k=k, ranks=spec.ranks,
-            learning=learning, unit_noise=spec.likelihood.unit_noise,
+            jnp.asarray(warm), orders[k][1], jnp.asarray(learning), structure=structure, k=k,
+            ranks=spec.ranks, unit_noise=spec.likelihood.unit_noise,
         )  # fmt: skip
     sums = data_sums(G, g, modes[-1].means, modes[-1].seconds, orders[-1][1], structure=structure)
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
