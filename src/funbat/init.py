@@ -13,16 +13,26 @@ of the sparse matrix, ``O(N R)`` per mode.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as la
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-__all__ = ["svd_init"]
+__all__ = ["randomized_left", "svd_init"]
 
 
 def _unfolding(idx: np.ndarray, y: np.ndarray, mode: int, n_rows: int) -> sp.csr_matrix:
     """Sparse mode-``mode`` unfolding with cell means, (I_k, observed other-mode cells)."""
     others = [i for i in range(idx.shape[1]) if i != mode]
-    if others:
+    radix = [int(idx[:, i].max()) + 1 for i in others] if idx.shape[0] else []
+    if others and int(np.prod(radix, dtype=object)) < 2**63:
+        # one int64 key per combination, in the lexicographic order of the rows: the
+        # same columns as np.unique(axis=0), without sorting structured rows
+        key = np.zeros(idx.shape[0], np.int64)
+        for i, r in zip(others, radix):
+            key = key * r + idx[:, i]
+        _, cols = np.unique(key, return_inverse=True)
+        cols = cols.reshape(-1)
+    elif others:
         _, cols = np.unique(idx[:, others], axis=0, return_inverse=True)
         cols = cols.reshape(-1)
     else:
@@ -34,6 +44,59 @@ def _unfolding(idx: np.ndarray, y: np.ndarray, mode: int, n_rows: int) -> sp.csr
     counts.sort_indices()
     sums.data = sums.data / counts.data
     return sums
+
+
+def _orth(A):
+    return la.qr(A, mode="economic", check_finite=False)[0]
+
+
+def randomized_left(gram, gram_and_r, I: int, C: int, n_svd: int, seed: int) -> np.ndarray:
+    """Top ``n_svd`` left singular vectors (I, n_svd) of an (I, C) matrix ``M``, I < C,
+    as ``sklearn.utils.extmath.randomized_svd`` finds them.
+
+    Its defaults (10 oversamples, 7 power iterations, or 4 for ``n_svd >= 0.1 I``, the
+    sign flip), the same random matrix and the same subspaces, but only the short
+    (I, s) side is ever orthonormalised: ``randomized_svd`` transposes a wide matrix
+    and normalises (C, s) blocks at every power iteration, which at 10^6 entries was
+    nearly all of a fit's set-up. Only the bases between iterations differ (QR here, LU
+    there), which leaves the result unchanged up to rounding.
+
+    ``M`` is touched only through ``gram(Q) = M M^T Q`` (I, s) and
+    ``gram_and_r(Q) = (M M^T Q, R)``, ``R`` an R factor of ``M^T Q`` or the stacked R
+    factors of its row blocks, so the products can be computed where the data live.
+    """
+    s = n_svd + 10
+    n_iter = 7 if n_svd < 0.1 * min(I, C) else 4
+    Q = np.random.RandomState(seed).normal(size=(I, s))
+    for _ in range(n_iter):
+        Q = _orth(gram(Q))
+    # B = Q_C^T M^T with Q_C R = M^T Q (a tall QR): B^T = M M^T Q R^{-1}
+    Y, Rs = gram_and_r(Q)
+    R = np.linalg.qr(Rs, mode="r") if Rs.shape[0] else np.zeros((0, Q.shape[1]))
+    B = (Y @ np.linalg.pinv(R, rcond=1e-12)).T
+    _, _, Vt = la.svd(B, full_matrices=False, lapack_driver="gesdd")
+    signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
+    return (Vt * signs[:, None])[:n_svd].T
+
+
+def _gram(M, Q):
+    return M @ (M.T @ Q)
+
+
+def _gram_of(M):
+    """``Q -> M M^T Q`` for a wide sparse ``M``: through the sparse (I, I) product
+    ``M M^T`` when it has few nonzeros (columns with few entries each, the rule for
+    continuous coordinates: about one entry per column), else as two products."""
+    per_column = np.diff(M.tocsc().indptr)
+    if float(np.sum(per_column.astype(float) ** 2)) <= 4.0 * M.nnz:
+        G = (M @ M.T).tocsr()
+        return lambda Q: G @ Q
+    return lambda Q: _gram(M, Q)
+
+
+def _gram_and_r(M, Q):
+    Z = M.T @ Q
+    return M @ Z, np.linalg.qr(Z, mode="r")
 
 
 def svd_init(idx: np.ndarray, y: np.ndarray, sizes, ranks, rng: np.random.Generator):
@@ -58,8 +121,13 @@ def svd_init(idx: np.ndarray, y: np.ndarray, sizes, ranks, rng: np.random.Genera
         vecs = np.zeros((I, R))
         if n_svd > 0:
             seed = int(rng.integers(2**31 - 1))
-            U, _, _ = randomized_svd(M, n_components=n_svd, random_state=seed)
-            vecs[:, :n_svd] = U
+            if M.shape[0] < M.shape[1]:
+                vecs[:, :n_svd] = randomized_left(
+                    _gram_of(M), lambda Q: _gram_and_r(M, Q), *M.shape, n_svd, seed
+                )  # fmt: skip
+            else:  # tall: randomized_svd's (C, s) side is the short one already
+                U, _, _ = randomized_svd(M, n_components=n_svd, random_state=seed)
+                vecs[:, :n_svd] = U
         # columns the data cannot inform (tiny modes) start from noise, as a random init
         vecs[:, n_svd:] = rng.normal(size=(I, R - n_svd)) / np.sqrt(I)
         out.append(vecs * np.sqrt(I))

@@ -29,6 +29,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from ..data import InputError, ModeEncoding, check_text_column, column_to_float, warn_duplicates
+from ..init import randomized_left
 from .base import EntryBackend
 
 __all__ = ["DaskEntries", "is_dask_input"]
@@ -540,28 +541,20 @@ class DaskEntries(EntryBackend):
         return dask.compute(_tree([dask.delayed(fn)(b, *args) for b in blocks], combine))[0]
 
     def _randomized_left(self, blocks, I, C, n_svd, seed):
-        """Top left singular vectors of the (I, C) unfolding as ``randomized_svd`` finds them.
-
-        ``sklearn.utils.extmath.randomized_svd`` with its defaults (10 oversamples, 4 or 7
-        power iterations, sign flip): the same random matrix, the same subspaces; only
-        the bases between power iterations differ (QR here, LU there), which leaves the
-        result unchanged up to rounding.
+        """Top left singular vectors of the (I, C) unfolding as ``randomized_svd`` finds them
+        (:func:`funbat.init.randomized_left` for a wide one, with the products reduced
+        over the partitions; for a tall one the same steps on the (C, s) side): the same
+        random matrix, the same subspaces, equal up to rounding.
         """
+        if I < C:  # sklearn transposes: the (I, s) side stays on the client
+            return randomized_left(
+                lambda Q: self._reduce(_gram, blocks, Q),
+                lambda Q: self._reduce(_gram_and_r, blocks, Q, combine=_pair_gram_r),
+                I, C, n_svd, seed,
+            )  # fmt: skip
         s = n_svd + 10
         n_iter = 7 if n_svd < 0.1 * min(I, C) else 4
         rs = np.random.RandomState(seed)
-        if I < C:  # sklearn transposes: the (I, s) side stays on the client
-            Q = rs.normal(size=(I, s))
-            for _ in range(n_iter):
-                Q = _orth(self._reduce(_gram, blocks, Q))
-            # B = Q_C^T M^T with Q_C R = M^T Q (a tall QR over the partitions):
-            # B^T = M M^T Q R^{-1}
-            Y, Rs = self._reduce(_gram_and_r, blocks, Q, combine=_pair_gram_r)
-            R = np.linalg.qr(Rs, mode="r") if Rs.shape[0] else np.zeros((0, Q.shape[1]))
-            B = (Y @ np.linalg.pinv(R, rcond=1e-12)).T
-            _, _, Vt = la.svd(B, full_matrices=False, lapack_driver="gesdd")
-            signs = np.sign(Vt[np.arange(Vt.shape[0]), np.argmax(np.abs(Vt), axis=1)])
-            return (Vt * signs[:, None])[:n_svd].T
         # I >= C: the (C, s) side is small too; columns ordered by their sorted keys
         keys = np.sort(np.concatenate(self._compute(_column_keys, blocks)))
         Q = rs.normal(size=(C, s))

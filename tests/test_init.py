@@ -1,0 +1,55 @@
+"""The singular-vector start against scikit-learn's randomized SVD and a dense SVD."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.utils.extmath import randomized_svd
+
+from funbat.init import randomized_left, svd_init
+
+
+@pytest.mark.parametrize("n_svd", [1, 3, 6])
+def test_randomized_left_is_sklearns_randomized_svd_and_the_dense_subspace(n_svd):
+    rng = np.random.default_rng(0)
+    I, C = 40, 3000
+    # a sparse wide matrix with a clear leading subspace plus noise on its nonzeros
+    low = rng.normal(size=(I, 6)) @ (rng.normal(size=(6, C)) * np.linspace(3, 2, 6)[:, None])
+    mask = rng.random((I, C)) < 0.9  # dense enough that the 6 planted directions stand out
+    M = sp.csr_matrix(np.where(mask, low + 0.1 * rng.normal(size=(I, C)), 0.0))
+
+    def gram_and_r(Q):
+        Z = M.T @ Q
+        return M @ Z, np.linalg.qr(Z, mode="r")
+
+    got = randomized_left(lambda Q: M @ (M.T @ Q), gram_and_r, I, C, n_svd, 11)
+    ref, _, _ = randomized_svd(M, n_components=n_svd, random_state=11)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+    # and it spans the leading left singular subspace (projectors agree to what 4-7 power
+    # iterations give on this spectrum; a random subspace is off by O(0.1))
+    U = np.linalg.svd(M.toarray(), full_matrices=False)[0][:, :n_svd]
+    np.testing.assert_allclose(got @ got.T, U @ U.T, atol=1e-3)
+
+
+@pytest.mark.parametrize("sizes", [(30, 200, 200), (30, 4, 3), (40, 6)])
+def test_svd_init_is_the_randomized_svd_of_each_unfolding(sizes):
+    """About one entry per unfolding column (the sparse Gram path), a few (still the
+    Gram), six (mode 1 of (40, 6): two products) and tall unfoldings: each mode's start is scikit-learn's
+    randomized SVD of the cell-mean unfolding, built here with pandas."""
+    rng = np.random.default_rng(1)
+    n, K = 3000, len(sizes)
+    ranks = (3, 2, 2)[:K]
+    idx = np.stack([rng.integers(0, s, n) for s in sizes], axis=1)
+    y = rng.normal(size=n) + np.sin(idx[:, 0])
+    got = svd_init(idx, y, sizes, ranks, np.random.default_rng(7))
+    seeds = np.random.default_rng(7)
+    for k, (I, R) in enumerate(zip(sizes, ranks)):
+        others = [f"m{i}" for i in range(K) if i != k]
+        df = pd.DataFrame(idx, columns=[f"m{i}" for i in range(K)]).assign(y=y)
+        cells = df.groupby([f"m{k}", *others])["y"].mean().reset_index()
+        col = cells.groupby(others).ngroup().to_numpy()  # lexicographic, as np.unique
+        M = sp.csr_matrix((cells["y"], (cells[f"m{k}"], col)), shape=(I, col.max() + 1))
+        n_svd = min(R, min(M.shape) - 1)
+        ref, _, _ = randomized_svd(M, n_components=n_svd, random_state=int(seeds.integers(2**31 - 1)))
+        np.testing.assert_allclose(got[k][:, :n_svd], ref * np.sqrt(I), rtol=0, atol=1e-9)
+        seeds.normal(size=(I, R - n_svd))  # the columns beyond the matrix rank
