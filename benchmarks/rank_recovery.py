@@ -51,7 +51,7 @@ def run_case(name: str, seed: int, args) -> dict:
         # the planted rank, fixed, same start and budget: is the learned one worse?
         fixed_rank = ranks[0] if cls is FunBaTCP else ranks
         f = cls(rank=fixed_rank, max_iter=args.max_iter, random_state=seed).fit(d.X, d.y)
-        row["fixed"] = {"rank": list(np.atleast_1d(fixed_rank)), "elbo": float(f.elbo_),
+        row["fixed"] = {"rank": [int(r) for r in np.atleast_1d(fixed_rank)], "elbo": float(f.elbo_),
                         "rmse_f": float(np.sqrt(np.mean((f.predict(d.X) - d.f) ** 2))),
                         "n_iter": int(f.n_iter_), "converged": f.converged_}  # fmt: skip
     return row
@@ -59,7 +59,8 @@ def run_case(name: str, seed: int, args) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N - 1")
+    p.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead")
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--n-unique", type=int, default=50)
     p.add_argument("--max-rank", type=int, default=8)
@@ -73,23 +74,29 @@ def main(argv=None) -> None:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     rows = []
+
+    def summary():
+        return {
+            name: f"{sum(r['exact'] for r in rows if r['case'] == name)}/"
+            f"{sum(r['case'] == name for r in rows)}"
+            for name in args.cases
+        }
+
+    def write():
+        if args.json is not None:
+            out = {"provenance": provenance(), "args": vars(args) | {"json": str(args.json)},
+                   "summary": summary(), "rows": rows}  # fmt: skip
+            with atomic_write(args.json, "w") as f:
+                json.dump(out, f, indent=1, default=str)
+
     for name in args.cases:
-        for seed in range(args.seeds):
+        for seed in args.seed_list or range(args.seeds):
             row = run_case(name, seed, args)
             rows.append(row)
             print(json.dumps(row, default=str), flush=True)
-    summary = {
-        name: f"{sum(r['exact'] for r in rows if r['case'] == name)}/"
-        f"{sum(r['case'] == name for r in rows)}"
-        for name in args.cases
-    }
-    print("exact recoveries:", summary)
-    if args.json is not None:
-        out = {"provenance": provenance(), "args": vars(args) | {"json": str(args.json)},
-               "summary": summary, "rows": rows}  # fmt: skip
-        with atomic_write(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-
+            write()  # after every fit: a run cut short keeps what it measured
+    print("exact recoveries:", summary())
+    write()
 
 if __name__ == "__main__":
     main()
