@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -95,6 +96,10 @@ def main(argv=None) -> None:
             rows.append(row)
             print(json.dumps(row, default=str), flush=True)
             write()  # after every fit: a run cut short keeps what it measured
+            # every compiled program keeps a few memory maps for the life of the process;
+            # a Tucker rank="auto" fit compiles one set per pruned shape, and ten of them
+            # in one process ran into vm.max_map_count (65530 here): free them
+            jax.clear_caches()
     print("exact recoveries:", summary())
     write()
 
