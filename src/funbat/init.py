@@ -12,6 +12,8 @@ of the sparse matrix, ``O(N R)`` per mode.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
@@ -89,9 +91,8 @@ def _gram_of(M):
     continuous coordinates: about one entry per column), else as two products."""
     per_column = np.diff(M.tocsc().indptr)
     if float(np.sum(per_column.astype(float) ** 2)) <= 4.0 * M.nnz:
-        G = (M @ M.T).tocsr()
-        return lambda Q: G @ Q
-    return lambda Q: _gram(M, Q)
+        return (M @ M.T).tocsr().__matmul__
+    return partial(_gram, M)
 
 
 def _gram_and_r(M, Q):
@@ -123,7 +124,7 @@ def svd_init(idx: np.ndarray, y: np.ndarray, sizes, ranks, rng: np.random.Genera
             seed = int(rng.integers(2**31 - 1))
             if M.shape[0] < M.shape[1]:
                 vecs[:, :n_svd] = randomized_left(
-                    _gram_of(M), lambda Q: _gram_and_r(M, Q), *M.shape, n_svd, seed
+                    _gram_of(M), partial(_gram_and_r, M), *M.shape, n_svd, seed
                 )  # fmt: skip
             else:  # tall: randomized_svd's (C, s) side is the short one already
                 U, _, _ = randomized_svd(M, n_components=n_svd, random_state=seed)
