@@ -5,7 +5,7 @@ and with each fixed rank of ``--ranks`` on the training part of split ``--split`
 (``_protocol.split_indices``) and prints one JSON line per fit: the learned ranks and
 the test RMSE (standardised target units, as the paper's table).
 
-    python benchmarks/rank_auto_split.py --data beijing_pm25 --model cp --split 0
+    python benchmarks/rank_auto_split.py --data beijing_pm25 --model cp --split 0 --json out.json
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -24,6 +25,7 @@ from _provenance import provenance  # noqa: E402
 
 from funbat import FunBaT, FunBaTCP  # noqa: E402
 from funbat.datasets import shared_data_dir  # noqa: E402
+from funbat.files import atomic_write  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -33,12 +35,14 @@ def main(argv=None) -> None:
     p.add_argument("--split", type=int, default=0)
     p.add_argument("--ranks", nargs="+", default=["auto", "2", "3", "5", "7"])
     p.add_argument("--max-iter", type=int, default=100)
+    p.add_argument("--json", type=Path, help="write the rows here (after every fit)")
     args = p.parse_args(argv)
     ds = load_dataset(args.data, shared_data_dir())
     X, y = ds.X_df, ds.y
     train, test = split_indices(len(y), args.split)
     cls = FunBaTCP if args.model == "cp" else FunBaT
     print(json.dumps({"provenance": provenance()}, default=str))
+    rows = []
     for rank in args.ranks:
         t0 = time.perf_counter()
         model = cls(rank=rank if rank == "auto" else int(rank), max_iter=args.max_iter,
@@ -48,6 +52,13 @@ def main(argv=None) -> None:
                "learned": [int(r) for r in model.ranks_], "test_rmse": rmse,
                "n_iter": int(model.n_iter_), "fit_time_s": time.perf_counter() - t0}  # fmt: skip
         print(json.dumps(row), flush=True)
+        rows.append(row)
+        if args.json is not None:
+            out = {"provenance": provenance(), "args": vars(args) | {"json": str(args.json)},
+                   "rows": rows}  # fmt: skip
+            with atomic_write(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        jax.clear_caches()  # rank learning compiles per shape; see rank_recovery.py
 
 
 if __name__ == "__main__":
