@@ -19,7 +19,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-__all__ = ["randomized_left", "svd_init"]
+__all__ = ["orthonormal_columns", "randomized_left", "svd_init"]
 
 
 def _unfolding(idx: np.ndarray, y: np.ndarray, mode: int, n_rows: int) -> sp.csr_matrix:
@@ -48,7 +48,8 @@ def _unfolding(idx: np.ndarray, y: np.ndarray, mode: int, n_rows: int) -> sp.csr
     return sums
 
 
-def _orth(A):
+def orthonormal_columns(A: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (n, k) of the columns of ``A`` (n, k), by economic QR."""
     return la.qr(A, mode="economic", check_finite=False)[0]
 
 
@@ -71,7 +72,7 @@ def randomized_left(gram, gram_and_r, I: int, C: int, n_svd: int, seed: int) -> 
     n_iter = 7 if n_svd < 0.1 * min(I, C) else 4
     Q = np.random.RandomState(seed).normal(size=(I, s))
     for _ in range(n_iter):
-        Q = _orth(gram(Q))
+        Q = orthonormal_columns(gram(Q))
     # B = Q_C^T M^T with Q_C R = M^T Q (a tall QR): B^T = M M^T Q R^{-1}
     Y, Rs = gram_and_r(Q)
     R = np.linalg.qr(Rs, mode="r") if Rs.shape[0] else np.zeros((0, Q.shape[1]))
@@ -89,7 +90,7 @@ def _gram_of(M):
     """``Q -> M M^T Q`` for a wide sparse ``M``: through the sparse (I, I) product
     ``M M^T`` when it has few nonzeros (columns with few entries each, the rule for
     continuous coordinates: about one entry per column), else as two products."""
-    per_column = np.diff(M.tocsc().indptr)
+    per_column = np.bincount(M.indices, minlength=M.shape[1])  # M: CSR, no repeats
     if float(np.sum(per_column.astype(float) ** 2)) <= 4.0 * M.nnz:
         return (M @ M.T).tocsr().__matmul__
     return partial(_gram, M)

@@ -29,7 +29,7 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from ..data import InputError, ModeEncoding, check_text_column, column_to_float, warn_duplicates
-from ..init import randomized_left
+from ..init import orthonormal_columns, randomized_left
 from .base import EntryBackend
 
 __all__ = ["DaskEntries", "is_dask_input"]
@@ -288,10 +288,6 @@ def _first(pair):
 
 def _second(pair):
     return pair[1]
-
-
-def _orth(A):
-    return la.qr(A, mode="economic", check_finite=False)[0]
 
 
 class DaskEntries(EntryBackend):
@@ -559,9 +555,9 @@ class DaskEntries(EntryBackend):
         keys = np.sort(np.concatenate(self._compute(_column_keys, blocks)))
         Q = rs.normal(size=(C, s))
         for _ in range(n_iter):
-            Q = _orth(self._reduce(_right, blocks, Q, keys))
-            Q = _orth(self._left_product(blocks, Q, keys))
-        Qi = _orth(self._reduce(_right, blocks, Q, keys))
+            Q = orthonormal_columns(self._reduce(_right, blocks, Q, keys))
+            Q = orthonormal_columns(self._left_product(blocks, Q, keys))
+        Qi = orthonormal_columns(self._reduce(_right, blocks, Q, keys))
         B = self._left_product(blocks, Qi, keys).T
         Uhat, _, _ = la.svd(B, full_matrices=False, lapack_driver="gesdd")
         U = Qi @ Uhat
