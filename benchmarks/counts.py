@@ -82,6 +82,14 @@ def oracle(family, truth, y):
             "interval_mass95": float(np.mean(dist.cdf(hi) - dist.cdf(lo - 1)))}  # fmt: skip
 
 
+def random_splits(n: int, k: int):
+    """``k`` random 80/20 (train, test) index pairs of ``n`` entries (seed 0)."""
+    rng = np.random.default_rng(0)
+    for _ in range(k):
+        perm = rng.permutation(n)
+        yield perm[: int(0.8 * n)], perm[int(0.8 * n) :]
+
+
 def one_split(family, X, y, truth, train, test, rank, max_iter):
     kw = dict(rank=rank, max_iter=max_iter, duplicates="keep", random_state=0)
     Xtr, Xte, ytr, yte = X.iloc[train], X.iloc[test], y[train], y[test]
@@ -176,13 +184,9 @@ def main(argv=None):
     for name, (X, y, truth) in data.items():
         family = "bernoulli" if name == "beijing_polluted" else name
         rank = 3 if name == "beijing_polluted" else 2
-        rng = np.random.default_rng(0)
         splits = []
-        for s in range(args.splits):
-            perm = rng.permutation(len(y))
-            cut = int(0.8 * len(y))
-            splits.append(one_split(family, X, y, truth, perm[:cut], perm[cut:], rank,
-                                    args.max_iter))  # fmt: skip
+        for s, (train, test) in enumerate(random_splits(len(y), args.splits)):
+            splits.append(one_split(family, X, y, truth, train, test, rank, args.max_iter))
             print(name, s, json.dumps(splits[-1]), flush=True)
         entry = {"n": int(len(y)), "family": family, "rank": rank, "splits": splits,
                  "mean_std": summarise(splits)}  # fmt: skip
@@ -199,12 +203,8 @@ def _oracle_only(args):
     results = {"provenance": provenance(), "settings": vars(args) | {"json": str(args.json)}}
     for family in ("bernoulli", "poisson", "negative_binomial"):
         X, y, truth = draw(family, args.n, seed=7)
-        rng = np.random.default_rng(0)  # the same splits as the full run's
-        splits = []
-        for _ in range(args.splits):
-            perm = rng.permutation(len(y))
-            test = perm[int(0.8 * len(y)) :]
-            splits.append({"oracle": oracle(family, truth[test], y[test])})
+        splits = [{"oracle": oracle(family, truth[test], y[test])}
+                  for _, test in random_splits(len(y), args.splits)]  # the full run's splits
         results[family] = {"n": int(len(y)), "splits": splits, "mean_std": summarise(splits)}
         print(family, json.dumps(results[family]["mean_std"]), flush=True)
     if args.json:
