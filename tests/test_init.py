@@ -34,8 +34,8 @@ def test_randomized_left_is_sklearns_randomized_svd_and_the_dense_subspace(n_svd
 @pytest.mark.parametrize("sizes", [(30, 200, 200), (30, 4, 3), (40, 6)])
 def test_svd_init_is_the_randomized_svd_of_each_unfolding(sizes):
     """About one entry per unfolding column (the sparse Gram path), a few (still the
-    Gram), six (mode 1 of (40, 6): two products) and tall unfoldings: each mode's start is scikit-learn's
-    randomized SVD of the cell-mean unfolding, built here with pandas."""
+    Gram), six (mode 1 of (40, 6): two products) and tall unfoldings: each mode's start
+    is scikit-learn's randomized SVD of the cell-mean unfolding, built here with pandas."""
     rng = np.random.default_rng(1)
     n, K = 3000, len(sizes)
     ranks = (3, 2, 2)[:K]
@@ -50,6 +50,7 @@ def test_svd_init_is_the_randomized_svd_of_each_unfolding(sizes):
         col = cells.groupby(others).ngroup().to_numpy()  # lexicographic, as np.unique
         M = sp.csr_matrix((cells["y"], (cells[f"m{k}"], col)), shape=(I, col.max() + 1))
         n_svd = min(R, min(M.shape) - 1)
-        ref, _, _ = randomized_svd(M, n_components=n_svd, random_state=int(seeds.integers(2**31 - 1)))
+        seed = int(seeds.integers(2**31 - 1))
+        ref, _, _ = randomized_svd(M, n_components=n_svd, random_state=seed)
         np.testing.assert_allclose(got[k][:, :n_svd], ref * np.sqrt(I), rtol=0, atol=1e-9)
         seeds.normal(size=(I, R - n_svd))  # the columns beyond the matrix rank
