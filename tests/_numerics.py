@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funbat import kalman
+from funbat.modes import categories, points
 
 
 def random_messages(rng, n, rank):
@@ -43,3 +44,6 @@ def assert_close(a, b, rtol=1e-9):
 # per test); the tests compare these against dense references.
 smooth = jax.jit(kalman.smooth)
 interpolate = jax.jit(kalman.interpolate)
+# the dense modes' posteriors likewise (one compilation per shape instead of hundreds)
+points_posterior = jax.jit(points.points_posterior, static_argnames=("learn",))
+categories_posterior = jax.jit(categories.categories_posterior)

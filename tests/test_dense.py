@@ -4,12 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _numerics import interpolate, smooth
+from _numerics import categories_posterior, interpolate, points_posterior, smooth
 
 from funbat import dense as DN
 from funbat.kernels import make_kernel
-from funbat.modes.categories import categories_posterior
-from funbat.modes.points import points_posterior
 from funbat.sampling import chain_samples
 
 pytestmark = pytest.mark.usefixtures("x64")

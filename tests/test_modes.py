@@ -3,13 +3,11 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _numerics import smooth
+from _numerics import categories_posterior, points_posterior, smooth
 
 from funbat import dense as DN
 from funbat.kalman import chain_matrices, prior_quadratic
 from funbat.kernels import make_kernel
-from funbat.modes.categories import categories_posterior
-from funbat.modes.points import points_posterior
 
 
 def _dense_state_posterior(kernel, coords, Lams, etas):
