@@ -75,8 +75,9 @@ def test_balance_keeps_the_product_and_gives_unit_or_equal_scales(cls):
 
 
 def test_a_fit_from_a_badly_scaled_start_converges_with_honest_lengthscales():
-    # 2 modes, rank 1, every coordinate seen once: the singular-vector start puts the
-    # core near zero against functions many times their prior's size
+    # 2 modes, rank 1, every coordinate seen once (the binned start of funbat.init);
+    # from the plain singular-vector start this fit had the core near zero against
+    # functions many times their prior's size, which the warm-up's balance mends
     rng = np.random.default_rng(1)
     n = 6000
     x1, x2 = rng.uniform(size=n), rng.uniform(size=n)

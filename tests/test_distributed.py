@@ -136,6 +136,23 @@ def test_svd_init_equals_in_memory(ranks):
         np.testing.assert_allclose(g, r, rtol=0, atol=1e-10)
 
 
+def test_binned_start_of_scattered_coordinates_equals_in_memory():
+    """Every coordinate distinct (the binned start, :func:`funbat.init.binned_start`):
+    the coarse grid's sums reduced over the partitions give the in-memory start."""
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame({c: rng.uniform(size=900) for c in "abc"})
+    df["value"] = np.sin(5 * df.a) * (1 + df.b) + 0.1 * rng.normal(size=900)
+    names, columns, is_dt = as_mode_columns(df[["a", "b", "c"]])
+    encodings, idx = encode_modes(names, columns, is_dt)
+    y = df["value"].to_numpy()
+    sizes, ranks = [e.unique.size for e in encodings], (2, 3, 2)
+    ref = svd_init(idx, (y - y.mean()) / y.std(), sizes, ranks, np.random.default_rng(7))
+    entries = DaskEntries.from_input(dd.from_pandas(df, npartitions=3), "value")
+    got = entries.svd_init(sizes, ranks, np.random.default_rng(7))
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=0, atol=1e-10)
+
+
 def test_bad_dask_input_says_what_to_do():
     ddf = dd.from_pandas(_table(n=50), npartitions=2)
     with pytest.raises(InputError, match="column name"):

@@ -8,6 +8,19 @@ unfolding of the observed (sparse) tensor, as HOSVD does for complete tensors:
 combination of the other modes' coordinates, and the mean target of the entries in
 that cell. Its top ``R_k`` left singular vectors are cheap to find by a randomised SVD
 of the sparse matrix, ``O(N R)`` per mode.
+
+That start needs columns that hold several entries. Where (nearly) every combination of
+the other modes' coordinates is observed once, as with scattered measurements whose
+coordinates are all distinct, ``Y_(k) Y_(k)^T`` is (nearly) diagonal and its singular
+vectors are spikes at the largest targets: the product of such starts is ~0 almost
+everywhere, and the fit settles at "predict the mean" (1,000 seismic events indexed by
+magnitude, depth and latitude: test RMSE 0.559 against 0.312 with two of those modes).
+Such a mode (:func:`uninformative`) starts instead from the same SVD of a coarse
+version of the tensor: every mode's coordinates, in their order, grouped into a few
+contiguous bins (:func:`start_bins`), the cell means of the binned grid unfolded, and
+the leading singular vectors spread back over the mode's coordinates, one value per
+bin (:func:`binned_start`). The functions being smooth, a coarse grid keeps their
+leading shape; the data refine it from there.
 """
 
 from __future__ import annotations
@@ -19,7 +32,74 @@ import scipy.linalg as la
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-__all__ = ["orthonormal_columns", "randomized_left", "svd_init"]
+__all__ = ["MAX_BINNED_CELLS", "MIN_CELLS_PER_COLUMN", "bin_of", "binned_cells", "binned_start",
+           "orthonormal_columns", "randomized_left", "start_bins", "svd_init",
+           "uninformative"]  # fmt: skip
+
+#: A mode's unfolding with fewer observed cells per column than this, on average, does
+#: not inform its SVD start (:func:`uninformative`): one cell per column makes the Gram
+#: matrix diagonal; 1.5 means at most about half the columns hold a second cell.
+MIN_CELLS_PER_COLUMN = 1.5
+
+
+def uninformative(n_cells: int, n_columns: int) -> bool:
+    """Whether an unfolding with ``n_cells`` observed cells in ``n_columns`` columns is
+    too sparse for its singular vectors to mean anything (:data:`MIN_CELLS_PER_COLUMN`)."""
+    return n_columns > 0 and n_cells < MIN_CELLS_PER_COLUMN * n_columns
+
+
+#: Most cells of the coarse grid that starts the uninformative modes (float64 sums and
+#: counts: 16 MB).
+MAX_BINNED_CELLS = 2**20
+
+
+def start_bins(sizes, n: int) -> tuple[int, ...]:
+    """Bins per mode of the coarse grid (:func:`binned_start`) for ``n`` entries: the same
+    number ``B`` for every mode, about two entries per cell (``B^K <= n / 2``) and at most
+    :data:`MAX_BINNED_CELLS` cells; a mode with fewer coordinates keeps one bin each."""
+    K = len(sizes)
+    B = max(2, int(np.floor(min(n / 2.0, MAX_BINNED_CELLS) ** (1.0 / K) + 1e-9)))
+    return tuple(min(int(I), B) for I in sizes)
+
+
+def bin_of(I: int, B: int) -> np.ndarray:
+    """(I,) the bin of each of ``I`` coordinates in ``B`` contiguous, near-equal bins of
+    their order (the sorted coordinates of a chain; a discrete mode's category order)."""
+    return (np.arange(I) * B) // I
+
+
+def binned_cells(idx: np.ndarray, y: np.ndarray, sizes, bins) -> np.ndarray:
+    """(2, prod(bins)): the sums of ``y`` and the entry counts per cell of the coarse grid
+    (cells in C order); entries ``idx`` (N, K), targets ``y`` (N,). Sums over blocks of
+    entries add up, so a distributed backend reduces them."""
+    key = np.zeros(idx.shape[0], np.int64)
+    for k, (I, B) in enumerate(zip(sizes, bins)):
+        key = key * B + bin_of(int(I), int(B))[idx[:, k]]
+    P = int(np.prod(bins))
+    return np.stack([np.bincount(key, weights=y, minlength=P),
+                     np.bincount(key, minlength=P).astype(float)])  # fmt: skip
+
+
+def binned_start(cells: np.ndarray, sizes, bins, k: int, R: int,
+                 rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """(I_k, R) start of mode ``k`` from the coarse grid's cells (:func:`binned_cells`):
+    the top ``R`` left singular vectors of its mode-``k`` unfolding of cell means (empty
+    cells 0), one value per bin, each column signed to a non-negative sum and scaled to
+    unit root-mean-square over the mode's coordinates. Columns beyond the grid's rank
+    start from noise, as in :func:`svd_init`."""
+    sums, counts = cells
+    means = np.where(counts > 0, sums / np.maximum(counts, 1.0), 0.0).reshape(bins)
+    M = np.moveaxis(means, k, 0).reshape(bins[k], -1)
+    evals, evecs = np.linalg.eigh(M @ M.T)
+    n_svd = min(R, int(np.sum(evals > 1e-12 * max(float(evals[-1]), 1e-300))))
+    U = np.zeros((bins[k], R))
+    U[:, :n_svd] = evecs[:, ::-1][:, :n_svd]
+    U[:, :n_svd] *= np.where(U[:, :n_svd].sum(axis=0) < 0, -1.0, 1.0)
+    I = int(sizes[k])
+    vecs = U[bin_of(I, bins[k])]
+    vecs[:, n_svd:] = rng.normal(size=(I, R - n_svd))
+    rms = np.sqrt(np.mean(vecs**2, axis=0))
+    return vecs / np.where(rms > 0, rms, 1.0)
 
 
 def _unfolding(idx: np.ndarray, y: np.ndarray, mode: int, n_rows: int) -> sp.csr_matrix:
@@ -114,11 +194,17 @@ def svd_init(idx: np.ndarray, y: np.ndarray, sizes, ranks, rng: np.random.Genera
 
     Returns
     -------
-    list of K arrays (I_k, R_k), scaled to unit root-mean-square per column.
+    list of K arrays (I_k, R_k), scaled to unit root-mean-square per column; a mode
+    whose unfolding is :func:`uninformative` gets :func:`binned_start` instead.
     """
-    out = []
+    out, cells, bins = [], None, start_bins(sizes, idx.shape[0])
     for k, (I, R) in enumerate(zip(sizes, ranks)):
         M = _unfolding(idx, y, k, I)
+        if I > 1 and uninformative(M.nnz, M.shape[1]):
+            if cells is None:
+                cells = binned_cells(idx, y, sizes, bins)
+            out.append(binned_start(cells, sizes, bins, k, R, rng))
+            continue
         n_svd = min(R, min(M.shape) - 1) if min(M.shape) > 1 else 0
         vecs = np.zeros((I, R))
         if n_svd > 0:

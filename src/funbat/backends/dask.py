@@ -29,7 +29,14 @@ import scipy.linalg as la
 import scipy.sparse as sp
 
 from ..data import InputError, ModeEncoding, check_text_column, column_to_float, warn_duplicates
-from ..init import orthonormal_columns, randomized_left
+from ..init import (
+    binned_cells,
+    binned_start,
+    orthonormal_columns,
+    randomized_left,
+    start_bins,
+    uninformative,
+)
 from .base import EntryBackend
 
 __all__ = ["DaskEntries", "is_dask_input"]
@@ -221,8 +228,14 @@ def _unfolding_block(df: pd.DataFrame, n_rows: int):
     return sums, keys
 
 
-def _n_columns(block):
-    return block[1].size
+def _binned_cells(block, sizes, bins):
+    """This partition's sums and counts on the start's coarse grid (``init.binned_cells``)."""
+    return binned_cells(block[0], block[1], sizes, bins)
+
+
+def _n_columns_and_cells(block):
+    """This partition's unfolding columns and observed cells (2,)."""
+    return np.array([block[1].size, block[0].nnz])
 
 
 def _gram(block, Q):
@@ -474,13 +487,20 @@ class DaskEntries(EntryBackend):
 
     def svd_init(self, sizes, ranks, rng: np.random.Generator):
         """As :func:`funbat.init.svd_init` (same random draws), from the distributed data."""
-        out = []
+        out, cells, bins = [], None, start_bins(sizes, self.n)
         for k, (I, R) in enumerate(zip(sizes, ranks)):
             vecs = np.zeros((I, R))
             n_svd = 0
             if I > 1:
                 blocks = self._unfolding_blocks(k)
-                C = sum(self._compute(_n_columns, blocks))
+                C, n_cells = (int(v) for v in np.sum(self._compute(_n_columns_and_cells, blocks),
+                                                       axis=0))  # fmt: skip
+                if uninformative(n_cells, C):
+                    del blocks
+                    if cells is None:  # the coarse grid's sums, added over the partitions
+                        cells = self._reduce(_binned_cells, self.blocks, list(sizes), bins)
+                    out.append(binned_start(cells, sizes, bins, k, R, rng))
+                    continue
                 n_svd = min(R, min(I, C) - 1) if min(I, C) > 1 else 0
                 if n_svd > 0:
                     seed = int(rng.integers(2**31 - 1))
