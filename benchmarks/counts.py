@@ -90,8 +90,11 @@ def random_splits(n: int, k: int):
         yield perm[: int(0.8 * n)], perm[int(0.8 * n) :]
 
 
-def one_split(family, X, y, truth, train, test, rank, max_iter):
-    kw = dict(rank=rank, max_iter=max_iter, duplicates="keep", random_state=0)
+def one_split(family, X, y, truth, train, test, rank, max_iter, **model_kw):
+    """funbat with ``family``, funbat with Gaussian noise on transformed targets and
+    gradient boosting on one (train, test) split; ``model_kw`` go to both funbat fits
+    (``modes=`` for a spatial mode, say)."""
+    kw = dict(rank=rank, max_iter=max_iter, duplicates="keep", random_state=0) | model_kw
     Xtr, Xte, ytr, yte = X.iloc[train], X.iloc[test], y[train], y[test]
     out = {}
     t0 = time.perf_counter()
