@@ -170,6 +170,9 @@ def main(argv=None):
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--max-iter", type=int, default=50)
     ap.add_argument("--no-beijing", action="store_true")
+    ap.add_argument("--families", nargs="+", default=["bernoulli", "poisson", "negative_binomial"],
+                    choices=["bernoulli", "poisson", "negative_binomial"],
+                    help="the synthetic likelihoods to run")  # fmt: skip
     ap.add_argument(
         "--oracle-only",
         action="store_true",
@@ -179,7 +182,7 @@ def main(argv=None):
     if args.oracle_only:
         return _oracle_only(args)
     results = {"provenance": provenance(), "settings": vars(args) | {"json": str(args.json)}}
-    data = {f: draw(f, args.n, seed=7) for f in ("bernoulli", "poisson", "negative_binomial")}
+    data = {f: draw(f, args.n, seed=7) for f in args.families}
     if not args.no_beijing and BEIJING.exists():
         df = pd.read_csv(BEIJING)
         X = df[["temp_c", "pres_hpa", "date"]].assign(date=pd.to_datetime(df["date"]))

@@ -214,7 +214,8 @@ def test_count_intervals_cover(fits, family):
 
 def test_dispersion_is_learned(fits):
     model = fits["negative_binomial"][0]
-    assert 1.5 < model.dispersion_ < 12.0  # truth 4
+    # truth 4; a search at a fixed offset, from the marginal moments' start, kept 2.2
+    assert 2.9 < model.dispersion_ < 5.5, model.dispersion_
     assert fits["poisson"][0].dispersion_ == 100.0
 
 
