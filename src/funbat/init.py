@@ -84,8 +84,8 @@ def binned_start(cells: np.ndarray, sizes, bins, k: int, R: int,
                  rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """(I_k, R) start of mode ``k`` from the coarse grid's cells (:func:`binned_cells`):
     the top ``R`` left singular vectors of its mode-``k`` unfolding of cell means (empty
-    cells 0), one value per bin, each column signed to a non-negative sum and scaled to
-    unit root-mean-square over the mode's coordinates. Columns beyond the grid's rank
+    cells 0), one value per bin, each column signed so that its largest entry is positive
+    and scaled to unit root-mean-square over the mode's coordinates. Columns beyond the grid's rank
     start from noise, as in :func:`svd_init`."""
     sums, counts = cells
     means = np.where(counts > 0, sums / np.maximum(counts, 1.0), 0.0).reshape(bins)
@@ -94,7 +94,10 @@ def binned_start(cells: np.ndarray, sizes, bins, k: int, R: int,
     n_svd = min(R, int(np.sum(evals > 1e-12 * max(float(evals[-1]), 1e-300))))
     U = np.zeros((bins[k], R))
     U[:, :n_svd] = evecs[:, ::-1][:, :n_svd]
-    U[:, :n_svd] *= np.where(U[:, :n_svd].sum(axis=0) < 0, -1.0, 1.0)
+    # the sign of each column's largest entry positive (as sklearn's svd_flip): a rule
+    # that round-off cannot tip, so backends that add the cells in another order agree
+    top = U[np.argmax(np.abs(U[:, :n_svd]), axis=0), np.arange(n_svd)]
+    U[:, :n_svd] *= np.where(top < 0, -1.0, 1.0)
     I = int(sizes[k])
     vecs = U[bin_of(I, bins[k])]
     vecs[:, n_svd:] = rng.normal(size=(I, R - n_svd))
