@@ -13,8 +13,8 @@ That start needs columns that hold several entries. Where (nearly) every combina
 the other modes' coordinates is observed once, as with scattered measurements whose
 coordinates are all distinct, ``Y_(k) Y_(k)^T`` is (nearly) diagonal and its singular
 vectors are spikes at the largest targets: the product of such starts is ~0 almost
-everywhere, and the fit settles at "predict the mean" (1,000 seismic events indexed by
-magnitude, depth and latitude: test RMSE 0.559 against 0.312 with two of those modes).
+everywhere, and the fit can settle at "predict the mean" (seismic events indexed by
+magnitude, depth and latitude did, where two of those modes alone fitted well).
 Such a mode (:func:`uninformative`) starts instead from the same SVD of a coarse
 version of the tensor: every mode's coordinates, in their order, grouped into a few
 contiguous bins (:func:`start_bins`), the cell means of the binned grid unfolded, and
