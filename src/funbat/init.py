@@ -84,9 +84,9 @@ def binned_start(cells: np.ndarray, sizes, bins, k: int, R: int,
                  rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """(I_k, R) start of mode ``k`` from the coarse grid's cells (:func:`binned_cells`):
     the top ``R`` left singular vectors of its mode-``k`` unfolding of cell means (empty
-    cells 0), one value per bin, each column signed so that its largest entry is positive
-    and scaled to unit root-mean-square over the mode's coordinates. Columns beyond the grid's rank
-    start from noise, as in :func:`svd_init`."""
+    cells 0), one value per bin, each column signed so that its largest entry is
+    positive and scaled to unit root-mean-square over the mode's coordinates. Columns
+    beyond the grid's rank start from noise, as in :func:`svd_init`."""
     sums, counts = cells
     means = np.where(counts > 0, sums / np.maximum(counts, 1.0), 0.0).reshape(bins)
     M = np.moveaxis(means, k, 0).reshape(bins[k], -1)
@@ -171,8 +171,9 @@ def _gram(M, Q):
 
 def _gram_of(M):
     """``Q -> M M^T Q`` for a wide sparse ``M``: through the sparse (I, I) product
-    ``M M^T`` when it has few nonzeros (columns with few entries each, the rule for
-    continuous coordinates: about one entry per column), else as two products."""
+    ``M M^T`` when it has few nonzeros (columns with a few entries each: sparser
+    unfoldings, about one entry per column, take :func:`binned_start` instead), else as
+    two products."""
     per_column = np.bincount(M.indices, minlength=M.shape[1])  # M: CSR, no repeats
     if float(np.sum(per_column.astype(float) ** 2)) <= 4.0 * M.nnz:
         return (M @ M.T).tocsr().__matmul__
