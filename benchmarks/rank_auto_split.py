@@ -4,7 +4,8 @@ Fits the model (``--model cp`` or ``tucker``) with ``rank="auto"`` (default uppe
 and with each fixed rank of ``--ranks`` on the training part of split ``--split``
 (``_protocol.split_indices``; several with ``--split 1 2 3``) and prints one JSON line
 per fit: the learned ranks, the test RMSE (standardised target units, as the paper's
-table), the held-out coverage of the 95% predictive intervals and the fit's seconds.
+table), the held-out coverage of the 95% predictive intervals, the fit's seconds and
+the process's memory maps after it (Linux; compiled programs hold a few each).
 Within a split the first fit (``auto``) pays most of the compilation the later fixed
 ranks reuse; the compiled programs are dropped between splits (``jax.clear_caches``:
 a process of several Tucker rank-learning fits otherwise runs out of memory maps).
@@ -30,6 +31,15 @@ from _provenance import provenance  # noqa: E402
 from funbat import FunBaT, FunBaTCP  # noqa: E402
 from funbat.datasets import shared_data_dir  # noqa: E402
 from funbat.files import atomic_write  # noqa: E402
+
+
+def _memory_maps() -> int | None:
+    """Lines of ``/proc/self/maps``, or None where there is no such file."""
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return None
 
 
 def main(argv=None) -> None:
@@ -58,7 +68,8 @@ def main(argv=None) -> None:
             row = {"data": args.data, "model": args.model, "split": split, "rank": rank,
                    "learned": [int(r) for r in model.ranks_], "test_rmse": rmse,
                    "coverage95": float(np.mean((y[test] >= lo) & (y[test] <= hi))),
-                   "n_iter": int(model.n_iter_), "fit_time_s": seconds}  # fmt: skip
+                   "n_iter": int(model.n_iter_), "fit_time_s": seconds,
+                   "memory_maps": _memory_maps()}  # fmt: skip
             print(json.dumps(row), flush=True)
             rows.append(row)
             if args.json is not None:

@@ -166,6 +166,53 @@ def test_elbo_rises_with_rank_learning(cls, K, assert_elbo_rises):
     assert m.predict(X.iloc[:5]).shape == (5,)
 
 
+@pytest.mark.parametrize("structure", ["cp", "tucker"])
+def test_a_masked_component_sweeps_as_a_removed_one(structure):
+    """A component removed during a fit is masked (its moments and core slices zeroed,
+    its terms left out; the shapes stay, so nothing compiles again). Sweeps from the
+    masked state equal sweeps from the state with the component taken out by
+    marginalising ``q`` (the arrays shrunk): the same ELBOs, the same live moments."""
+    from funbat import inference
+    from funbat.backends import entries_from_input
+    from funbat.likelihoods import make_likelihood
+    from funbat.modes import mode_kind
+
+    X, y = _mixed_data(np.random.default_rng(3), 300, 3)
+    entries = entries_from_input(X, y)
+    kinds = tuple(mode_kind(e.kind) for e in entries.encodings)
+    spec = inference.ModelSpec(structure, (3, 3, 3), kinds, make_likelihood("gaussian", None),
+                               max_iter=12, tol=0.0, recalibrate=False, warmup=2,
+                               rank_learning=True)  # fmt: skip
+    with jax.enable_x64(True):
+        kernels = [k.kernel(e, "matern32", None, 1.0) for k, e in zip(kinds, entries.encodings)]
+        entries = entries.with_chunk(inference.chunk_size(entries.n, spec.ranks, 65536))
+        state = inference.initial_state(spec, entries, kernels, np.random.default_rng(0))
+        for it in range(4):
+            state = RK._sweep_from(spec, entries, state, warm=it < 2, timer=None)
+        keeps = [np.array([0, 2])] * 3 if structure == "cp" else [np.array([0, 2]),
+                                                                   np.arange(3), np.array([1, 2])]
+        modes, core, rank = RK.deactivate(structure, list(state.modes), state.core, state.rank,
+                                          keeps)  # fmt: skip
+        masked = state._replace(modes=tuple(modes), core=core, rank=rank)
+        assert [m.means.shape[1] for m in masked.modes] == [3, 3, 3]
+        removed = RK.compact(masked)
+        assert [m.means.shape[1] for m in removed.modes] == [len(k) for k in keeps]
+        for _ in range(2):
+            masked = RK._sweep_from(spec, entries, masked, warm=False, timer=None)
+            removed = RK._sweep_from(spec, entries, removed, warm=False, timer=None)
+            np.testing.assert_allclose(float(masked.elbo), float(removed.elbo), rtol=1e-10)
+        for m, r, kp in zip(masked.modes, removed.modes, keeps):
+            np.testing.assert_allclose(np.asarray(m.means)[:, kp], np.asarray(r.means), atol=1e-9)
+            dead = np.setdiff1d(np.arange(3), kp)
+            assert not np.any(np.asarray(m.means)[:, dead]) and not np.any(
+                np.asarray(m.seconds)[:, dead])  # fmt: skip
+        final = RK.compact(masked)  # the records too: the live part of each is exact
+        for m, r in zip(final.modes, removed.modes):
+            for a, b in zip(jax.tree_util.tree_leaves((m.seconds, m.posterior)),
+                            jax.tree_util.tree_leaves((r.seconds, r.posterior))):  # fmt: skip
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-9)
+
+
 def test_pruning_raises_the_elbo(x64):
     """The pruning test's bound: removing a dead component by marginalising it raises
     the ELBO; a component that carries the signal stays."""

@@ -27,7 +27,8 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   ``FitResult`` (structure, ranks, kinds, likelihood, encodings, modes, core, noise,
   likelihood_state, y_mean, y_scale, n_train, elbo_history, converged,
   recalibration, rank; a file without ``rank`` reads as a fixed-rank fit);
-  ``RankState`` (shape, rate, quad, used, scale, sums) of a fit that learned its
+  ``RankState`` (shape, rate, quad, used, scale, sums, active; a file without
+  ``active`` reads as every component live) of a fit that learned its
   rank; ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
   columns, categories); ``ModeState`` (coords, kernel, posterior, means, seconds,
   n_valid, step); the mode kinds ``ChainMode`` (solver), ``PointsMode``,

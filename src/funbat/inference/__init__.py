@@ -18,6 +18,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from .rank import compact
 from .recalibration import recalibrate
 from .state import FitResult, ModelSpec, SweepState
 from .sweep import initial_state, run, sweep
@@ -140,6 +141,7 @@ def fit(spec: ModelSpec, entries, kernels, *, rng: np.random.Generator | None = 
     with jax.enable_x64(True):
         state = initial_state(spec, entries, kernels, rng)
         state, history, converged = run(spec, entries, state, callback=callback, timer=timer)
+        state = compact(state)  # a rank-learning fit's masked components out of the arrays
         spec = spec._replace(ranks=tuple(int(m.means.shape[1]) for m in state.modes))
         recalibration = recalibrate(spec, entries, state, rng)
     return result_of(spec, entries, state, history, converged, recalibration)

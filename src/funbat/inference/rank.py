@@ -9,8 +9,11 @@ Cichocki 2015). ``q(lambda) = Gamma`` has an exact block update from the expecte
 prior quadratic forms of the modes (and the core's second moments), with no pass over
 the data; a mode is updated with its prior scaled by ``E[lambda]`` by the ordinary
 unit-prior update in the coordinates ``v = u sqrt(E[lambda])``, and mapped back.
-A component is removed during the fit when that raises the ELBO (:func:`sweep`), so
-later sweeps are cheaper.
+A component is removed during the fit when that raises the ELBO (:func:`sweep`). A
+removed component is first masked: its moments and core slices are zeroed and its
+terms left out, so the arrays keep their shapes and no program is compiled again;
+the arrays shrink to the live components (:func:`compact`) once a mode has lost half
+its width, so later sweeps get cheaper, and at the end of the fit.
 
 The fixed-rank fit never enters this module: a :class:`SweepState` without a
 ``rank`` record sweeps exactly as before.
@@ -33,8 +36,8 @@ from . import moves as MV
 from .state import ModelSpec, SweepState
 from .sweep import _moments, _orders, _priors, _timed, _unfold_core, core_and_noise, warmup_sweeps
 
-__all__ = ["PRIOR", "TRIAL_EVERY", "RankState", "component_power", "data_sums",
-           "default_max_rank", "init_rank", "mode_update", "precision_means", "prune",
+__all__ = ["PRIOR", "TRIAL_EVERY", "RankState", "compact", "component_power", "data_sums",
+           "deactivate", "default_max_rank", "init_rank", "mode_update", "precision_means", "prune",
            "prune_plan", "rank_terms", "sweep", "unit_prior_state", "update_precisions",
            "weakest"]  # fmt: skip
 
@@ -57,7 +60,9 @@ class RankState(NamedTuple):
     scale : per mode (R_k,), the map from the mode's unit-prior posterior record to the
     stored one (``u = scale * v``), which prediction undoes. sums : the data sums
     ``(T, b)`` of the last sweep's last mode (:func:`data_sums`), which the pruning
-    test reads; None before the first sweep.
+    test reads; None before the first sweep. active : per mode (R_k,), 1.0 for a live
+    component and 0.0 for a removed one still in the arrays (CP: the same in every
+    mode); None when every component is live (the state of a finished fit).
     """
 
     shape: tuple
@@ -66,6 +71,14 @@ class RankState(NamedTuple):
     used: tuple
     scale: tuple
     sums: tuple | None = None
+    active: tuple | None = None
+
+
+def _live(rank: RankState, ranks) -> tuple:
+    """The masks ``rank.active``, ones where it is None."""
+    if rank.active is None:
+        return tuple(jnp.ones(R) for R in ranks)
+    return rank.active
 
 
 def default_max_rank(sizes, structure: str = "cp", n: int | None = None) -> int:
@@ -91,46 +104,51 @@ def _dims(kinds, modes):
     return [jnp.asarray(kind.dimension(m), dtype=jnp.float64) for kind, m in zip(kinds, modes)]
 
 
-def _shapes(structure, dims, ranks):
-    """The Gamma shapes, which depend only on the sizes."""
+def _shapes(structure, dims, active):
+    """The Gamma shapes, which depend only on the sizes: for Tucker, of the live core
+    entries in each slice (the live components of the other modes)."""
     c0 = PRIOR[0]
     if structure == "cp":
-        return (c0 + 0.5 * sum(dims) + jnp.zeros(ranks[0]),)
-    P = int(np.prod(ranks))
-    return tuple(c0 + 0.5 * (d + P // R) + jnp.zeros(R) for d, R in zip(dims, ranks))
+        return (c0 + 0.5 * sum(dims) + jnp.zeros_like(active[0]),)
+    live = [jnp.sum(a) for a in active]
+    out = []
+    for k, (d, a) in enumerate(zip(dims, active)):
+        per_slice = jnp.prod(jnp.stack([n for i, n in enumerate(live) if i != k] or [1.0]))
+        out.append(c0 + 0.5 * (d + per_slice) + jnp.zeros_like(a))
+    return tuple(out)
 
 
 def init_rank(spec: ModelSpec, modes) -> RankState:
     """Precisions of mean 1 (the fixed-rank prior) and empty quadratic forms: the
     warm-up holds them, and they are learned from the first sweep after it."""
     ranks = tuple(m.means.shape[1] for m in modes)
-    shape = _shapes(spec.structure, _dims(spec.kinds, modes), ranks)
-    zeros = tuple(jnp.zeros(R) for R in ranks)
     ones = tuple(jnp.ones(R) for R in ranks)
-    return RankState(shape, shape, zeros, ones, ones, None)
+    shape = _shapes(spec.structure, _dims(spec.kinds, modes), ones)
+    zeros = tuple(jnp.zeros(R) for R in ranks)
+    return RankState(shape, shape, zeros, ones, ones, None, ones)
 
 
-def _gamma_kl(shape, rate):
-    return jnp.sum(U.gamma_kl(U.NoiseMoments(shape, rate), *PRIOR))
+def _gamma_kl(shape, rate, live):
+    return jnp.sum(live * U.gamma_kl(U.NoiseMoments(shape, rate), *PRIOR))
 
 
 @partial(jax.jit, static_argnames=("structure",))
 def rank_terms(rank: RankState, dims, *, structure: str):
     """The ELBO's terms of the precisions and the modes' difference from their KL
     terms: ``sum_k sum_r [D_k/2 (E log lambda_r - log used_r) - (E lambda_r - used_r)
-    quad_r / 2] - sum KL(q(lambda) || p(lambda))``. (A Tucker core's terms are in its
-    own KL, :func:`_tucker_core_and_noise`.)"""
+    quad_r / 2] - sum KL(q(lambda) || p(lambda))``, over the live components. (A
+    Tucker core's terms are in its own KL, :func:`_tucker_core_and_noise`.)"""
+    active = rank.active
     total = 0.0
     for k, D in enumerate(dims):
         g = _group(structure, k)
         lam = rank.shape[g] / rank.rate[g]
         elog = digamma(rank.shape[g]) - jnp.log(rank.rate[g])
         used = rank.used[k]
-        total = total + jnp.sum(
-            0.5 * D * (elog - jnp.log(used)) - 0.5 * (lam - used) * rank.quad[k]
-        )
-    for shape, rate in zip(rank.shape, rank.rate):
-        total = total - _gamma_kl(shape, rate)
+        total = total + jnp.sum(active[k] * (
+            0.5 * D * (elog - jnp.log(used)) - 0.5 * (lam - used) * rank.quad[k]))  # fmt: skip
+    for g, (shape, rate) in enumerate(zip(rank.shape, rank.rate)):
+        total = total - _gamma_kl(shape, rate, active[g])
     return total
 
 
@@ -139,13 +157,14 @@ def _core_e2(core):
 
 
 def _core_prior(rank: RankState, ranks):
-    """``alpha = E[prod_k lambda^k_{r_k}]`` and ``beta = E[log prod_k lambda^k_{r_k}]``
-    (P,) in the core's C order (Tucker)."""
-    alpha, beta = jnp.ones(()), jnp.zeros(())
-    for shape, rate in zip(rank.shape, rank.rate):
+    """``alpha = E[prod_k lambda^k_{r_k}]``, ``beta = E[log prod_k lambda^k_{r_k}]`` and
+    the live entries' mask (P,) in the core's C order (Tucker)."""
+    alpha, beta, live = jnp.ones(()), jnp.zeros(()), jnp.ones(())
+    for shape, rate, a in zip(rank.shape, rank.rate, rank.active):
         alpha = jnp.multiply.outer(alpha, shape / rate)
         beta = jnp.add.outer(beta, digamma(shape) - jnp.log(rate))
-    return alpha.reshape(-1), beta.reshape(-1)
+        live = jnp.multiply.outer(live, a)
+    return alpha.reshape(-1), beta.reshape(-1), live.reshape(-1)
 
 
 @partial(jax.jit, static_argnames=("structure", "ranks"))
@@ -153,7 +172,7 @@ def update_precisions(rank: RankState, dims, core, core_var, *, structure: str, 
     """The exact block update of every ``q(lambda)`` (one after the other for Tucker,
     each given the others)."""
     d0 = PRIOR[1]
-    shapes = _shapes(structure, dims, ranks)
+    shapes = _shapes(structure, dims, rank.active)
     if structure == "cp":
         rate = d0 + 0.5 * sum(rank.quad)
         return rank._replace(shape=shapes, rate=(rate,))
@@ -173,18 +192,23 @@ def update_precisions(rank: RankState, dims, core, core_var, *, structure: str, 
 
 @partial(jax.jit, static_argnames=("unit_noise",))
 def _tucker_core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, sum_y2, n,
-                           priors, hold_noise, from_last, alpha, beta, *, unit_noise=False):  # fmt: skip
+                           priors, hold_noise, from_last, alpha, beta, live, *,
+                           unit_noise=False):  # fmt: skip
     """:func:`funbat.inference.sweep.core_and_noise` with the core's prior
     ``N(0, s_w^2 / alpha)`` (ARD): precision ``diag(alpha) / s_w^2 + E[tau] T`` and the
-    expected KL ``[sum alpha E[w^2] / s_w^2 - P + P log s_w^2 - sum beta - log|Sigma|] / 2``."""
+    expected KL ``[sum alpha E[w^2] / s_w^2 - P + P log s_w^2 - sum beta - log|Sigma|] / 2``,
+    over the live entries ``live`` (P,) (0/1); the others' moments are zero."""
     core_var, a0, b0 = priors
     T, b = U.core_from_statistics(G, g, means, seconds, "tucker", from_last)
-    P = b.shape[0]
-    prec = jnp.diag(alpha) / core_var + noise.mean * T
+    pair = live[:, None] * live[None, :]
+    # a removed entry's row of T is zero already (its components' moments are); the
+    # identity there keeps the factorisation of the live block's precision alone
+    prec = pair * (jnp.diag(alpha) / core_var + noise.mean * T) + jnp.diag(1.0 - live)
     L = jnp.linalg.cholesky(prec)
-    cov = jax.scipy.linalg.cho_solve((L, True), jnp.eye(P))
-    cov = 0.5 * (cov + cov.T)
-    core = U.CoreMoments(cov @ (noise.mean * b), cov)
+    cov = jax.scipy.linalg.cho_solve((L, True), jnp.eye(b.shape[0]))
+    cov = pair * 0.5 * (cov + cov.T)
+    core = U.CoreMoments(cov @ (noise.mean * live * b), cov)
+    P = jnp.sum(live)
     esq = U.expected_sq_error(sum_y2, T, b, core)
     if unit_noise:
         elbo = -0.5 * esq - mode_kls
@@ -194,8 +218,8 @@ def _tucker_core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_
                                        new)  # fmt: skip
         elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
     logdet = -2.0 * jnp.sum(jnp.log(jnp.diagonal(L)))
-    kl_w = 0.5 * (jnp.sum(alpha * _core_e2(core)) / core_var - P + P * jnp.log(core_var)
-                  - jnp.sum(beta) - logdet)  # fmt: skip
+    kl_w = 0.5 * (jnp.sum(live * alpha * _core_e2(core)) / core_var - P
+                  + P * jnp.log(core_var) - jnp.sum(live * beta) - logdet)  # fmt: skip
     return core, noise, elbo + weights_term - kl_w
 
 
@@ -207,23 +231,33 @@ def _scaled_inputs(G, g, unfolded, s):
     return G, g, (s[:, None] * Mk, Eww * s[:, None, None, None] * s[None, None, :, None])
 
 
+def _masked(state, live):
+    """A mode's moments with the removed components' (``live`` 0) zeroed."""
+    return state._replace(means=state.means * live,
+                          seconds=state.seconds * live[:, None] * live[None, :])  # fmt: skip
+
+
 @partial(jax.jit, static_argnames=("kind",))
-def _finish(kind, new, s):
+def _finish(kind, new, s, live):
     """Quadratic forms of the fresh unit-prior posterior (its record is exact), then the
-    map back to ``u = s v``."""
-    quad = jnp.diagonal(kind.prior_quadratic(new)) * s**2
-    return kind.transform(new, jnp.diag(s)), quad
+    map back to ``u = s v``. A removed component gets no message, so its posterior is
+    its prior (its KL term zero): its moments are zeroed, and its record, independent
+    of the live components', is dropped by :func:`compact`."""
+    quad = jnp.diagonal(kind.prior_quadratic(new)) * s**2 * live
+    return _masked(kind.transform(new, jnp.diag(s)), live), quad
 
 
-def mode_update(kind, mode, G, g, tau_mean, unfolded, lam, *, learn, learning):
+def mode_update(kind, mode, G, g, tau_mean, unfolded, lam, *, learn, learning, live=None):
     """Exact update of ``q(U^k)`` under the prior ``N(0, K / E[lambda])``: the unit-prior
     update of ``v = u sqrt(E[lambda])`` (messages ``S Lambda S``, ``S eta``, ``S =
     diag(E[lambda]^{-1/2})``) mapped back by ``S``. Returns the state, its KL term (that
-    of ``v``, equal to ``KL(q(U) || N(0, K / E[lambda]))``) and its quadratic forms."""
+    of ``v``, equal to ``KL(q(U) || N(0, K / E[lambda]))``) and its quadratic forms.
+    ``live`` (R,): 0 for a removed component (default: all live)."""
     s = lam**-0.5
+    live = jnp.ones_like(s) if live is None else live
     G, g, unfolded = _scaled(G, g, unfolded, s)
     new, kl = kind.update(mode, G, g, tau_mean, unfolded, learn=learn, learning=learning)
-    new, quad = _finish(kind, new, s)
+    new, quad = _finish(kind, new, s, live)
     return new, kl, quad, s
 
 
@@ -258,8 +292,9 @@ def _after_mode(kinds, modes, rank: RankState, quad, lam, s, G, g, core, noise, 
     if core is None:
         core, noise, elbo = core_and_noise(*args, structure=structure, unit_noise=unit_noise)
     else:
-        alpha, beta = _core_prior(rank, ranks)
-        core, noise, elbo = _tucker_core_and_noise(*args, alpha, beta, unit_noise=unit_noise)
+        alpha, beta, live = _core_prior(rank, ranks)
+        core, noise, elbo = _tucker_core_and_noise(*args, alpha, beta, live,
+                                                   unit_noise=unit_noise)  # fmt: skip
     return rank, core, noise, elbo
 
 
@@ -285,7 +320,7 @@ def _sq_error_change(T, b, mean, second, keep):
 
 
 @jax.jit
-def _gamma_kl_terms(shape, rate):
+def _gamma_kl_terms(shape, rate):  # per component: prune_plan reads each
     return [U.gamma_kl(U.NoiseMoments(a, b), *PRIOR) for a, b in zip(shape, rate)]
 
 
@@ -298,12 +333,13 @@ def prune_plan(structure: str, ranks, core, tau_mean, rank: RankState, sums):
     removed when ``KL(q(lambda_r) || p(lambda_r)) - E[tau] / 2 * (change of the expected
     squared error)`` is positive, a lower bound on the ELBO's rise (the dropped
     components' conditional KL terms, left out of it, are positive). Every pruning thus
-    raises the ELBO; the weakest goes first, and one component per mode stays."""
+    raises the ELBO; the weakest goes first, and one component per mode stays. Only
+    live components (``rank.active``) are candidates."""
     T, b = (np.asarray(a) for a in sums)
     tau = float(tau_mean)
     kls = _gamma_kls(rank)
     K = len(ranks)
-    alive = [np.ones(R, bool) for R in ranks]
+    alive = [np.asarray(a) > 0.5 for a in _live(rank, ranks)]
     if structure == "cp":
         mean, second = np.ones(ranks[0]), np.ones((ranks[0], ranks[0]))
     else:
@@ -381,7 +417,9 @@ def _select_core(core, keeps, ranks):
 
 def _remove(structure: str, modes, core, rank: RankState, keeps):
     """Each mode's ``q`` replaced by its marginal of the components ``keeps`` (index
-    arrays per mode; exact for a Gaussian), the core by its marginal of their slices."""
+    arrays per mode; exact for a Gaussian), the core by its marginal of their slices.
+    The data sums are kept (selected) only when every dropped component is masked
+    already: they then describe the kept ones exactly."""
     ranks = tuple(m.means.shape[1] for m in modes)
     keeps = [np.asarray(kp) for kp in keeps]
     modes = [select_mode(m, kp) for m, kp in zip(modes, keeps)]
@@ -390,23 +428,78 @@ def _remove(structure: str, modes, core, rank: RankState, keeps):
     def sel(arrays, ks):
         return tuple(jnp.asarray(np.asarray(a)[kp]) for a, kp in zip(arrays, ks))
 
+    sums = None
+    if rank.sums is not None and rank.active is not None:  # exact for masked components
+        if structure == "cp":
+            idx = keeps[0]
+        else:  # the live core entries, in C order
+            idx = np.ravel_multi_index(np.meshgrid(*keeps, indexing="ij"), ranks).reshape(-1)
+        T, b = (np.asarray(a) for a in rank.sums)
+        sums = (jnp.asarray(T[np.ix_(idx, idx)]), jnp.asarray(b[idx]))
     rank = RankState(sel(rank.shape, gkeeps), sel(rank.rate, gkeeps), sel(rank.quad, keeps),
-                     sel(rank.used, keeps), sel(rank.scale, keeps), None)  # fmt: skip
+                     sel(rank.used, keeps), sel(rank.scale, keeps), sums,
+                     tuple(jnp.ones(len(kp)) for kp in keeps))  # fmt: skip
     if core is not None:
         core = _select_core(core, keeps, ranks)
     return modes, core, rank
 
 
+@jax.jit
+def _masked_core(core, live):
+    pair = live[:, None] * live[None, :]
+    return U.CoreMoments(core.mean * live, core.cov * pair)
+
+
+@jax.jit
+def _masked_modes(modes, active):
+    return tuple(_masked(m, a) for m, a in zip(modes, active))
+
+
+def deactivate(structure: str, modes, core, rank: RankState, keeps):
+    """Mask every live component not in ``keeps`` (index arrays per mode): its moments
+    and core slices zeroed, its quadratic form too; the shapes stay (no compilation).
+    The live components' ``q`` is unchanged, which is exactly its marginal: a
+    component whose moments are zero passes nothing to the others."""
+    ranks = tuple(m.means.shape[1] for m in modes)
+    active = tuple(jnp.asarray(np.isin(np.arange(R), kp), dtype=jnp.float64)
+                   for R, kp in zip(ranks, keeps))  # fmt: skip
+    modes = list(_masked_modes(tuple(modes), active))
+    if core is not None:
+        _, _, live = _core_prior(rank._replace(active=active), ranks)
+        core = _masked_core(core, live)
+    quad = tuple(q * a for q, a in zip(rank.quad, active))
+    return modes, core, rank._replace(quad=quad, sums=None, active=active)
+
+
+def compact(state: SweepState, *, at_half: bool = False) -> SweepState:
+    """The state with the masked components removed (every array at the live ranks);
+    itself when none is masked. ``at_half``: only once some mode has lost at least half
+    its width (during a fit: each shrink costs a compilation, and masked components
+    cost their share of every sweep)."""
+    rank = state.rank
+    if rank is None or rank.active is None:
+        return state
+    keeps = [np.flatnonzero(np.asarray(a) > 0.5) for a in rank.active]
+    widths = [a.shape[0] for a in rank.active]
+    if all(len(kp) == R for kp, R in zip(keeps, widths)):
+        return state
+    if at_half and not any(2 * len(kp) <= R for kp, R in zip(keeps, widths)):
+        return state
+    modes, core, rank = _remove("cp" if state.core is None else "tucker", list(state.modes),
+                                state.core, rank, keeps)  # fmt: skip
+    return state._replace(modes=tuple(modes), core=core, rank=rank)
+
+
 def prune(structure: str, modes, core, tau_mean, rank: RankState, sums):
-    """Remove the components :func:`prune_plan` gives up (:func:`_remove`); returns
+    """Remove the components :func:`prune_plan` gives up (:func:`deactivate`); returns
     ``(modes, core, rank, pruned)``, unchanged when none goes."""
     ranks = tuple(m.means.shape[1] for m in modes)
     if sums is None:
         return modes, core, rank, False
     keeps = prune_plan(structure, ranks, core, tau_mean, rank, sums)
-    if all(len(kp) == R for kp, R in zip(keeps, ranks)):
+    if all(len(kp) == int(np.sum(np.asarray(a))) for kp, a in zip(keeps, _live(rank, ranks))):
         return modes, core, rank, False
-    return (*_remove(structure, modes, core, rank, keeps), True)
+    return (*deactivate(structure, modes, core, rank, keeps), True)
 
 
 @jax.jit
@@ -433,24 +526,28 @@ def component_power(structure: str, modes, core):
     return [np.sum(full, axis=tuple(i for i in range(K) if i != k)) for k in range(K)]
 
 
-def weakest(structure: str, modes, core):
-    """The components to keep if the weakest one (least power relative to its mode's
-    strongest, :func:`component_power`) went, or None when every mode has one left."""
+def weakest(structure: str, modes, core, active=None):
+    """The live components to keep if the weakest live one (least power relative to its
+    mode's strongest, :func:`component_power`) went, or None when every mode has one
+    left. ``active``: per mode (R_k,) 0/1 masks (default: all live)."""
     power = component_power(structure, modes, core)
+    alive = [np.ones(p.size, bool) if active is None else np.asarray(a) > 0.5
+             for p, a in zip(power, active or power)]  # fmt: skip
     best, best_rel = None, np.inf
     for k, p in enumerate(power[:1] if structure == "cp" else power):
-        if p.size < 2:
+        live = np.flatnonzero(alive[k])
+        if live.size < 2:
             continue
-        r = int(np.argmin(p))
-        rel = p[r] / max(float(np.max(p)), 1e-300)
+        r = int(live[np.argmin(p[live])])
+        rel = p[r] / max(float(np.max(p[live])), 1e-300)
         if rel < best_rel:
             best, best_rel = (k, r), rel
     if best is None:
         return None
     k, r = best
-    keeps = [np.arange(m.means.shape[1]) for m in modes]
+    keeps = [np.flatnonzero(a) for a in alive]
     for kk in range(len(modes)) if structure == "cp" else [k]:
-        keeps[kk] = np.delete(keeps[kk], r)
+        keeps[kk] = keeps[kk][keeps[kk] != r]
     return keeps
 
 
@@ -489,8 +586,11 @@ def _cp_move(kinds, modes, kls, rank: RankState):
     KL term moves by its exact change, measured against the precision it refers to."""
     dims = _dims(kinds, modes)
     lam = rank.shape[0] / rank.rate[0]
-    qd = jnp.stack([lam * q for q in rank.quad])
+    live = rank.active[0]
+    # a removed component's forms are zero; those of D_k make its optimal scale one
+    qd = jnp.stack([jnp.where(live > 0.5, lam * q, D) for q, D in zip(rank.quad, dims)])
     c, _ = MV.cp_scales(qd, jnp.stack(dims))
+    c = jnp.where(live > 0.5, c, 1.0)
     kls = [kl + 0.5 * jnp.sum((ck**2 - 1.0) * used * q) - D * jnp.sum(jnp.log(ck))
            for kl, ck, used, q, D in zip(kls, c, rank.used, rank.quad, dims)]  # fmt: skip
     modes, rank = _rescale(kinds, modes, rank, list(c))
@@ -512,24 +612,29 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     sweep starts by pruning, while the data sums describe the current ``q`` exactly:
     first every component whose removal provably raises the ELBO (:func:`prune`);
     else, every :data:`TRIAL_EVERY` sweeps, a trial: the weakest component
-    (:func:`weakest`) is removed and a whole sweep run on the rest, which is kept if
+    (:func:`weakest`) is masked and a whole sweep run on the rest, which is kept if
     its ELBO beats that of the same sweep on the full model. ARD alone
     shrinks a redundant component ever more slowly; the trial settles it by the ELBO.
-    Then :func:`_sweep_from`. The ELBO is computed after every mode has been updated,
+    Removals mask (:func:`deactivate`); the arrays shrink first, with the data sums,
+    once a mode has lost half its width (:func:`compact`). Then :func:`_sweep_from`. The ELBO is computed after every mode has been updated,
     so a pruning's stale terms never reach the history, which never decreases.
     """
+    if state.rank.active is None:  # a state from outside a fit: every component live
+        ranks = tuple(m.means.shape[1] for m in state.modes)
+        state = state._replace(rank=state.rank._replace(active=_live(state.rank, ranks)))
     if warm or state.sweeps < 1 or state.rank.sums is None:
         return _sweep_from(spec, entries, state, warm=warm, timer=timer)
+    state = compact(state, at_half=True)  # sums kept: they describe the live components
     structure = spec.structure
     modes, core, rank, pruned = prune(structure, list(state.modes), state.core,
                                       state.noise.mean, state.rank, state.rank.sums)  # fmt: skip
     if pruned:
         state = state._replace(modes=tuple(modes), core=core, rank=rank)
     elif (state.sweeps - warmup_sweeps(spec)) % TRIAL_EVERY == 0:
-        keeps = weakest(structure, state.modes, state.core)
+        keeps = weakest(structure, state.modes, state.core, state.rank.active)
         if keeps is not None:
-            modes, core, rank = _remove(structure, list(state.modes), state.core, state.rank,
-                                        keeps)  # fmt: skip
+            modes, core, rank = deactivate(structure, list(state.modes), state.core,
+                                            state.rank, keeps)  # fmt: skip
             trial = state._replace(modes=tuple(modes), core=core, rank=rank)
             trial = _sweep_from(spec, entries, trial, warm=False, timer=timer)
             full = _sweep_from(spec, entries, state, warm=False, timer=timer)
@@ -574,7 +679,7 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
         lam = _mode_precisions(rank, structure=structure, k=k, K=K)
         modes[k], kls[k], quad, s = _timed(
             timer, "mode", mode_update, kind, modes[k], G, g, noise.mean, unfolded, lam,
-            learn=spec.learn_hyperparameters, learning=not warm,
+            learn=spec.learn_hyperparameters, learning=not warm, live=rank.active[k],
         )  # fmt: skip
         rank, core, noise, elbo = _timed(
             timer, "core", _after_mode, spec.kinds, tuple(modes), rank, quad, lam, s, G, g,
