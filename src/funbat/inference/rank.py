@@ -531,8 +531,10 @@ def weakest(structure: str, modes, core, active=None):
     mode's strongest, :func:`component_power`) went, or None when every mode has one
     left. ``active``: per mode (R_k,) 0/1 masks (default: all live)."""
     power = component_power(structure, modes, core)
-    alive = [np.ones(p.size, bool) if active is None else np.asarray(a) > 0.5
-             for p, a in zip(power, active or power)]  # fmt: skip
+    if active is None:
+        alive = [np.ones(p.size, bool) for p in power]
+    else:
+        alive = [np.asarray(a) > 0.5 for a in active]
     best, best_rel = None, np.inf
     for k, p in enumerate(power[:1] if structure == "cp" else power):
         live = np.flatnonzero(alive[k])
@@ -616,8 +618,9 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
     its ELBO beats that of the same sweep on the full model. ARD alone
     shrinks a redundant component ever more slowly; the trial settles it by the ELBO.
     Removals mask (:func:`deactivate`); the arrays shrink first, with the data sums,
-    once a mode has lost half its width (:func:`compact`). Then :func:`_sweep_from`. The ELBO is computed after every mode has been updated,
-    so a pruning's stale terms never reach the history, which never decreases.
+    once a mode has lost half its width (:func:`compact`). Then :func:`_sweep_from`.
+    The ELBO is computed after every mode has been updated, so a pruning's stale terms
+    never reach the history, which never decreases.
     """
     if state.rank.active is None:  # a state from outside a fit: every component live
         ranks = tuple(m.means.shape[1] for m in state.modes)
