@@ -170,6 +170,47 @@ def test_native_solver_runs_a_sum_kernel_through_the_jax_functions(random_messag
     np.testing.assert_allclose(post1.smoothed_means, post2.smoothed_means, atol=1e-12)
 
 
+def test_search_learns_a_sum_kernels_variance_to_the_dense_marginal_likelihood_maximum(
+    dense_gp_posterior,
+):
+    """Coordinate search on (log lengthscale, log variance) of the Matérn part of
+    ``matern32 + constant``, messages fixed (noisy observations of one draw), against
+    the dense GP log marginal likelihood maximised on a grid."""
+    from funbat.hyper import smooth_with_lengthscale_search
+
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.uniform(0, 2, size=60))
+    truth = KP.Sum((make_kernel("matern32", 0.2, 0.3), KP.Constant(jnp.asarray(1.0))), "t")
+    K = np.asarray(_compiled(truth, "gram", t, t, t[0]))
+    u = np.linalg.cholesky(K + 1e-10 * np.eye(t.size)) @ rng.normal(size=t.size)
+    noise = 0.05**2
+    Lams = jnp.full((t.size, 1, 1), 1.0 / noise)
+    etas = jnp.asarray((u + 0.05 * rng.normal(size=t.size))[:, None] / noise)
+    kern = KP.Sum((make_kernel("matern32", 0.5, 1.0), KP.Constant(jnp.asarray(1.0))), "s")
+    assert KP.learns_variance(kern) and not KP.learns_variance(make_kernel("matern32", 0.5))
+    search = jax.jit(smooth_with_lengthscale_search)
+    step, bounds, logzs = 0.5, jnp.array([-6.0, 3.0]), []
+    for _ in range(60):
+        kern, post, step = search(kern, jnp.asarray(t), Lams, etas, step, bounds)
+        logzs.append(float(post.log_normaliser))
+    assert np.all(np.diff(logzs) >= -1e-9)  # never lowers log Z
+
+    def dense_logz(ell, var):
+        k = KP.Sum((make_kernel("matern32", ell, var), KP.Constant(jnp.asarray(1.0))), "d")
+        gram = np.asarray(_compiled(k, "gram", t, t, t[0]))
+        return dense_gp_posterior(gram, np.asarray(Lams), np.asarray(etas))[2]
+
+    grid = [(e, v) for e in np.geomspace(0.05, 1.0, 16) for v in np.geomspace(0.01, 3.0, 16)]
+    best = max(grid, key=lambda ev: dense_logz(*ev))
+    np.testing.assert_allclose(logzs[-1], dense_logz(float(kern.lengthscale),
+                                                     float(kern.variance)), rtol=1e-9)  # fmt: skip
+    assert logzs[-1] >= dense_logz(*best) - 1e-6  # at least the grid's best
+    # and near it: within a grid cell of the grid's maximum in both coordinates
+    cell = np.log(1.0 / 0.05) / 15, np.log(3.0 / 0.01) / 15
+    assert abs(np.log(float(kern.lengthscale) / best[0])) <= 1.5 * cell[0]
+    assert abs(np.log(float(kern.variance) / best[1])) <= 1.5 * cell[1]
+
+
 def test_fit_with_a_sum_kernel_raises_the_elbo_and_round_trips(assert_elbo_rises, tmp_path):
     X, y = _seasonal_table()
     kernel = {"date": "matern32 + periodic(91) + constant"}

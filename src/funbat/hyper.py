@@ -7,7 +7,11 @@ log-lengthscales around the current one, ``theta + step * {0, +-1/4, +-1}``, wit
 forward Kalman pass each (run side by side with ``vmap``: on a CPU a batch of five
 small chains costs about twice one), keeps the best, the current value included, so
 the ELBO never decreases, and runs the backward (RTS) pass for that one only. The step grows when the search
-goes to the end of its range and shrinks when it stays near the current value.
+goes to the end of its range and shrinks when it stays near the current value. For a
+sum of kernel parts (:mod:`funbat.kernel_parts`) the same moves are tried in the
+log-variance of the learned part with the lengthscale held, nine candidates in all: the
+variance is a kernel hyperparameter like the lengthscale, so the same argument keeps
+the ELBO monotone.
 
 The search uses no gradient: ``jax.grad`` of the filter (to choose a direction) costs
 more in its reverse pass through the scan than all the candidates together, and
@@ -16,17 +20,24 @@ triples the compilation time, for no better fit.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
-from .kernel_parts import with_lengthscale
+from .kernel_parts import learns_variance, with_lengthscale
 from .kernels import Matern
 
 __all__ = ["ascend_log_normaliser", "lengthscale_search", "smooth_with_lengthscale_search"]
 
 #: Fractions of the current step tried around the current value (index 0 keeps it).
 _FRACTIONS = (0.0, -1.0, -0.25, 0.25, 1.0)
+
+
+#: Bounds of the log-variance of a sum kernel's learned part (relative to the other
+#: parts', whose variances are fixed; the core carries the overall scale).
+LOG_VARIANCE_BOUNDS = (math.log(1e-8), math.log(1e4))
 
 
 #: Fractions of the step tried along the gradient's sign by :func:`ascend_log_normaliser`.
@@ -92,6 +103,32 @@ def smooth_with_lengthscale_search(
     )  # fmt: skip
 
 
+def _with_log_hyper(kernel, theta):
+    """``kernel`` with ``theta = (log lengthscale[, log variance])`` set."""
+    kernel = with_lengthscale(kernel, jnp.exp(theta[0]))
+    return kernel.with_variance(jnp.exp(theta[1])) if theta.shape[0] > 1 else kernel
+
+
+def _candidates(kernel, step, log_bounds):
+    """The current ``theta`` (D,) and the candidates (C, D), row 0 the current one: the
+    line in log-lengthscale and, when the variance is learned too
+    (:func:`funbat.kernel_parts.learns_variance`), the same moves in log-variance with
+    the lengthscale held (a coordinate search on both, one step length)."""
+    moves = step * jnp.array(_FRACTIONS)
+    if not learns_variance(kernel):
+        theta = jnp.log(kernel.lengthscale)[None]
+        cands = jnp.clip(theta + moves[:, None], log_bounds[0], log_bounds[1])
+        return theta, cands.at[0].set(theta)
+    theta = jnp.stack([jnp.log(kernel.lengthscale), jnp.log(kernel.variance)])
+    lo = jnp.stack([log_bounds[0], LOG_VARIANCE_BOUNDS[0]])
+    hi = jnp.stack([log_bounds[1], LOG_VARIANCE_BOUNDS[1]])
+    zero = jnp.zeros_like(moves[1:])
+    shifts = jnp.concatenate([jnp.stack([moves, jnp.zeros_like(moves)], -1),
+                              jnp.stack([zero, moves[1:]], -1)])  # fmt: skip
+    cands = jnp.clip(theta + shifts, lo, hi)
+    return theta, cands.at[0].set(theta)
+
+
 def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
     """The search of :func:`smooth_with_lengthscale_search` with any chain filter and
     smoother (a chain solver's, :mod:`funbat.solvers`).
@@ -99,17 +136,16 @@ def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
     ``filter_fn(kernel) -> (filtered, log Z)`` runs the forward pass of the mode's chain
     (vmapped over the candidates); ``smoother_fn(kernel, filtered, log Z)`` the backward
     pass of the winner, returning its ``ChainPosterior``. Returns the kernel with the
-    best lengthscale, its posterior and the next step.
+    best lengthscale (and, for a sum kernel, the best variance of its learned part:
+    nine candidates instead of five), its posterior and the next step.
     """
-    theta = jnp.log(kernel.lengthscale)
-    cands = jnp.clip(theta + step * jnp.array(_FRACTIONS), log_bounds[0], log_bounds[1])
-    cands = cands.at[0].set(theta)
-    filtered, logzs = jax.vmap(lambda th: filter_fn(with_lengthscale(kernel, jnp.exp(th))))(cands)
+    theta, cands = _candidates(kernel, step, log_bounds)
+    filtered, logzs = jax.vmap(lambda th: filter_fn(_with_log_hyper(kernel, th)))(cands)
     best = jnp.argmax(jnp.where(jnp.isfinite(logzs), logzs, -jnp.inf))
-    kernel = with_lengthscale(kernel, jnp.exp(cands[best]))
+    kernel = _with_log_hyper(kernel, cands[best])
     filtered = jax.tree_util.tree_map(lambda x: x[best], filtered)
     post = smoother_fn(kernel, filtered, logzs[best])
-    moved = jnp.abs(cands[best] - theta)
+    moved = jnp.max(jnp.abs(cands[best] - theta))
     next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
     next_step = jnp.clip(next_step, 1e-3, 2.0)
     return kernel, post, next_step

@@ -37,9 +37,13 @@ exact and ``Q = 0`` for finite gaps; an infinite gap means, as for Matérn, "no
 information carried": ``A = 0``, ``Q = Pinf``).
 
 Learned hyperparameters: the lengthscale of the first Matérn part (else of the first
-quasi-periodic part's envelope) is learned by the mode's line search
-(:mod:`funbat.hyper`); periods, periodic lengthscales and the parts' variances stay at
-their given values.
+quasi-periodic part's envelope) and, in a sum of two or more parts, that part's variance
+are learned by the mode's line search (:mod:`funbat.hyper`). The variance of the learned
+part against the others' is what a forecast needs: it sets how far the function may
+stray from its level, trend or season between observations and so how fast the
+predictive intervals widen past the data. Periods, periodic lengthscales and the other
+parts' variances stay at their given values (the core and the learned variance absorb
+their scale).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ __all__ = [
     "Sum",
     "Trend",
     "has_lengthscale",
+    "learns_variance",
     "parse_kernel",
     "periodic_weights",
     "with_lengthscale",
@@ -391,6 +396,31 @@ class Sum:
             replace(p, envelope=replace(p.envelope, lengthscale=ell)))  # fmt: skip
         return Sum(self.parts[:i] + (new,) + self.parts[i + 1 :], self.label)
 
+    @property
+    def learns_variance(self) -> bool:
+        """Whether the learned part's variance is learned too: when the sum has another
+        part, the variance of the learned part against theirs sets how far the function
+        may stray from them, which the data identify (a lone Matérn's variance is not:
+        the core absorbs it)."""
+        return self._learned() is not None and len(self.parts) > 1
+
+    @property
+    def variance(self):
+        """Variance of the learned part (a quasi-periodic part's periodic variance)."""
+        i = self._learned()
+        if i is None:
+            raise AttributeError("this kernel has no learned part")
+        p = self.parts[i]
+        return p.variance if isinstance(p, Matern) else p.periodic.variance
+
+    def with_variance(self, v) -> Sum:
+        """The sum with its learned part's variance set to ``v``."""
+        i = self._learned()
+        p = self.parts[i]
+        new = replace(p, variance=v) if isinstance(p, Matern) else (
+            replace(p, periodic=replace(p.periodic, variance=v)))  # fmt: skip
+        return Sum(self.parts[:i] + (new,) + self.parts[i + 1 :], self.label)
+
     def _basis(self):
         """``T`` and ``T^{-1}`` (D, D): ``z = T s`` has ``z_1 = h^T s``."""
         h = np.concatenate([_obs(p) for p in self.parts])
@@ -432,6 +462,11 @@ def with_lengthscale(kernel, ell):
     if isinstance(kernel, Sum):
         return kernel.with_lengthscale(ell)
     return replace(kernel, lengthscale=ell)
+
+
+def learns_variance(kernel) -> bool:
+    """Whether the search also learns ``kernel``'s variance (:attr:`Sum.learns_variance`)."""
+    return isinstance(kernel, Sum) and kernel.learns_variance
 
 
 def has_lengthscale(kernel) -> bool:
