@@ -103,10 +103,9 @@ def beijing(args):
         "default": "matern32",
         "date: matern32 + constant": {"date": "matern32 + constant"},
         "date: matern32 + trend": {"date": "matern32 + trend"},
-    }
-    if args.periodic:  # about fifteen times the cost of the others on a CPU
-        variants["date: matern32 + periodic(365.25) + constant"] = {
-            "date": "matern32 + periodic(365.25) + constant"}  # fmt: skip
+        "date: matern32 + periodic(365.25) + constant": {
+            "date": "matern32 + periodic(365.25) + constant"},
+    }  # fmt: skip
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed)}  # fmt: skip
     res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, variants, args)
@@ -141,8 +140,6 @@ def main():
     ap.add_argument("--rank", type=int, default=3)
     ap.add_argument("--max-iter", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--periodic", action="store_true",
-                    help="also fit beijing_pm25 with a yearly periodic part (slow on a CPU)")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args()
     origin = provenance()
