@@ -230,6 +230,9 @@ def test_fit_with_a_sum_kernel_raises_the_elbo_and_round_trips(assert_elbo_rises
     np.testing.assert_array_equal(back.predict(X), pred)
     info = {d["name"]: d for d in m.summary()["modes"]}
     assert info["date"]["kernel_parts"] == ["Matern", "Periodic", "Constant"]
+    # the Matérn part's variance is learned against the others' (it starts at 1)
+    assert info["date"]["part_variance"] == pytest.approx(float(k.parts[0].variance))
+    assert info["date"]["part_variance"] != 1.0
     assert "kernel_parts" not in info["site"]
 
 
@@ -269,6 +272,8 @@ def test_cli_kernel_option_and_info_show_the_parts(tmp_path, capsys):
     assert cli.main(["info", str(tmp_path / "m.funbat")]) == 0
     out = capsys.readouterr().out
     assert "matern32 + periodic(91, variance=0.5)" in out
+    part_variance = float(model.result_.modes[1].kernel.variance)
+    assert f"its variance {part_variance:.4g}" in out
     from funbat.cli._common import parse_kernels
 
     assert parse_kernels("matern52, periodic(7, variance=2) + constant") == [

@@ -47,7 +47,10 @@ def info_lengthscale(m: dict) -> str:
         return ", ".join(f"{c} {v:.4g}" for c, v in zip(m["columns"], m["lengthscale"]))
     if m["lengthscale"] is None:
         return "- (no lengthscale part)"
-    return f"{m['lengthscale']:.4g}" + (" days" if m["kind"] == "date" else "")
+    text = f"{m['lengthscale']:.4g}" + (" days" if m["kind"] == "date" else "")
+    if m.get("part_variance") is not None:  # a sum kernel's learned part
+        text += f", its variance {m['part_variance']:.4g}"
+    return text
 
 
 def info_text(model_path: Path, d: dict) -> str:

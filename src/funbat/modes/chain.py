@@ -227,7 +227,9 @@ class ChainMode(ModeKind):
             "n_unique": int(enc.unique.size),
             "lengthscale": self.user_lengthscale(state, enc),
             "lengthscale_unit": "days" if enc.is_datetime else "coordinate units",
-            **({"kernel_parts": [type(p).__name__ for p in state.kernel.parts]}
+            **({"kernel_parts": [type(p).__name__ for p in state.kernel.parts],
+                "part_variance": float(state.kernel.variance)
+                if KP.learns_variance(state.kernel) else None}
                if isinstance(state.kernel, KP.Sum) else {}),
         }  # fmt: skip
 
