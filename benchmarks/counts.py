@@ -178,9 +178,16 @@ def main(argv=None):
         action="store_true",
         help="only the true distributions' measures on the same synthetic splits (no fits)",
     )
+    ap.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the seconds per sweep against Student-t noise (median of three repeats)",
+    )
     args = ap.parse_args(argv)
     if args.oracle_only:
         return _oracle_only(args)
+    if args.cost_only:
+        return _cost_only(args)
     results = {"provenance": provenance(), "settings": vars(args) | {"json": str(args.json)}}
     data = {f: draw(f, args.n, seed=7) for f in args.families}
     if not args.no_beijing and BEIJING.exists():
@@ -203,6 +210,20 @@ def main(argv=None):
         if args.json:  # after each data set: a long run keeps what it has done
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2))
+
+
+def _cost_only(args):
+    results = {"provenance": provenance(), "settings": vars(args) | {"json": str(args.json)}}
+    for family in args.families:
+        X, y, _ = draw(family, args.n, seed=7)
+        reps = [sweep_seconds(family, X, y, 2, sweeps=args.max_iter) for _ in range(3)]
+        median = {lik: float(np.median([r[lik] for r in reps])) for lik in reps[0]}
+        results[family] = {"n": int(len(y)), "seconds_per_sweep": median, "repeats": reps,
+                           "ratio_to_student_t": median[family] / median["student_t"]}  # fmt: skip
+        print(family, json.dumps(results[family]), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 def _oracle_only(args):
