@@ -236,6 +236,39 @@ def test_fit_with_a_sum_kernel_raises_the_elbo_and_round_trips(assert_elbo_rises
     assert "kernel_parts" not in info["site"]
 
 
+def test_deterministic_parts_are_the_smoothed_states_and_exact_past_the_data():
+    X, y = _seasonal_table()
+    m = FunBaT(rank=2, kernel={"date": "matern32 + trend + periodic(91)"}, max_iter=12,
+               random_state=0).fit(X, y)  # fmt: skip
+    state, enc = m.result_.modes[1], m.result_.encodings[1]
+    kern, I = state.kernel, int(state.n_valid)
+    # at the training dates: the parts' own states from the smoother, coordinate by
+    # coordinate (latent_parts carries the first one's state instead)
+    z = np.asarray(state.posterior.smoothed_means[:I]).reshape(I, 2, kern.state_dim)
+    parts_state = z @ np.asarray(kern._basis()[1]).T  # (I, R, D): [matern 2, trend 2, periodic]
+    train_dates = pd.Timestamp("1970-01-01") + pd.to_timedelta(
+        np.rint(enc.unscaled(enc.unique)), "D")  # fmt: skip
+    parts = m.latent_parts("date", train_dates)
+    assert list(parts) == ["trend", "periodic"]
+    np.testing.assert_allclose(parts["trend"], parts_state[:, :, 2], atol=1e-8)
+    h = kern.parts[2].observation()
+    np.testing.assert_allclose(parts["periodic"], parts_state[:, :, 4:] @ h, atol=1e-8)
+    # past the data: the trend is a straight line and the season repeats every 91 days
+    ahead = pd.date_range(X["date"].max(), periods=200, freq="D")
+    later = m.latent_parts("date", ahead)
+    np.testing.assert_allclose(np.diff(later["trend"], 2, axis=0), 0.0, atol=1e-10)
+    np.testing.assert_allclose(later["periodic"][91:], later["periodic"][:-91], atol=1e-8)
+    mean, _ = m.latent_functions("date", ahead)
+    assert np.all(np.isfinite(mean - later["trend"] - later["periodic"]))
+    assert m.latent_parts("site", [1.0, 2.0]) == {}
+    # the plot draws their sum, dashed, per component
+    from funbat.plot import plot_latent_functions
+
+    fig = plot_latent_functions(m)
+    dashed = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(dashed) == 2 and dashed[0].get_label() == "trend + periodic"
+
+
 @pytest.mark.parametrize(
     ("kernel", "message"),
     [

@@ -655,6 +655,34 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             var = np.diagonal(np.asarray(s), axis1=1, axis2=2) - np.asarray(m) ** 2
         return np.asarray(m), np.sqrt(np.maximum(var, 0.0))
 
+    def latent_parts(self, mode, coords) -> dict:
+        """Posterior means of the deterministic parts of one mode's sum kernel (a level
+        ``"constant"``, a ``"trend"``, a season ``"periodic"``) at ``coords``.
+
+        These parts have no noise of their own, so their values are exact functions of
+        their state anywhere, past the data included: what each latent function
+        reverts to away from the data. The rest of the function is
+        :meth:`latent_functions`' mean minus their sum.
+
+        Parameters
+        ----------
+        mode : int or str (the mode's name).
+        coords : (n,) coordinates in the user's units (dates allowed for date modes).
+
+        Returns
+        -------
+        dict part name -> mean (n, R_k) in the model's (standardised) units; empty when
+        the mode's kernel has no such part (a plain Matérn, a spatial or discrete mode).
+        """
+        check_is_fitted(self, "result_")
+        k = self.modes_.index(mode) if isinstance(mode, str) else int(mode)
+        if not 0 <= k < self.n_features_in_:
+            raise InputError(f"mode {mode!r} does not exist; the modes are {self.modes_}")
+        r = self.result_
+        x = r.kinds[k].parse_coords(r.encodings[k], coords)
+        with jax.enable_x64(True):
+            return P.mode_part_means(r, k, x)
+
     def noise_levels(self, level: float = 0.95):
         """The learned noise scale at each training coordinate of the ``noise_mode``.
 

@@ -65,6 +65,7 @@ __all__ = [
     "QuasiPeriodic",
     "Sum",
     "Trend",
+    "deterministic_means",
     "has_lengthscale",
     "learns_variance",
     "parse_kernel",
@@ -455,6 +456,39 @@ class Sum:
         ``origin``: the chain's first coordinate (where the trend's prior is ``Pinf``)."""
         x1, x2 = jnp.asarray(x1), jnp.asarray(x2)
         return sum(_gram(p, x1, x2, origin) for p in self.parts)
+
+
+def deterministic_means(kernel: Sum, z0, origin, x) -> list[tuple[str, jax.Array]]:
+    """Posterior means of a sum's deterministic parts (constant, trend, periodic) at
+    any scaled coordinates.
+
+    Such a part has ``Q = 0``, so its state anywhere is its state at the chain's first
+    coordinate carried by ``A``: exact at every coordinate, inside the data or past
+    them. The rest of the function (the Matérn or quasi-periodic parts) is the mode's
+    mean minus these.
+
+    Parameters
+    ----------
+    kernel : the mode's :class:`Sum` (scaled units).
+    z0 : (R, D) smoothed state means at the first coordinate, in the function-first
+        basis (the chain's own), one row per component.
+    origin : scalar, the first coordinate; x : (n,) scaled coordinates.
+
+    Returns
+    -------
+    ``[(part name, means (n, R)), ...]`` in the order of the parts.
+    """
+    _, Ti = kernel._basis()
+    s0 = jnp.asarray(z0) @ Ti.T  # (R, D) in the parts' own stacked basis
+    out, offset = [], 0
+    for part in kernel.parts:
+        d = part.state_dim
+        if _noise_rank(part) == 0:
+            A, _ = part.transition(jnp.asarray(x) - origin)
+            vals = jnp.einsum("i,nij,rj->nr", jnp.asarray(_obs(part)), A, s0[:, offset:offset + d])
+            out.append((type(part).__name__.lower(), vals))
+        offset += d
+    return out
 
 
 def with_lengthscale(kernel, ell):

@@ -106,7 +106,8 @@ def _colors():
 
 
 def _draw_continuous(fig, grid, row, model, k: int, n_points: int | None) -> None:
-    """Mean and 95% band of a continuous mode's functions, training coordinates marked."""
+    """Mean and 95% band of a continuous mode's functions, training coordinates marked;
+    a sum kernel's deterministic parts (level, trend, season) summed, dashed."""
     ax = fig.add_subplot(grid[row, :])
     enc = model.result_.encodings[k]
     colors = _colors()
@@ -117,6 +118,9 @@ def _draw_continuous(fig, grid, row, model, k: int, n_points: int | None) -> Non
     grid = np.linspace(lo - pad, hi + pad, n)
     query = _as_dates(grid) if enc.is_datetime else grid
     mean, std = model.latent_functions(k, query)
+    # a sum kernel's level, trend and season, summed: what each function reverts to
+    parts = model.latent_parts(k, query)
+    level = sum(parts.values()) if parts else None
     xs = query if enc.is_datetime else grid
     marks = _as_dates(train) if enc.is_datetime else train
     for r in range(mean.shape[1]):
@@ -125,6 +129,9 @@ def _draw_continuous(fig, grid, row, model, k: int, n_points: int | None) -> Non
         ax.fill_between(
             xs, mean[:, r] - _Z95 * std[:, r], mean[:, r] + _Z95 * std[:, r], color=c, alpha=0.2
         )
+        if level is not None:
+            ax.plot(xs, level[:, r], color=c, lw=1.2, ls="--", zorder=3,
+                    label=" + ".join(parts) if r == 0 else None)  # fmt: skip
     ax.plot(
         marks,
         np.zeros_like(train),

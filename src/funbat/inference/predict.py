@@ -15,7 +15,7 @@ from ..latent import contract, latent_moments
 from .rank import unit_prior_state
 from .state import FitResult
 
-__all__ = ["latent", "mode_marginals", "predictive", "sample"]
+__all__ = ["latent", "mode_marginals", "mode_part_means", "predictive", "sample"]
 
 
 def mode_marginals(result: FitResult, k: int, x_user):
@@ -28,6 +28,16 @@ def mode_marginals(result: FitResult, k: int, x_user):
         return m, e2
     # a learned precision scales the prior: u = s v with v under the kernel's prior
     return m * s, e2 * (s[:, None] * s[None, :])
+
+
+def mode_part_means(result: FitResult, k: int, x_user) -> dict:
+    """Posterior means (n, R_k) of mode ``k``'s deterministic kernel parts at user
+    coordinates ``x_user``, by part name (:meth:`funbat.modes.ModeKind.part_means`;
+    float64 context required)."""
+    kind = result.kinds[k]
+    state, s = unit_prior_state(kind, result.modes[k], getattr(result, "rank", None), k)
+    parts = kind.part_means(state, result.encodings[k], x_user)
+    return parts if s is None else {name: v * np.asarray(s) for name, v in parts.items()}
 
 
 def _mode_samples(result: FitResult, k: int, x_user, key, n_samples: int):

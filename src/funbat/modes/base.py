@@ -187,6 +187,11 @@ class ModeKind:
         """Joint posterior draws (n_samples, n, R) at user coordinates."""
         raise NotImplementedError
 
+    def part_means(self, state: ModeState, enc: ModeEncoding, x_user) -> dict:
+        """Posterior means (n, R) of the kernel's deterministic parts (a level, a trend,
+        a season) at user coordinates, by part name; empty for kernels without them."""
+        return {}
+
     def groups(self, enc: ModeEncoding, x_user):
         """``(ids, n_unseen)`` of query coordinates among the training ones
         (:func:`query_groups`)."""

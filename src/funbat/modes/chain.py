@@ -159,6 +159,18 @@ class ChainMode(ModeKind):
         m, s = _chain_marginals(self.solver, state, jnp.asarray(qp))
         return m[:n], s[:n]
 
+    def part_means(self, state, enc, x_user):
+        if not isinstance(state.kernel, KP.Sum):
+            return {}
+        rank = state.means.shape[1]
+        z0 = state.posterior.smoothed_means[0].reshape(rank, state.kernel.state_dim)
+        parts = KP.deterministic_means(state.kernel, z0, state.coords[0],
+                                       jnp.asarray(enc.scaled(x_user)))  # fmt: skip
+        out: dict = {}
+        for name, vals in parts:  # two parts of one kind add up
+            out[name] = out.get(name, 0.0) + np.asarray(vals)
+        return out
+
     def samples(self, state, enc, x_user, key, n_samples):
         uq, inv = np.unique(enc.scaled(x_user), return_inverse=True)
         u = self.solver.samples(
