@@ -261,6 +261,8 @@ def test_deterministic_parts_are_the_smoothed_states_and_exact_past_the_data():
     mean, _ = m.latent_functions("date", ahead)
     assert np.all(np.isfinite(mean - later["trend"] - later["periodic"]))
     assert m.latent_parts("site", [1.0, 2.0]) == {}
+    with pytest.raises(InputError, match="mode 'nope' does not exist"):
+        m.latent_parts("nope", [1.0])
     # the plot draws their sum, dashed, per component
     from funbat.plot import plot_latent_functions
 

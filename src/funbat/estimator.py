@@ -631,6 +631,18 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
 
         return predict_grid(self, coords, **coords_kw)
 
+    def _mode_query(self, mode, coords):
+        """``(k, x)``: the index of ``mode`` (a name or an index) and ``coords`` parsed
+        by its kind (the user array its queries take)."""
+        check_is_fitted(self, "result_")
+        names = self.modes_
+        k = names.index(mode) if isinstance(mode, str) and mode in names else (
+            -1 if isinstance(mode, str) else int(mode))  # fmt: skip
+        if not 0 <= k < self.n_features_in_:
+            raise InputError(f"mode {mode!r} does not exist; the modes are {names}")
+        r = self.result_
+        return k, r.kinds[k].parse_coords(r.encodings[k], coords)
+
     def latent_functions(self, mode, coords):
         """Posterior mean and std of one mode's latent functions at ``coords``.
 
@@ -644,12 +656,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         -------
         mean, std : (n, R_k) each, in the model's (standardised) units.
         """
-        check_is_fitted(self, "result_")
-        k = self.modes_.index(mode) if isinstance(mode, str) else int(mode)
-        if not 0 <= k < self.n_features_in_:
-            raise InputError(f"mode {mode!r} does not exist; the modes are {self.modes_}")
+        k, x = self._mode_query(mode, coords)
         r = self.result_
-        x = r.kinds[k].parse_coords(r.encodings[k], coords)
         with jax.enable_x64(True):
             m, s = P.mode_marginals(r, k, x)
             var = np.diagonal(np.asarray(s), axis1=1, axis2=2) - np.asarray(m) ** 2
@@ -674,12 +682,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         dict part name -> mean (n, R_k) in the model's (standardised) units; empty when
         the mode's kernel has no such part (a plain Matérn, a spatial or discrete mode).
         """
-        check_is_fitted(self, "result_")
-        k = self.modes_.index(mode) if isinstance(mode, str) else int(mode)
-        if not 0 <= k < self.n_features_in_:
-            raise InputError(f"mode {mode!r} does not exist; the modes are {self.modes_}")
+        k, x = self._mode_query(mode, coords)
         r = self.result_
-        x = r.kinds[k].parse_coords(r.encodings[k], coords)
         with jax.enable_x64(True):
             return P.mode_part_means(r, k, x)
 
