@@ -75,14 +75,18 @@ def main():
     for r in results:
         key = f"{r['dataset']} {r['model']} {r['kernel']}"
         summary.setdefault(key, []).append(r)
-    table = {k: {m: float(np.mean([r[m] for r in rows]))
-                 for m in ("rmse", "coverage_50", "coverage_95", "fit_s")}
-             for k, rows in summary.items()}  # fmt: skip
+    # mean and std over the splits, one record per (data set, model, kernel)
+    table = [{"dataset": rows[0]["dataset"], "model": rows[0]["model"],
+              "kernel": rows[0]["kernel"], "converged": sum(r["converged"] for r in rows),
+              **{m: {"mean": float(np.mean([r[m] for r in rows])),
+                     "std": float(np.std([r[m] for r in rows]))}
+                 for m in ("rmse", "coverage_50", "coverage_95", "fit_s")}}
+             for rows in summary.values()]  # fmt: skip
     print(json.dumps(table, indent=1))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(provenance=origin, args=vars(args), results=results, mean=table), f,
-                      indent=1)
+            json.dump(dict(provenance=origin, args=vars(args), results=results, summary=table),
+                      f, indent=1)
 
 
 if __name__ == "__main__":
