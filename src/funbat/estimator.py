@@ -636,8 +636,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         by its kind (the user array its queries take)."""
         check_is_fitted(self, "result_")
         names = self.modes_
-        k = names.index(mode) if isinstance(mode, str) and mode in names else (
-            -1 if isinstance(mode, str) else int(mode))  # fmt: skip
+        if isinstance(mode, str):
+            k = names.index(mode) if mode in names else -1
+        else:
+            k = int(mode)
         if not 0 <= k < self.n_features_in_:
             raise InputError(f"mode {mode!r} does not exist; the modes are {names}")
         r = self.result_

@@ -390,12 +390,14 @@ class Sum:
             raise AttributeError("this kernel has no lengthscale to learn")
         return self.parts[i].lengthscale
 
-    def with_lengthscale(self, ell) -> Sum:
+    def _with_learned(self, change) -> Sum:
+        """The sum with its learned part ``p`` replaced by ``change(p)``."""
         i = self._learned()
-        p = self.parts[i]
-        new = replace(p, lengthscale=ell) if isinstance(p, Matern) else (
-            replace(p, envelope=replace(p.envelope, lengthscale=ell)))  # fmt: skip
-        return Sum(self.parts[:i] + (new,) + self.parts[i + 1 :], self.label)
+        return Sum(self.parts[:i] + (change(self.parts[i]),) + self.parts[i + 1 :], self.label)
+
+    def with_lengthscale(self, ell) -> Sum:
+        return self._with_learned(lambda p: replace(p, lengthscale=ell) if isinstance(p, Matern)
+                                  else replace(p, envelope=replace(p.envelope, lengthscale=ell)))  # fmt: skip
 
     @property
     def learns_variance(self) -> bool:
@@ -416,11 +418,8 @@ class Sum:
 
     def with_variance(self, v) -> Sum:
         """The sum with its learned part's variance set to ``v``."""
-        i = self._learned()
-        p = self.parts[i]
-        new = replace(p, variance=v) if isinstance(p, Matern) else (
-            replace(p, periodic=replace(p.periodic, variance=v)))  # fmt: skip
-        return Sum(self.parts[:i] + (new,) + self.parts[i + 1 :], self.label)
+        return self._with_learned(lambda p: replace(p, variance=v) if isinstance(p, Matern)
+                                  else replace(p, periodic=replace(p.periodic, variance=v)))  # fmt: skip
 
     def _basis(self):
         """``T`` and ``T^{-1}`` (D, D): ``z = T s`` has ``z_1 = h^T s``."""
