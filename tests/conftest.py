@@ -96,7 +96,8 @@ class _ErrorsOnly:
     def map_reduce(self, fn, moments, *args):
         return fn(moments, *args)
 
-    map_weights = map_reduce
+    def map_weights(self, fn, moments, *args, n_handles=1):
+        return fn(moments, *args)
 
 
 @pytest.fixture

@@ -72,9 +72,12 @@ class EntryBackend:
         """``sum over blocks of fn(block, *args)`` (a pytree of arrays)."""
         raise NotImplementedError
 
-    def map_weights(self, fn, moments, *args):
+    def map_weights(self, fn, moments, *args, n_handles: int = 1):
         """``fn(block, *args) -> (weights (n,), sums)`` per block: a handle on the new
-        weights (kept with the entries) and the summed ``sums``."""
+        weights (kept with the entries) and the summed ``sums``. With ``n_handles`` > 1,
+        ``fn`` returns a tuple of that many per-entry arrays (weights and pseudo-targets,
+        say) in place of ``weights``, made in one pass, and a tuple of handles comes
+        back."""
         raise NotImplementedError
 
     def gather(self, fn, moments, *args):

@@ -303,6 +303,10 @@ def _second(pair):
     return pair[1]
 
 
+def _pick(arrays, i):
+    return arrays[i]
+
+
 class DaskEntries(EntryBackend):
     """Entries of a Dask DataFrame, encoded once and persisted where the data lives.
 
@@ -465,7 +469,7 @@ class DaskEntries(EntryBackend):
         args = self._wrap(args)
         return dask.compute(_tree([dask.delayed(_run)(fn, b, *args) for b in moments], _add))[0]
 
-    def map_weights(self, fn, moments, *args):
+    def map_weights(self, fn, moments, *args, n_handles=1):
         """The new weights stay on the workers (persisted beside their partitions); their
         sums are added up there and returned."""
         import dask
@@ -473,6 +477,8 @@ class DaskEntries(EntryBackend):
         args = self._wrap(args)
         done = dask.persist(*[dask.delayed(_run)(fn, b, *args) for b in moments])
         weights = [dask.delayed(_first)(r) for r in done]
+        if n_handles > 1:
+            weights = tuple([dask.delayed(_pick)(w, i) for w in weights] for i in range(n_handles))
         sums = dask.compute(_tree([dask.delayed(_second)(r) for r in done], _add))[0]
         return weights, sums
 

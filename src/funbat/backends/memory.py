@@ -67,7 +67,7 @@ class MemoryEntries(EntryBackend):
     def map_reduce(self, fn, moments, *args):
         return fn(moments, *args)
 
-    def map_weights(self, fn, moments, *args):
+    def map_weights(self, fn, moments, *args, n_handles=1):
         return fn(moments, *args)
 
     def gather(self, fn, moments, *args):

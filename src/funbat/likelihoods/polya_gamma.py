@@ -159,7 +159,11 @@ def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
 
 
 @partial(jax.jit, static_argnames=("family",))
-def _weights(block, y_mean, y_scale, offset, r, use, family):
+def _weights_block(block, y_mean, y_scale, offset, r, use, family, power):
+    """``q(omega)`` in one pass: ``(power E[omega_n], z_n)`` (n,) each (0 for padding),
+    and the sums (4,): ``power sum E[omega] z^2``, ``power`` times the ELBO term, the
+    non-integer targets, the targets out of range (``power`` 1: the model's likelihood;
+    the warm-up's is tempered)."""
     raw = y_mean + y_scale * block.y
     y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
     b, kappa, log_c = _counts(family, y, r)
@@ -173,23 +177,9 @@ def _weights(block, y_mean, y_scale, offset, r, use, family):
     tol = 1e-6 * jnp.maximum(1.0, jnp.abs(raw))
     bad_int = jnp.abs(raw - y) > tol
     bad = raw < -tol if family != "bernoulli" else raw > 1.0 + tol
-    sums = jnp.stack([jnp.sum(mask * w * z**2), jnp.sum(mask * term),
+    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * jnp.sum(mask * term),
                       jnp.sum(mask * bad_int), jnp.sum(mask * (bad | (raw < -tol)))])  # fmt: skip
-    return mask * w, mask * z, sums
-
-
-def _weights_block(block, y_mean, y_scale, offset, r, use, family, power):
-    """``power E[omega_n]`` (n,) and the sums (4,): ``power sum E[omega] z^2``, ``power``
-    times the ELBO term, the non-integer targets, the targets out of range (``power``
-    1: the model's likelihood; the warm-up's is tempered)."""
-    w, _, sums = _weights(block, y_mean, y_scale, offset, r, use, family)
-    return power * w, sums * jnp.asarray([power, power, 1.0, 1.0])
-
-
-def _targets_block(block, y_mean, y_scale, offset, r, use, family):
-    """The pseudo-targets ``z_n`` (n,) (0 for padding)."""
-    _, z, sums = _weights(block, y_mean, y_scale, offset, r, use, family)
-    return z, sums[:1] * 0.0
+    return (power * mask * w, mask * z), sums
 
 
 @dataclass(frozen=True)
@@ -265,9 +255,8 @@ class _PolyaGamma(Likelihood):
                     _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
                 best = int(np.argmax(scores))  # ties keep the current r
                 r, offset = float(cands[best]), float(offsets[best])
-        args = (moments, ym, ys, offset, r, use, family)
-        w, sums = entries.map_weights(_weights_block, *args, power)
-        z, _ = entries.map_weights(_targets_block, *args)
+        (w, z), sums = entries.map_weights(_weights_block, moments, ym, ys, offset, r, use,
+                                           family, power, n_handles=2)  # fmt: skip
         sums = jnp.asarray(sums)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64))
         return state, EntryWeights(w, sums[0], sums[1], z), sums
