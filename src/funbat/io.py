@@ -42,7 +42,7 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   ``NoiseMoments`` (shape, rate); likelihoods ``Gaussian``, ``StudentT``,
   ``NoiseMode`` (base, mode), ``Bernoulli``, ``Poisson``, ``NegativeBinomial`` with
   states ``GaussianState``, ``StudentTState`` (dof), ``NoiseModeState`` (dof,
-  group_dof, alpha, beta), ``PGState`` (offset, dispersion); ``Recalibration`` (scale,
+  group_dof, alpha, beta), ``PGState`` (offset, dispersion, step; a file without ``step`` reads as the first step); ``Recalibration`` (scale,
   dof, n).
 
 ``params`` holds the constructor parameters as plain JSON (tuples become lists, arrays

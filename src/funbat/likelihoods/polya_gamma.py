@@ -36,7 +36,8 @@ the rest of the model sees a Gaussian observation of ``f_n``: precision
 an exact block optimum (or a search that keeps the current value), so the ELBO never
 decreases: ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n] E[f_n]) / sum_n
 E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again; the dispersion ``r``
-(negative binomial) on a log-grid around the current value that includes it, each
+(negative binomial) among three values, the current one and ``r e^{-s}``, ``r e^{s}``
+(the log-step ``s`` halves when the current value wins and doubles otherwise), each
 candidate ``r'`` with the offset ``beta + log(r / r')`` that keeps every mean count,
 scoring the bound with ``q(omega)`` at its optimum for each pair (then the bound is
 ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); then ``q(omega)`` for the
@@ -81,8 +82,9 @@ DISPERSION_BOUNDS = (1e-2, 1e4)
 #: The warm-up's power of the likelihood (a confident start; see the module's notes).
 WARMUP_POWER = 4.0
 
-#: Log-steps of the dispersion's search around its current value (it is one of them).
-_LOG_STEPS = np.linspace(-0.75, 0.75, 13)
+#: The dispersion search's first log-step, and the range its step stays in.
+DISPERSION_STEP = 0.75
+_STEP_RANGE = (0.01, 1.5)
 
 #: Gauss-Hermite nodes and weights for ``E[g(psi)]``, ``psi ~ N(m, v)``.
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)
@@ -91,10 +93,11 @@ _GH_W = _GH_W / math.sqrt(2.0 * math.pi)
 
 class PGState(NamedTuple):
     """offset : ``beta``, the log-odds' constant; dispersion : ``r`` (1 for Bernoulli,
-    where it is unused)."""
+    where it is unused); step : the dispersion search's log-step (negative binomial)."""
 
     offset: jax.Array
     dispersion: jax.Array
+    step: float = DISPERSION_STEP
 
 
 def pg_mean(b, c):
@@ -240,7 +243,7 @@ class _PolyaGamma(Likelihood):
         :class:`EntryWeights` with the pseudo-targets (the weights and the ELBO term of
         the likelihood to the power ``power``), and the weights' sums (4,)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
-        offset, r = float(state.offset), float(state.dispersion)
+        offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
         if learn:  # q(omega) at the current offset, then the offset's exact update
             s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
                                               family))  # fmt: skip
@@ -249,16 +252,19 @@ class _PolyaGamma(Likelihood):
                 # each candidate r with the offset that keeps every mean count r e^psi:
                 # at a fixed offset a new r would rescale the fitted means, and the
                 # search would keep whatever r the means were fitted with
-                cands = np.concatenate([[r], np.clip(r * np.exp(_LOG_STEPS), *DISPERSION_BOUNDS)])
+                cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
                 offsets = offset + np.log(r / cands)
                 scores = np.asarray(entries.map_reduce(
                     _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
                 best = int(np.argmax(scores))  # ties keep the current r
                 r, offset = float(cands[best]), float(offsets[best])
+                # as the lengthscale's step: halve it when the current value wins, else
+                # double it, so two new candidates a sweep both travel and refine
+                step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
         (w, z), sums = entries.map_weights(_weights_block, moments, ym, ys, offset, r, use,
                                            family, power, n_handles=2)  # fmt: skip
         sums = jnp.asarray(sums)
-        state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64))
+        state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step)
         return state, EntryWeights(w, sums[0], sums[1], z), sums
 
     def dispersion(self, state) -> float:
