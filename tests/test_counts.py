@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 from scipy.special import expit
 
 from funbat import FunBaT, FunBaTCP, InputError, cli, load
@@ -65,8 +65,10 @@ def test_bound_is_the_exact_log_likelihood_when_the_latent_value_is_known(x64, f
     rng = np.random.default_rng(2)
     f, offset, r = rng.normal(size=40), 0.4, 2.7
     y = rng.integers(0, 2, 40) if family == "bernoulli" else rng.integers(0, 30, 40)
-    (w, z), sums = _weights_block(_block(y, f, 0 * f), 0.0, 1.0, offset, r, 1.0, family, 1.0)
-    w, z, sums = np.asarray(w), np.asarray(z), np.asarray(sums)
+    (w, z), sums = _weights_block(_block(y, f, 0 * f), 0.0, 1.0, offset, r, 1.0, family, 1.0,
+                                  constants=True)
+    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums)
+    sums[1] += sums[4] - sums[5]  # the constant sum_n log C_n
     bound = sums[1] - 0.5 * np.sum(w * (z - f) ** 2)
     psi = f + offset
     if family == "bernoulli":
@@ -76,8 +78,10 @@ def test_bound_is_the_exact_log_likelihood_when_the_latent_value_is_known(x64, f
     assert bound == pytest.approx(exact, rel=1e-10)
     # with latent variance it is a lower bound on E_q[log p(y | psi)] (Jensen's)
     var = np.full(40, 0.5)
-    (w, z), sums = _weights_block(_block(y, f, var), 0.0, 1.0, offset, r, 1.0, family, 1.0)
-    w, z, sums = np.asarray(w), np.asarray(z), np.asarray(sums)
+    (w, z), sums = _weights_block(_block(y, f, var), 0.0, 1.0, offset, r, 1.0, family, 1.0,
+                                  constants=True)
+    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums)
+    sums[1] += sums[4] - sums[5]  # the constant sum_n log C_n
     bound = sums[1] - 0.5 * np.sum(w * ((z - f) ** 2 + var))
     x, gw = np.polynomial.hermite_e.hermegauss(60)
     psi = (f + offset)[:, None] + math.sqrt(0.5) * x
@@ -217,6 +221,20 @@ def test_dispersion_is_learned(fits):
     # truth 4; a search at a fixed offset, from the marginal moments' start, kept 2.2
     assert 2.9 < model.dispersion_ < 5.5, model.dispersion_
     assert fits["poisson"][0].dispersion_ == 100.0
+
+
+def test_the_elbos_count_constant_follows_the_dispersion(fits):
+    # the state keeps sum_n log C_n between the dispersion's moves instead of
+    # recomputing it each sweep; after the search has moved r many times it is still
+    # the constant at the final r, computed here directly
+    model, *_ = fits["negative_binomial"]
+    state, y = model.result_.likelihood_state, np.asarray(draw("negative_binomial",
+                                                                N_TRAIN + N_TEST, seed=3)[1])
+    y, r = y[:N_TRAIN], model.dispersion_
+    assert r != 100.0  # it moved from the start
+    count = np.sum(special.gammaln(y + r) - special.gammaln(r))
+    assert state.count_sum == pytest.approx(count, rel=1e-12)
+    assert state.log_factorials == pytest.approx(np.sum(special.gammaln(y + 1.0)), rel=1e-12)
 
 
 def test_sample_y_draws_counts_and_yes_no(fits):

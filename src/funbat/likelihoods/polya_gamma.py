@@ -93,11 +93,16 @@ _GH_W = _GH_W / math.sqrt(2.0 * math.pi)
 
 class PGState(NamedTuple):
     """offset : ``beta``, the log-odds' constant; dispersion : ``r`` (1 for Bernoulli,
-    where it is unused); step : the dispersion search's log-step (negative binomial)."""
+    where it is unused); step : the dispersion search's log-step (negative binomial);
+    count_sum, log_factorials : ``sum_n [log Gamma(y_n + r) - log Gamma(r)]`` at this
+    ``r`` and ``sum_n log y_n!`` (0 for Bernoulli), the ELBO's constant ``sum_n log
+    C_n`` kept so that a sweep computes no log-gamma unless ``r`` moves."""
 
     offset: jax.Array
     dispersion: jax.Array
     step: float = DISPERSION_STEP
+    count_sum: float = 0.0
+    log_factorials: float = 0.0
 
 
 def pg_mean(b, c):
@@ -110,16 +115,21 @@ def pg_mean(b, c):
 
 def _log_2cosh_half(c):
     """``log(2 cosh(c / 2))``, stable for any ``c``."""
-    return jnp.logaddexp(0.5 * c, -0.5 * c)
+    c = jnp.abs(c)  # a quarter of logaddexp's cost on a CPU
+    return 0.5 * c + jnp.log1p(jnp.exp(-c))
 
 
 def _counts(family: str, y, r):
-    """``b_n``, ``kappa_n`` and ``log C_n`` (n,) each for targets ``y`` (n,)."""
+    """``b_n`` and ``kappa_n`` (n,) each for targets ``y`` (n,)."""
     if family == "bernoulli":
-        b = jnp.ones_like(y)
-        return b, y - 0.5, jnp.zeros_like(y)
-    b = y + r
-    return b, 0.5 * (y - r), gammaln(y + r) - gammaln(r) - gammaln(y + 1.0)
+        return jnp.ones_like(y), y - 0.5
+    return y + r, 0.5 * (y - r)
+
+
+def _count_terms(y, r):
+    """``log Gamma(y_n + r) - log Gamma(r)`` (n,): the part of ``log C_n`` that moves with
+    ``r`` (``log C_n`` is it less ``log y_n!``)."""
+    return gammaln(y + r) - gammaln(r)
 
 
 def _psi_moments(block, y_mean, y_scale, offset, use):
@@ -134,7 +144,7 @@ def _psi_moments(block, y_mean, y_scale, offset, use):
 @partial(jax.jit, static_argnames=("family",))
 def _offset_sums(block, y_mean, y_scale, offset, r, use, family):
     y, m, _, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
-    b, kappa, _ = _counts(family, y, r)
+    b, kappa = _counts(family, y, r)
     w = block.mask * pg_mean(b, jnp.sqrt(psi2))
     return jnp.stack([jnp.sum(w), jnp.sum(block.mask * kappa - w * m)])
 
@@ -146,42 +156,53 @@ def _offset_block(block, y_mean, y_scale, offset, r, use, family):
 
 @partial(jax.jit, static_argnames=("family",))
 def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
-    def score(pair):
-        offset, r = pair
-        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
-        b, kappa, log_c = _counts(family, y, r)
-        return jnp.sum(block.mask * (log_c + kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
-
-    return jax.lax.map(score, (offsets, cands))
+    rows = []
+    for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
+        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
+        b, kappa = _counts(family, y, cands[i])
+        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
+        # the first candidate is the current r, whose count terms the state holds
+        count = 0.0 * rest if i == 0 else jnp.sum(block.mask * _count_terms(y, cands[i]))
+        rows.append(jnp.stack([rest, count]))
+    return jnp.stack(rows)
 
 
 def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
-    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair."""
+    """At each candidate (offset, dispersion) pair (len(cands), 2): the collapsed bound less
+    ``sum_n log C_n``, and ``sum_n [log Gamma(y_n + r') - log Gamma(r')]`` (0 for the first
+    candidate, the current ``r``)."""
     return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
                               use, family)  # fmt: skip
 
 
-@partial(jax.jit, static_argnames=("family",))
-def _weights_block(block, y_mean, y_scale, offset, r, use, family, power):
+@partial(jax.jit, static_argnames=("family", "constants"))
+def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, constants=False):
     """``q(omega)`` in one pass: ``(power E[omega_n], z_n)`` (n,) each (0 for padding),
-    and the sums (4,): ``power sum E[omega] z^2``, ``power`` times the ELBO term, the
-    non-integer targets, the targets out of range (``power`` 1: the model's likelihood;
-    the warm-up's is tempered)."""
+    and the sums (6,): ``power sum E[omega] z^2``, ``power`` times the ELBO term less
+    ``sum_n log C_n``, the non-integer targets, the targets out of range, and (when
+    ``constants``; else 0) ``sum_n [log Gamma(y_n + r) - log Gamma(r)]`` and ``sum_n log
+    y_n!`` (``power`` 1: the model's likelihood; the warm-up's is tempered)."""
     raw = y_mean + y_scale * block.y
     y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
-    b, kappa, log_c = _counts(family, y, r)
+    b, kappa = _counts(family, y, r)
     c = jnp.sqrt(psi2)
     w = pg_mean(b, c)
     z = kappa / w - offset
     mask = block.mask
     # the ELBO's likelihood part less the engine's -sum E[omega] E[(z - f)^2] / 2
-    term = (log_c - b * _log_2cosh_half(c) + 0.5 * c**2 * w + kappa * offset
+    term = (-b * _log_2cosh_half(c) + 0.5 * c**2 * w + kappa * offset
             - 0.5 * w * offset**2 + 0.5 * w * z**2)  # fmt: skip
     tol = 1e-6 * jnp.maximum(1.0, jnp.abs(raw))
     bad_int = jnp.abs(raw - y) > tol
     bad = raw < -tol if family != "bernoulli" else raw > 1.0 + tol
+    if constants and family != "bernoulli":
+        count = jnp.sum(mask * _count_terms(y, r))
+        log_fact = jnp.sum(mask * gammaln(y + 1.0))
+    else:
+        count = log_fact = 0.0 * jnp.sum(mask)
     sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * jnp.sum(mask * term),
-                      jnp.sum(mask * bad_int), jnp.sum(mask * (bad | (raw < -tol)))])  # fmt: skip
+                      jnp.sum(mask * bad_int), jnp.sum(mask * (bad | (raw < -tol))),
+                      count, log_fact])  # fmt: skip
     return (power * mask * w, mask * z), sums
 
 
@@ -211,7 +232,7 @@ class _PolyaGamma(Likelihood):
                         jnp.asarray(r, jnp.float64))  # fmt: skip
         moments = entries.entry_moments(means, seconds, core, structure=structure)
         state, weights, sums = self._refresh(state, entries, moments, 0.0, learn=False,
-                                             power=WARMUP_POWER)  # fmt: skip
+                                             power=WARMUP_POWER, constants=True)  # fmt: skip
         self._check(np.asarray(sums), entries.n)
         return state, weights
 
@@ -238,12 +259,14 @@ class _PolyaGamma(Likelihood):
         state, weights, _ = self._refresh(state, entries, moments, 1.0, learn=True)
         return state, weights
 
-    def _refresh(self, state, entries, moments, use, *, learn, power=1.0):
+    def _refresh(self, state, entries, moments, use, *, learn, power=1.0, constants=False):
         """The offset and dispersion (when ``learn``), then ``q(omega)``: the new state,
         :class:`EntryWeights` with the pseudo-targets (the weights and the ELBO term of
-        the likelihood to the power ``power``), and the weights' sums (4,)."""
+        the likelihood to the power ``power``), and the weights' sums (6,). ``constants``
+        computes the state's ``sum_n log C_n`` afresh (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
+        count_sum, log_fact = float(state.count_sum), float(state.log_factorials)
         if learn:  # q(omega) at the current offset, then the offset's exact update
             s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
                                               family))  # fmt: skip
@@ -254,18 +277,24 @@ class _PolyaGamma(Likelihood):
                 # search would keep whatever r the means were fitted with
                 cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
                 offsets = offset + np.log(r / cands)
-                scores = np.asarray(entries.map_reduce(
+                parts = np.asarray(entries.map_reduce(
                     _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
-                best = int(np.argmax(scores))  # ties keep the current r
-                r, offset = float(cands[best]), float(offsets[best])
+                counts = np.concatenate([[count_sum], parts[1:, 1]])
+                best = int(np.argmax(parts[:, 0] + counts))  # ties keep the current r
+                r, offset, count_sum = float(cands[best]), float(offsets[best]), float(counts[best])
                 # as the lengthscale's step: halve it when the current value wins, else
                 # double it, so two new candidates a sweep both travel and refine
                 step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
         (w, z), sums = entries.map_weights(_weights_block, moments, ym, ys, offset, r, use,
-                                           family, power, n_handles=2)  # fmt: skip
-        sums = jnp.asarray(sums)
-        state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step)
-        return state, EntryWeights(w, sums[0], sums[1], z), sums
+                                           family, power, constants, n_handles=2)  # fmt: skip
+        sums = np.asarray(sums)
+        if constants:
+            count_sum, log_fact = float(sums[4]), float(sums[5])
+        term = sums[1] + power * (count_sum - log_fact)
+        state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
+                        count_sum, log_fact)  # fmt: skip
+        weights = EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z)
+        return state, weights, sums
 
     def dispersion(self, state) -> float:
         return float(state.dispersion)
