@@ -65,10 +65,10 @@ def test_bound_is_the_exact_log_likelihood_when_the_latent_value_is_known(x64, f
     rng = np.random.default_rng(2)
     f, offset, r = rng.normal(size=40), 0.4, 2.7
     y = rng.integers(0, 2, 40) if family == "bernoulli" else rng.integers(0, 30, 40)
-    (w, z), sums = _weights_block(_block(y, f, 0 * f), 0.0, 1.0, np.array([offset]),
-                                  np.array([r]), 1.0, family, 1.0, constants=True)
-    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums[0])
-    sums[1] += sums[3] - sums[6]  # the constant sum_n log C_n
+    (w, z), sums = _weights_block(_block(y, f, 0 * f), 0.0, 1.0, offset, r, 1.0, family, 1.0,
+                                  constants=True)
+    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums)
+    sums[1] += sums[4] - sums[5]  # the constant sum_n log C_n
     bound = sums[1] - 0.5 * np.sum(w * (z - f) ** 2)
     psi = f + offset
     if family == "bernoulli":
@@ -78,10 +78,10 @@ def test_bound_is_the_exact_log_likelihood_when_the_latent_value_is_known(x64, f
     assert bound == pytest.approx(exact, rel=1e-10)
     # with latent variance it is a lower bound on E_q[log p(y | psi)] (Jensen's)
     var = np.full(40, 0.5)
-    (w, z), sums = _weights_block(_block(y, f, var), 0.0, 1.0, np.array([offset]),
-                                  np.array([r]), 1.0, family, 1.0, constants=True)
-    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums[0])
-    sums[1] += sums[3] - sums[6]  # the constant sum_n log C_n
+    (w, z), sums = _weights_block(_block(y, f, var), 0.0, 1.0, offset, r, 1.0, family, 1.0,
+                                  constants=True)
+    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums)
+    sums[1] += sums[4] - sums[5]  # the constant sum_n log C_n
     bound = sums[1] - 0.5 * np.sum(w * ((z - f) ** 2 + var))
     x, gw = np.polynomial.hermite_e.hermegauss(60)
     psi = (f + offset)[:, None] + math.sqrt(0.5) * x
@@ -90,26 +90,6 @@ def test_bound_is_the_exact_log_likelihood_when_the_latent_value_is_known(x64, f
     else:
         ell = stats.nbinom.logpmf(y[:, None], r, expit(-psi))
     assert bound < float((ell @ gw).sum() / math.sqrt(2 * math.pi))
-
-
-def test_each_dispersion_candidate_is_scored_by_its_own_elbo(x64):
-    # the search picks the pair with the highest collapsed bound; with q(omega) at its
-    # optimum for a pair that is the ELBO the engine then sees with that pair's
-    # weights and targets, so the ELBO rises by exactly the winner's margin
-    rng = np.random.default_rng(3)
-    f, var, y = rng.normal(size=60), np.full(60, 0.3), rng.integers(0, 25, 60)
-    cands = np.array([2.7, 2.0, 3.6])
-    offsets = 0.4 + np.log(2.7 / cands)
-    handles, sums = _weights_block(_block(y, f, var), 0.0, 1.0, offsets, cands, 1.0,
-                                   "negative_binomial", 1.0, constants=True)  # fmt: skip
-    sums = np.asarray(sums)
-    for i, r in enumerate(cands):
-        w, z = np.asarray(handles[2 * i]), np.asarray(handles[2 * i + 1])
-        elbo = sums[i, 1] - 0.5 * np.sum(w * ((z - f) ** 2 + var))
-        assert elbo == pytest.approx(sums[i, 2], rel=1e-12)
-        if i:  # the count terms of the new candidates, against scipy
-            count = np.sum(special.gammaln(y + r) - special.gammaln(r))
-            assert sums[i, 3] == pytest.approx(count, rel=1e-12)
 
 
 def test_predictive_matches_direct_integrals():

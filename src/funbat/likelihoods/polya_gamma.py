@@ -41,10 +41,7 @@ E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again; the dispersion 
 candidate ``r'`` with the offset ``beta + log(r / r')`` that keeps every mean count,
 scoring the bound with ``q(omega)`` at its optimum for each pair (then the bound is
 ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); then ``q(omega)`` for the
-new pair. That is two passes over the entries: one for the offset's sums, one that
-makes ``q(omega)`` at every candidate pair and keeps the winner's. ``sum_n log C_n``
-changes only with ``r``; the state keeps it, and a pass computes log-gammas only for
-the new candidates.
+new pair.
 
 The warm-up (:func:`funbat.inference.sweep.sweep`) uses ``q(omega)`` at the offset
 alone (``f = 0``, a first IRLS-like step) and the likelihood raised to the power
@@ -157,60 +154,56 @@ def _offset_block(block, y_mean, y_scale, offset, r, use, family):
     return _offset_sums(block, y_mean, y_scale, offset, r, use, family)
 
 
-#: The columns of :func:`_weights_block`'s sums, one row per candidate.
-_WZ2, _TERM, _BOUND, _COUNT, _FRAC, _BAD, _LOG_FACT = range(7)
+@partial(jax.jit, static_argnames=("family",))
+def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
+    rows = []
+    for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
+        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
+        b, kappa = _counts(family, y, cands[i])
+        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
+        # the first candidate is the current r, whose count terms the state holds
+        count = 0.0 * rest if i == 0 else jnp.sum(block.mask * _count_terms(y, cands[i]))
+        rows.append(jnp.stack([rest, count]))
+    return jnp.stack(rows)
+
+
+def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
+    """At each candidate (offset, dispersion) pair (len(cands), 2): the collapsed bound less
+    ``sum_n log C_n``, and ``sum_n [log Gamma(y_n + r') - log Gamma(r')]`` (0 for the first
+    candidate, the current ``r``)."""
+    return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
+                              use, family)  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("family", "constants"))
-def _weights_block(block, y_mean, y_scale, offsets, cands, use, family, power, constants=False):
-    """``q(omega)`` at each candidate (offset, dispersion) pair, in one pass.
-
-    Returns the per-entry arrays ``(power E[omega_n], z_n)`` (n,) of each candidate in
-    turn (0 for padding), and sums (len(cands), 7) by row, in the columns ``_WZ2`` ...
-    ``_LOG_FACT``: ``power sum E[omega] z^2``; ``power`` times the ELBO's likelihood
-    term less ``sum_n log C_n`` and the engine's ``-sum E[omega] E[(z - f)^2] / 2``; the
-    collapsed bound (``q(omega)`` optimal) less ``sum_n log C_n``; ``sum_n [log Gamma(y_n
-    + r') - log Gamma(r')]`` (0 for the first row, the current ``r``, unless
-    ``constants``); the non-integer targets and the targets out of range; ``sum_n log
-    y_n!`` (the last three only when ``constants``). ``power`` 1 is the model's
-    likelihood; the warm-up's is tempered."""
+def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, constants=False):
+    """``q(omega)`` in one pass: ``(power E[omega_n], z_n)`` (n,) each (0 for padding),
+    and the sums (6,): ``power sum E[omega] z^2``, ``power`` times the ELBO term less
+    ``sum_n log C_n``, the non-integer targets, the targets out of range, and (when
+    ``constants``; else 0) ``sum_n [log Gamma(y_n + r) - log Gamma(r)]`` and ``sum_n log
+    y_n!`` (``power`` 1: the model's likelihood; the warm-up's is tempered)."""
     raw = y_mean + y_scale * block.y
+    y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
+    b, kappa = _counts(family, y, r)
+    c = jnp.sqrt(psi2)
+    w = pg_mean(b, c)
+    z = kappa / w - offset
     mask = block.mask
-    zero = 0.0 * jnp.sum(mask)
+    # the ELBO's likelihood part less the engine's -sum E[omega] E[(z - f)^2] / 2
+    term = (-b * _log_2cosh_half(c) + 0.5 * c**2 * w + kappa * offset
+            - 0.5 * w * offset**2 + 0.5 * w * z**2)  # fmt: skip
     tol = 1e-6 * jnp.maximum(1.0, jnp.abs(raw))
-    handles, rows = [], []
-    for i in range(cands.shape[0]):  # a few candidates, unrolled into one fused loop
-        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
-        b, kappa = _counts(family, y, cands[i])
-        c = jnp.sqrt(psi2)
-        w = pg_mean(b, c)
-        z = kappa / w - offsets[i]
-        log_cosh = b * _log_2cosh_half(c)
-        # with z = kappa / w - offset, the term kappa E[psi] - w E[psi^2] / 2 - KL less
-        # the engine's -w E[(z - f)^2] / 2 is free of the latent moments
-        term = 0.5 * c**2 * w + 0.5 * kappa**2 / w - log_cosh
-        count = zero
-        if family != "bernoulli" and (i > 0 or constants):
-            count = jnp.sum(mask * _count_terms(y, cands[i]))
-        frac = n_bad = log_fact = zero
-        if i == 0 and constants:
-            bad = raw < -tol if family != "bernoulli" else raw > 1.0 + tol
-            frac = jnp.sum(mask * (jnp.abs(raw - y) > tol))
-            n_bad = jnp.sum(mask * (bad | (raw < -tol)))
-            if family != "bernoulli":
-                log_fact = jnp.sum(mask * gammaln(y + 1.0))
-        handles += [power * mask * w, mask * z]
-        rows.append(jnp.stack([
-            power * jnp.sum(mask * w * z**2), power * jnp.sum(mask * term),
-            jnp.sum(mask * (kappa * psi - log_cosh)), count, frac, n_bad, log_fact,
-        ]))  # fmt: skip
-    return tuple(handles), jnp.stack(rows)
-
-
-def _weights_pass(block, y_mean, y_scale, offsets, cands, use, family, power, constants):
-    """:func:`_weights_block` with the candidates as arrays (the backends' per-block call)."""
-    return _weights_block(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands), use,
-                          family, power, constants)  # fmt: skip
+    bad_int = jnp.abs(raw - y) > tol
+    bad = raw < -tol if family != "bernoulli" else raw > 1.0 + tol
+    if constants and family != "bernoulli":
+        count = jnp.sum(mask * _count_terms(y, r))
+        log_fact = jnp.sum(mask * gammaln(y + 1.0))
+    else:
+        count = log_fact = 0.0 * jnp.sum(mask)
+    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * jnp.sum(mask * term),
+                      jnp.sum(mask * bad_int), jnp.sum(mask * (bad | (raw < -tol))),
+                      count, log_fact])  # fmt: skip
+    return (power * mask * w, mask * z), sums
 
 
 @dataclass(frozen=True)
@@ -244,7 +237,7 @@ class _PolyaGamma(Likelihood):
         return state, weights
 
     def _check(self, sums, n):
-        n_frac, n_bad = int(round(sums[_FRAC])), int(round(sums[_BAD]))
+        n_frac, n_bad = int(round(sums[2])), int(round(sums[3]))
         if self.name == "bernoulli" and (n_frac or n_bad):
             raise InputError(
                 f"likelihood='bernoulli' needs targets 0/1 or True/False; {n_frac + n_bad} of "
@@ -267,12 +260,10 @@ class _PolyaGamma(Likelihood):
         return state, weights
 
     def _refresh(self, state, entries, moments, use, *, learn, power=1.0, constants=False):
-        """The offset's update (when ``learn``), then ``q(omega)`` in one pass, at the
-        dispersion search's candidates too (negative binomial), keeping the best pair.
-        Returns the new state, :class:`EntryWeights` with the pseudo-targets (the weights
-        and the ELBO term of the likelihood to the power ``power``), and the current
-        pair's sums (7,). ``constants`` computes the state's ``sum_n log C_n`` afresh (the
-        first call)."""
+        """The offset and dispersion (when ``learn``), then ``q(omega)``: the new state,
+        :class:`EntryWeights` with the pseudo-targets (the weights and the ELBO term of
+        the likelihood to the power ``power``), and the weights' sums (6,). ``constants``
+        computes the state's ``sum_n log C_n`` afresh (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
         count_sum, log_fact = float(state.count_sum), float(state.log_factorials)
@@ -280,30 +271,30 @@ class _PolyaGamma(Likelihood):
             s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
                                               family))  # fmt: skip
             offset = float(s[1] / s[0])
-        search = learn and self.learns_dispersion
-        # each candidate r with the offset that keeps every mean count r e^psi: at a fixed
-        # offset a new r would rescale the fitted means, and the search would keep
-        # whatever r the means were fitted with
-        cands = np.clip(r * np.exp(np.array([0.0, -step, step] if search else [0.0])),
-                        *DISPERSION_BOUNDS)  # fmt: skip
-        offsets = offset + np.log(r / cands)
-        handles, sums = entries.map_weights(_weights_pass, moments, ym, ys, offsets, cands, use,
-                                            family, power, constants,
-                                            n_handles=2 * len(cands))  # fmt: skip
+            if self.learns_dispersion:
+                # each candidate r with the offset that keeps every mean count r e^psi:
+                # at a fixed offset a new r would rescale the fitted means, and the
+                # search would keep whatever r the means were fitted with
+                cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
+                offsets = offset + np.log(r / cands)
+                parts = np.asarray(entries.map_reduce(
+                    _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
+                counts = np.concatenate([[count_sum], parts[1:, 1]])
+                best = int(np.argmax(parts[:, 0] + counts))  # ties keep the current r
+                r, offset, count_sum = float(cands[best]), float(offsets[best]), float(counts[best])
+                # as the lengthscale's step: halve it when the current value wins, else
+                # double it, so two new candidates a sweep both travel and refine
+                step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
+        (w, z), sums = entries.map_weights(_weights_block, moments, ym, ys, offset, r, use,
+                                           family, power, constants, n_handles=2)  # fmt: skip
         sums = np.asarray(sums)
         if constants:
-            count_sum, log_fact = float(sums[0, _COUNT]), float(sums[0, _LOG_FACT])
-        counts = np.concatenate([[count_sum], sums[1:, _COUNT]])
-        best = int(np.argmax(sums[:, _BOUND] + counts))  # ties keep the current r
-        r, offset, count_sum = float(cands[best]), float(offsets[best]), float(counts[best])
-        if search:  # as the lengthscale's step: halved when the current r wins, else doubled
-            step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
-        term = sums[best, _TERM] + power * (count_sum - log_fact)
+            count_sum, log_fact = float(sums[4]), float(sums[5])
+        term = sums[1] + power * (count_sum - log_fact)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
                         count_sum, log_fact)  # fmt: skip
-        weights = EntryWeights(handles[2 * best], jnp.asarray(sums[best, _WZ2]),
-                               jnp.asarray(term), handles[2 * best + 1])  # fmt: skip
-        return state, weights, sums[0]
+        weights = EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z)
+        return state, weights, sums
 
     def dispersion(self, state) -> float:
         return float(state.dispersion)
