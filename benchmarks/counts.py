@@ -8,6 +8,10 @@ gradient boosting with the matching loss, on five random 80/20 splits.
   RMSE against the truth, the expected calibration error on 10 bins (Bernoulli), the
   95% intervals' coverage (counts), and the seconds per sweep against Student-t noise
   on the same entries.
+* ``--cost-only``: the likelihood step's time (the entries' moments and the likelihood's
+  own passes, through the engine's timer hook) and a whole sweep's, against Student-t
+  noise on ``log1p(y)`` of the same entries, interleaved fits, medians; ``--cost-sizes``
+  repeats it for several numbers of entries.
 * Real yes/no data: the Beijing PM2.5 table shipped in ``../shared/data`` (temperature,
   pressure, date; 16,965 rows), target ``pm25_z > 1`` (a polluted day).
 
@@ -149,6 +153,49 @@ def sweep_seconds(family, X, y, rank, sweeps=20):
     return out
 
 
+def step_seconds(family, X, y, rank, sweeps, repeats):
+    """Seconds of the likelihood's own step (the entries' moments and its passes, as the
+    engine's timer hook sees them) and of a whole sweep, for ``family`` and for Student-t
+    noise on ``log1p(y)``: medians of ``repeats`` fits each, the two interleaved so that
+    both share the machine's load, after a first fit of each has compiled everything."""
+    import jax
+
+    from funbat import inference
+    from funbat.backends import entries_from_input
+    from funbat.likelihoods import make_likelihood
+    from funbat.modes import mode_kind
+
+    def one(lik):
+        target = y if lik == family else np.log1p(y)
+        entries = entries_from_input(X, target, duplicates="keep")
+        with jax.enable_x64(True):
+            entries = entries.with_chunk(
+                inference.chunk_size(entries.n, (rank,) * len(entries.encodings), 65536))
+            kinds = tuple(mode_kind(e.kind) for e in entries.encodings)
+            kernels = [k.kernel(e, "matern32", None, 1.0) for k, e in zip(kinds, entries.encodings)]
+        spec = inference.ModelSpec("tucker", (rank,) * len(kinds), kinds, make_likelihood(lik),
+                                   max_iter=sweeps, tol=0.0, recalibrate=False)  # fmt: skip
+        stages = {"likelihood": [0.0, 0]}
+
+        def timer(stage, seconds):
+            if stage == "likelihood":
+                stages[stage][0] += seconds
+                stages[stage][1] += 1
+
+        t = time.perf_counter()
+        result = inference.fit(spec, entries, kernels, rng=np.random.default_rng(0), timer=timer)
+        total, n = time.perf_counter() - t, len(result.elbo_history)
+        return {"likelihood_step": stages["likelihood"][0] / max(stages["likelihood"][1], 1),
+                "sweep": total / n}
+
+    liks = (family, "student_t")
+    for lik in liks:  # compile
+        one(lik)
+    runs = [{lik: one(lik) for lik in liks} for _ in range(repeats)]
+    return {lik: {k: float(np.median([r[lik][k] for r in runs])) for k in ("likelihood_step", "sweep")}
+            for lik in liks}  # fmt: skip
+
+
 def summarise(splits):
     def agg(key):
         vals = [s[key] for s in splits if key in s]
@@ -181,8 +228,12 @@ def main(argv=None):
     ap.add_argument(
         "--cost-only",
         action="store_true",
-        help="only the seconds per sweep against Student-t noise (median of three repeats)",
+        help="only the likelihood step's and a sweep's time against Student-t noise",
     )
+    ap.add_argument("--cost-sizes", type=int, nargs="+",
+                    help="--cost-only: synthetic entries per family, one run each (default --n)")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="--cost-only: interleaved fits of each likelihood (the median is kept)")
     args = ap.parse_args(argv)
     if args.oracle_only:
         return _oracle_only(args)
@@ -214,13 +265,21 @@ def main(argv=None):
 
 def _cost_only(args):
     results = {"provenance": provenance(), "settings": vars(args) | {"json": str(args.json)}}
-    for family in args.families:
-        X, y, _ = draw(family, args.n, seed=7)
-        reps = [sweep_seconds(family, X, y, 2, sweeps=args.max_iter) for _ in range(3)]
-        median = {lik: float(np.median([r[lik] for r in reps])) for lik in reps[0]}
-        results[family] = {"n": int(len(y)), "seconds_per_sweep": median, "repeats": reps,
-                           "ratio_to_student_t": median[family] / median["student_t"]}  # fmt: skip
-        print(family, json.dumps(results[family]), flush=True)
+    rows = []
+    for n in args.cost_sizes or [args.n]:
+        for family in args.families:
+            X, y, _ = draw(family, n, seed=7)
+            t = step_seconds(family, X, y, 2, args.max_iter, args.repeats)
+            row = {"n": int(len(y)), "family": family,
+                   "step_ms": 1e3 * t[family]["likelihood_step"],
+                   "student_t_step_ms": 1e3 * t["student_t"]["likelihood_step"],
+                   "sweep_ms": 1e3 * t[family]["sweep"],
+                   "student_t_sweep_ms": 1e3 * t["student_t"]["sweep"]}  # fmt: skip
+            row["step_ratio"] = row["step_ms"] / row["student_t_step_ms"]
+            row["sweep_ratio"] = row["sweep_ms"] / row["student_t_sweep_ms"]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    results["table"] = rows
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
