@@ -41,7 +41,8 @@ E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again; the dispersion 
 candidate ``r'`` with the offset ``beta + log(r / r')`` that keeps every mean count,
 scoring the bound with ``q(omega)`` at its optimum for each pair (then the bound is
 ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); then ``q(omega)`` for the
-new pair.
+new pair. ``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
+counts, so the passes compute log-gammas only for counts past it.
 
 The warm-up (:func:`funbat.inference.sweep.sweep`) uses ``q(omega)`` at the offset
 alone (``f = 0``, a first IRLS-like step) and the likelihood raised to the power
@@ -60,7 +61,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -91,18 +92,22 @@ _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)
 _GH_W = _GH_W / math.sqrt(2.0 * math.pi)
 
 
+#: Counts below this many are tallied in the state's histogram (see :class:`PGState`).
+HISTOGRAM_BINS = 1024
+
+
 class PGState(NamedTuple):
     """offset : ``beta``, the log-odds' constant; dispersion : ``r`` (1 for Bernoulli,
     where it is unused); step : the dispersion search's log-step (negative binomial);
-    count_sum, log_factorials : ``sum_n [log Gamma(y_n + r) - log Gamma(r)]`` at this
-    ``r`` and ``sum_n log y_n!`` (0 for Bernoulli), the ELBO's constant ``sum_n log
-    C_n`` kept so that a sweep computes no log-gamma unless ``r`` moves."""
+    histogram : (:data:`HISTOGRAM_BINS`,) how many targets equal 0, 1, ..., the last
+    bin those beyond (None for Bernoulli). ``sum_n log C_n``, the ELBO's constant, is
+    then a sum over the bins at any ``r``, so the passes over the entries compute
+    log-gammas only for counts past the histogram."""
 
     offset: jax.Array
     dispersion: jax.Array
     step: float = DISPERSION_STEP
-    count_sum: float = 0.0
-    log_factorials: float = 0.0
+    histogram: Any = None
 
 
 def pg_mean(b, c):
@@ -126,10 +131,26 @@ def _counts(family: str, y, r):
     return y + r, 0.5 * (y - r)
 
 
-def _count_terms(y, r):
-    """``log Gamma(y_n + r) - log Gamma(r)`` (n,): the part of ``log C_n`` that moves with
-    ``r`` (``log C_n`` is it less ``log y_n!``)."""
-    return gammaln(y + r) - gammaln(r)
+def _log_c(y, r):
+    """``log C_n = log Gamma(y_n + r) - log Gamma(r) - log y_n!`` (the NB's constant)."""
+    return gammaln(y + r) - gammaln(r) - gammaln(y + 1.0)
+
+
+def _log_c_beyond(y, r, mask):
+    """``sum_n log C_n`` over the entries past the histogram's counts (a scalar); the
+    log-gammas are computed only when the block holds such counts."""
+    beyond = mask * (y >= HISTOGRAM_BINS - 1)
+    return jax.lax.cond(jnp.any(beyond > 0), lambda: jnp.sum(beyond * _log_c(y, r)),
+                        lambda: jnp.zeros((), y.dtype))  # fmt: skip
+
+
+def _log_c_histogram(histogram, r) -> float:
+    """``sum_n log C_n`` over the entries the histogram counts (below its last bin)."""
+    from scipy.special import gammaln as host_gammaln
+
+    h = np.asarray(histogram)[:-1]
+    k = np.flatnonzero(h)
+    return float(h[k] @ (host_gammaln(k + r) - host_gammaln(r) - host_gammaln(k + 1.0)))
 
 
 def _psi_moments(block, y_mean, y_scale, offset, use):
@@ -161,16 +182,13 @@ def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
         y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
         b, kappa = _counts(family, y, cands[i])
         rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
-        # the first candidate is the current r, whose count terms the state holds
-        count = 0.0 * rest if i == 0 else jnp.sum(block.mask * _count_terms(y, cands[i]))
-        rows.append(jnp.stack([rest, count]))
+        rows.append(rest + _log_c_beyond(y, cands[i], block.mask))
     return jnp.stack(rows)
 
 
 def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
-    """At each candidate (offset, dispersion) pair (len(cands), 2): the collapsed bound less
-    ``sum_n log C_n``, and ``sum_n [log Gamma(y_n + r') - log Gamma(r')]`` (0 for the first
-    candidate, the current ``r``)."""
+    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
+    ``sum_n log C_n`` over the entries the state's histogram counts."""
     return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
                               use, family)  # fmt: skip
 
@@ -178,10 +196,11 @@ def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
 @partial(jax.jit, static_argnames=("family", "constants"))
 def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, constants=False):
     """``q(omega)`` in one pass: ``(power E[omega_n], z_n)`` (n,) each (0 for padding),
-    and the sums (6,): ``power sum E[omega] z^2``, ``power`` times the ELBO term less
-    ``sum_n log C_n``, the non-integer targets, the targets out of range, and (when
-    ``constants``; else 0) ``sum_n [log Gamma(y_n + r) - log Gamma(r)]`` and ``sum_n log
-    y_n!`` (``power`` 1: the model's likelihood; the warm-up's is tempered)."""
+    and the sums ``((4,), (HISTOGRAM_BINS,))``: ``power sum E[omega] z^2``, ``power``
+    times the ELBO term less ``sum_n log C_n`` over the histogram's entries, the
+    non-integer targets and the targets out of range; and the histogram of the counts
+    (the last three only when ``constants``, else 0). ``power`` 1 is the model's
+    likelihood; the warm-up's is tempered."""
     raw = y_mean + y_scale * block.y
     y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
     b, kappa = _counts(family, y, r)
@@ -192,18 +211,21 @@ def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, consta
     # the ELBO's likelihood part less the engine's -sum E[omega] E[(z - f)^2] / 2
     term = (-b * _log_2cosh_half(c) + 0.5 * c**2 * w + kappa * offset
             - 0.5 * w * offset**2 + 0.5 * w * z**2)  # fmt: skip
-    tol = 1e-6 * jnp.maximum(1.0, jnp.abs(raw))
-    bad_int = jnp.abs(raw - y) > tol
-    bad = raw < -tol if family != "bernoulli" else raw > 1.0 + tol
-    if constants and family != "bernoulli":
-        count = jnp.sum(mask * _count_terms(y, r))
-        log_fact = jnp.sum(mask * gammaln(y + 1.0))
-    else:
-        count = log_fact = 0.0 * jnp.sum(mask)
-    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * jnp.sum(mask * term),
-                      jnp.sum(mask * bad_int), jnp.sum(mask * (bad | (raw < -tol))),
-                      count, log_fact])  # fmt: skip
-    return (power * mask * w, mask * z), sums
+    term = jnp.sum(mask * term)
+    frac = n_bad = 0.0 * term
+    hist = jnp.zeros(HISTOGRAM_BINS)
+    if family != "bernoulli":
+        term = term + _log_c_beyond(y, r, mask)
+    if constants:
+        tol = 1e-6 * jnp.maximum(1.0, jnp.abs(raw))
+        bad = raw < -tol if family != "bernoulli" else raw > 1.0 + tol
+        frac = jnp.sum(mask * (jnp.abs(raw - y) > tol))
+        n_bad = jnp.sum(mask * (bad | (raw < -tol)))
+        if family != "bernoulli":
+            bins = jnp.clip(y, 0, HISTOGRAM_BINS - 1).astype(jnp.int32)
+            hist = jax.ops.segment_sum(mask, bins, num_segments=HISTOGRAM_BINS)
+    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * term, frac, n_bad])
+    return (power * mask * w, mask * z), (sums, hist)
 
 
 @dataclass(frozen=True)
@@ -262,11 +284,11 @@ class _PolyaGamma(Likelihood):
     def _refresh(self, state, entries, moments, use, *, learn, power=1.0, constants=False):
         """The offset and dispersion (when ``learn``), then ``q(omega)``: the new state,
         :class:`EntryWeights` with the pseudo-targets (the weights and the ELBO term of
-        the likelihood to the power ``power``), and the weights' sums (6,). ``constants``
-        computes the state's ``sum_n log C_n`` afresh (the first call)."""
+        the likelihood to the power ``power``), and the weights' sums (4,).
+        ``constants`` checks the targets and tallies their histogram (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
-        count_sum, log_fact = float(state.count_sum), float(state.log_factorials)
+        hist = state.histogram
         if learn:  # q(omega) at the current offset, then the offset's exact update
             s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
                                               family))  # fmt: skip
@@ -277,24 +299,24 @@ class _PolyaGamma(Likelihood):
                 # search would keep whatever r the means were fitted with
                 cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
                 offsets = offset + np.log(r / cands)
-                parts = np.asarray(entries.map_reduce(
+                scores = np.asarray(entries.map_reduce(
                     _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
-                counts = np.concatenate([[count_sum], parts[1:, 1]])
-                best = int(np.argmax(parts[:, 0] + counts))  # ties keep the current r
-                r, offset, count_sum = float(cands[best]), float(offsets[best]), float(counts[best])
+                scores = scores + np.array([_log_c_histogram(hist, c) for c in cands])
+                best = int(np.argmax(scores))  # ties keep the current r
+                r, offset = float(cands[best]), float(offsets[best])
                 # as the lengthscale's step: halve it when the current value wins, else
                 # double it, so two new candidates a sweep both travel and refine
                 step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
-        (w, z), sums = entries.map_weights(_weights_block, moments, ym, ys, offset, r, use,
-                                           family, power, constants, n_handles=2)  # fmt: skip
+        (w, z), (sums, counted) = entries.map_weights(
+            _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
+            n_handles=2)  # fmt: skip
         sums = np.asarray(sums)
-        if constants:
-            count_sum, log_fact = float(sums[4]), float(sums[5])
-        term = sums[1] + power * (count_sum - log_fact)
+        if constants and family != "bernoulli":
+            hist = np.asarray(counted)
+        term = sums[1] + (power * _log_c_histogram(hist, r) if hist is not None else 0.0)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
-                        count_sum, log_fact)  # fmt: skip
-        weights = EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z)
-        return state, weights, sums
+                        hist)  # fmt: skip
+        return state, EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z), sums
 
     def dispersion(self, state) -> float:
         return float(state.dispersion)
