@@ -18,7 +18,12 @@ from scipy.special import expit
 from funbat import FunBaT, FunBaTCP, InputError, cli, load
 from funbat.backends.base import EntryBlock
 from funbat.datasets import make_synthetic_counts
-from funbat.likelihoods.polya_gamma import CountPredictive, _log_c_histogram, _weights_block, pg_mean
+from funbat.likelihoods.polya_gamma import (
+    CountPredictive,
+    _log_c_histogram,
+    _weights_block,
+    pg_mean,
+)
 
 
 def pg_draws(rng, b, c, size, terms=400):
