@@ -34,20 +34,15 @@ the rest of the model sees a Gaussian observation of ``f_n``: precision
 
 ``C_n`` the binomial-type constant (0 for Bernoulli). Each sweep, in this order and each
 an exact block optimum (or a search that keeps the current value), so the ELBO never
-decreases, in two passes over the entries:
-
-1. the negative binomial's dispersion ``r``, among three values, the current one and
-   ``r e^{-s}``, ``r e^{s}`` (the log-step ``s`` halves when the current value wins and
-   doubles otherwise), each candidate ``r'`` with the offset ``beta + log(r / r')``
-   that keeps every mean count, scored by the bound with ``q(omega)`` at its optimum
-   for each pair (then the bound is ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n
-   / 2))``); that ``q(omega)`` (for Bernoulli and Poisson: ``q(omega)`` at the current
-   offset); ``beta = sum_n (kappa_n - E[omega_n] E[f_n]) / sum_n E[omega_n]`` given it
-   (a point estimate, flat prior);
-2. ``q(omega)`` at the new pair: the weights and pseudo-targets the other updates use.
-
-``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the counts, so
-the passes compute log-gammas only for counts past it.
+decreases: ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n] E[f_n]) / sum_n
+E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again; the dispersion ``r``
+(negative binomial) among three values, the current one and ``r e^{-s}``, ``r e^{s}``
+(the log-step ``s`` halves when the current value wins and doubles otherwise), each
+candidate ``r'`` with the offset ``beta + log(r / r')`` that keeps every mean count,
+scoring the bound with ``q(omega)`` at its optimum for each pair (then the bound is
+``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); then ``q(omega)`` for the
+new pair. ``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
+counts, so the passes compute log-gammas only for counts past it.
 
 The warm-up (:func:`funbat.inference.sweep.sweep`) uses ``q(omega)`` at the offset
 alone (``f = 0``, a first IRLS-like step) and the likelihood raised to the power
@@ -168,29 +163,34 @@ def _psi_moments(block, y_mean, y_scale, offset, use):
 
 
 @partial(jax.jit, static_argnames=("family",))
-def _offset_scores(block, y_mean, y_scale, offsets, cands, use, family):
+def _offset_sums(block, y_mean, y_scale, offset, r, use, family):
+    y, m, _, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
+    b, kappa = _counts(family, y, r)
+    w = block.mask * pg_mean(b, jnp.sqrt(psi2))
+    return jnp.stack([jnp.sum(w), jnp.sum(block.mask * kappa - w * m)])
+
+
+def _offset_block(block, y_mean, y_scale, offset, r, use, family):
+    """Sums (2,) that give the offset's update: ``sum E[omega]``, ``sum kappa - E[omega] E[f]``."""
+    return _offset_sums(block, y_mean, y_scale, offset, r, use, family)
+
+
+@partial(jax.jit, static_argnames=("family",))
+def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
     rows = []
     for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
-        y, m, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
+        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
         b, kappa = _counts(family, y, cands[i])
-        c = jnp.sqrt(psi2)
-        w = block.mask * pg_mean(b, c)
-        row = [jnp.sum(w), jnp.sum(block.mask * kappa - w * m)]
-        if cands.shape[0] > 1:  # the dispersion's search: the collapsed bound
-            bound = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(c)))
-            row.append(bound + _log_c_beyond(y, cands[i], block.mask))
-        rows.append(jnp.stack(row))
+        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
+        rows.append(rest + _log_c_beyond(y, cands[i], block.mask))
     return jnp.stack(rows)
 
 
-def _offset_block(block, y_mean, y_scale, offsets, cands, use, family):
-    """At each candidate (offset, dispersion) pair, ``q(omega)`` at its optimum and the
-    sums (len(cands), 2 or 3) by row: ``sum E[omega]`` and ``sum kappa - E[omega] E[f]``
-    (the offset's exact update given that ``q(omega)``), and with two or more
-    candidates the collapsed bound less ``sum_n log C_n`` over the entries the state's
-    histogram counts."""
-    return _offset_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands), use,
-                          family)  # fmt: skip
+def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
+    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
+    ``sum_n log C_n`` over the entries the state's histogram counts."""
+    return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
+                              use, family)  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("family", "constants"))
@@ -289,28 +289,24 @@ class _PolyaGamma(Likelihood):
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
         hist = state.histogram
-        if learn:
-            # q(omega) at the current pair and, for the negative binomial, at the
-            # search's two new dispersions, each with the offset that keeps every mean
-            # count r e^psi (at a fixed offset a new r would rescale the fitted means,
-            # and the search would keep whatever r the means were fitted with); the best
-            # pair by the collapsed bound, then the offset's exact update given its
-            # q(omega): one pass
-            search = self.learns_dispersion
-            cands = np.clip(r * np.exp(np.array([0.0, -step, step] if search else [0.0])),
-                            *DISPERSION_BOUNDS)  # fmt: skip
-            offsets = offset + np.log(r / cands)
-            rows = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offsets, cands,
-                                                 use, family))  # fmt: skip
-            best = 0
-            if search:
-                scores = rows[:, 2] + np.array([_log_c_histogram(hist, c) for c in cands])
+        if learn:  # q(omega) at the current offset, then the offset's exact update
+            s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
+                                              family))  # fmt: skip
+            offset = float(s[1] / s[0])
+            if self.learns_dispersion:
+                # each candidate r with the offset that keeps every mean count r e^psi:
+                # at a fixed offset a new r would rescale the fitted means, and the
+                # search would keep whatever r the means were fitted with
+                cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
+                offsets = offset + np.log(r / cands)
+                scores = np.asarray(entries.map_reduce(
+                    _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
+                scores = scores + np.array([_log_c_histogram(hist, c) for c in cands])
                 best = int(np.argmax(scores))  # ties keep the current r
+                r, offset = float(cands[best]), float(offsets[best])
                 # as the lengthscale's step: halve it when the current value wins, else
                 # double it, so two new candidates a sweep both travel and refine
                 step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
-            r = float(cands[best])
-            offset = float(rows[best, 1] / rows[best, 0])
         (w, z), (sums, counted) = entries.map_weights(
             _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
             n_handles=2)  # fmt: skip
