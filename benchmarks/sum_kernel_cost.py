@@ -6,7 +6,7 @@ Each (kernel, solver) is fitted once to compile, then ``--repeats`` times, the
 configurations taking turns so that they share the machine's load; reported: the
 median seconds per sweep and its ratio to the default Matérn-3/2 on the native solver
 (the CPU default). A sum kernel's chains have a larger state (``d`` per component: 2
-for Matérn-3/2, 3 with a constant, 4 with a trend, 15 with ``periodic(365.25) +
+for Matérn-3/2, 3 with a constant, 4 with a trend, 14 with ``periodic(365.25) +
 constant`` at its default accuracy), and a Kalman step costs about ``(R d)^3``.
 
     python benchmarks/sum_kernel_cost.py --json benchmarks/results/sum_kernel_cost.json
