@@ -1,4 +1,4 @@
-"""Forecasts past the training range (issue 21): funbat's default kernel against sums of
+"""Forecasts past the training range: funbat's default kernel against sums of
 kernel parts (``funbat.kernel_parts``) and simple baselines.
 
 * beijing_pm25: train on every row dated before 80% of the date range, test on the next
@@ -103,26 +103,35 @@ def _funbat_variants(label, X_tr, y_tr, tests, variants, args):
     return out
 
 
+#: The date mode's kernels of the two data sets cut by date.
+DATE_VARIANTS = {
+    "default": "matern32",
+    "date: matern32 + constant": {"date": "matern32 + constant"},
+    "date: matern32 + trend": {"date": "matern32 + trend"},
+    "date: matern32 + periodic(365.25) + constant": {
+        "date": "matern32 + periodic(365.25) + constant"},
+}  # fmt: skip
+
+
+def _date_cut(dates, X, y):
+    """The cut at 80% of the date range of ``dates`` (a datetime Series, one per row):
+    the cut, the training rows (bool), and the tests of the next 7, 30 and 90 days."""
+    lo, hi = dates.min(), dates.max()
+    cut = lo + 0.8 * (hi - lo)
+    tests = {}
+    for h in (7, 30, 90):
+        te = ((dates > cut) & (dates <= cut + pd.Timedelta(days=h))).to_numpy()
+        tests[f"next_{h}_days"] = (X[te], y[te])
+    return cut, (dates <= cut).to_numpy(), tests
+
+
 def beijing(args):
     df = pd.read_csv(DATA / "beijing_pm25.csv", parse_dates=["date"])
     X, y = df[["temp_c", "pres_hpa", "date"]], df["pm25_z"].to_numpy()
-    lo, hi = df["date"].min(), df["date"].max()
-    cut = lo + 0.8 * (hi - lo)
-    tr = (df["date"] <= cut).to_numpy()
-    tests = {}
-    for h in (7, 30, 90):
-        te = ((df["date"] > cut) & (df["date"] <= cut + pd.Timedelta(days=h))).to_numpy()
-        tests[f"next_{h}_days"] = (X[te], y[te])
-    variants = {
-        "default": "matern32",
-        "date: matern32 + constant": {"date": "matern32 + constant"},
-        "date: matern32 + trend": {"date": "matern32 + trend"},
-        "date: matern32 + periodic(365.25) + constant": {
-            "date": "matern32 + periodic(365.25) + constant"},
-    }  # fmt: skip
+    cut, tr, tests = _date_cut(df["date"], X, y)
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed)}  # fmt: skip
-    res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, variants, args)
+    res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, DATE_VARIANTS, args)
     return res
 
 
@@ -164,29 +173,17 @@ def seattle(args):
     X = pd.DataFrame({"date": pd.to_datetime(long["date"]).astype("datetime64[ns]"),
                       "measure": long["measure"].astype(str)})  # fmt: skip
     y = long["value"].to_numpy(float)
-    lo, hi = X["date"].min(), X["date"].max()
-    cut = lo + 0.8 * (hi - lo)
-    tr = (X["date"] <= cut).to_numpy()
-    tests = {}
-    for h in (7, 30, 90):
-        te = ((X["date"] > cut) & (X["date"] <= cut + pd.Timedelta(days=h))).to_numpy()
-        tests[f"next_{h}_days"] = (X[te], y[te])
+    cut, tr, tests = _date_cut(X["date"], X, y)
     recent = (X["date"] > cut - pd.Timedelta(days=30)).to_numpy() & tr
     recent_mean = pd.Series(y[recent]).groupby(X["measure"].to_numpy()[recent]).mean()
 
     def location(X_te):
         return recent_mean.reindex(X_te["measure"].to_numpy()).to_numpy()
 
-    variants = {
-        "default": "matern32",
-        "date: matern32 + constant": {"date": "matern32 + constant"},
-        "date: matern32 + trend": {"date": "matern32 + trend"},
-        "date: matern32 + periodic(365.25) + constant": {
-            "date": "matern32 + periodic(365.25) + constant"},
-    }  # fmt: skip
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed, location)}  # fmt: skip
-    res["funbat"] = _funbat_variants("seattle_weather", X[tr], y[tr], tests, variants, args)
+    res["funbat"] = _funbat_variants("seattle_weather", X[tr], y[tr], tests, DATE_VARIANTS,
+                                     args)  # fmt: skip
     return res
 
 
