@@ -148,8 +148,6 @@ def _seasonal_table(n=300, seed=0):
 
 
 def test_native_solver_runs_a_sum_kernel_through_the_jax_functions(random_messages):
-    # a periodic part's state is larger than the native loops take
-    # (funbat.solvers.native.GIVEN_MAX_STATE): the JAX functions run it
     from funbat.hyper import smooth_with_lengthscale_search
     from funbat.solvers import get_solver
 

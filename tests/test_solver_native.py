@@ -13,7 +13,6 @@ import pytest
 from _numerics import assert_close, random_chain
 
 from funbat import FunBaT
-from funbat import kernel_parts as KP
 from funbat.data import InputError
 from funbat.hyper import smooth_with_lengthscale_search
 from funbat.kalman import prior_quadratic, smooth
@@ -176,64 +175,6 @@ def test_solver_choice():
         get_solver("parallel-ish")
     with pytest.raises(InputError, match="chain_solver"):
         FunBaT(chain_solver="fast").check_params()
-
-
-# Sums of kernel parts: the kernel builds the transitions, the loops run them. Two state
-# sizes at rank 2 (each (d, R) pair compiles once): a constant beside the Matérn, and a
-# trend, whose prior is not stationary and whose Q is singular.
-SUMS = ["matern32 + constant", "matern32 + trend"]
-
-
-def _sum(text):
-    return KP.Sum(KP.build_parts(KP.parse_kernel(text), 1.0, 0.3, 0.7), text)
-
-
-@pytest.mark.parametrize("text", SUMS)
-def test_native_smoother_with_a_sum_kernel_equals_jax_and_the_dense_gp(text, dense_gp_posterior):
-    rng = np.random.default_rng(4)
-    I, n_valid, rank = 24, 19, 2
-    t, Lams, etas = random_chain(rng, I, rank, n_valid, near=5)
-    kern = _sum(text)
-    post = _native_smooth(kern, t, Lams, etas, n_valid)
-    for a, b in zip(post, _jax_smooth(kern, t, Lams, etas, n_valid)):
-        assert_close(a, b)
-    tv = np.asarray(t)[:n_valid]
-    Kt = np.asarray(kern.gram(tv, tv, tv[0]))
-    mean, Sigma, logZ = dense_gp_posterior(Kt, np.asarray(Lams)[:n_valid],
-                                           np.asarray(etas)[:n_valid])  # fmt: skip
-    d = kern.state_dim
-    assert_close(post.smoothed_means[:n_valid, ::d], mean, rtol=1e-9)
-    for j in range(n_valid):
-        blk = Sigma[j * rank : (j + 1) * rank, j * rank : (j + 1) * rank]
-        assert_close(post.smoothed_covs[j][::d, ::d], blk, rtol=1e-9)
-    assert_close(post.log_normaliser, logZ)
-
-
-@pytest.mark.parametrize("text", SUMS)
-@pytest.mark.parametrize("step", [0.0, 0.7])
-def test_native_search_with_a_sum_kernel_equals_jax(text, step):
-    # the nine candidates (lengthscale and the learned part's variance) of the JAX search
-    rng = np.random.default_rng(11)
-    t, Lams, etas = random_chain(rng, 30, 2, 26, near=5)
-    kern = _sum(text)
-    k_ref, p_ref, s_ref = _jax_search(kern, t, Lams, etas, step, _bounds())
-    k, p, s = _native_search(kern, t, Lams, etas, step, _bounds())
-    assert_close(k.lengthscale, k_ref.lengthscale, rtol=1e-12)
-    assert_close(k.variance, k_ref.variance, rtol=1e-12)
-    assert_close(s, s_ref, rtol=1e-12)
-    for a, b in zip(p, p_ref):
-        assert_close(a, b)
-
-
-def test_fits_with_a_sum_kernel_agree_across_solvers():
-    X, y = _data()
-    kw = dict(rank=2, max_iter=12, random_state=0, recalibrate=False,
-              kernel={"x0": "matern32 + trend"})  # fmt: skip
-    a, b = (FunBaT(chain_solver=s, **kw).fit(X, y) for s in ("sequential", "native"))
-    assert_close(b.elbo_history_, a.elbo_history_, rtol=1e-8)
-    Xq = X[:40] + 0.01
-    for pa, pb in zip(a.predict(Xq, return_std=True), b.predict(Xq, return_std=True)):
-        assert_close(pb, pa, rtol=1e-8)
 
 
 def _data(n=300, seed=0):

@@ -236,12 +236,6 @@ def _prior_rows(d, ell, s2, R, start, ms, Ps):
     """Rows from ``start`` on: mean 0 and covariance ``I_R ⊗ Pinf`` (the padding)."""
     Pinf = np.empty((d, d))
     stationary(d, ell, s2, Pinf)
-    _prior_rows_given(d, Pinf, R, start, ms, Ps)
-
-
-@_jit
-def _prior_rows_given(d, Pinf, R, start, ms, Ps):
-    """:func:`_prior_rows` for a given ``Pinf`` (d, d)."""
     for j in range(start, ms.shape[0]):
         for i in range(ms.shape[1]):
             ms[j, i] = 0.0
@@ -260,20 +254,10 @@ def filter_chain(dt, Rt, ell, s2, coords, L, Lams, etas, n_valid, store, ms, Ps)
     (:func:`funbat.kalman.filter_chain`): returns ``sum_j log Z_j``. With ``store`` the
     filtered moments go into ``ms`` (I, D) and ``Ps`` (I, D, D), whose rows from
     ``n_valid`` on are left as they are (the caller sets them to the prior)."""
-    d = len(dt)
-    Pinf = np.empty((d, d))
-    stationary(d, ell, s2, Pinf)
-    return _filter(dt, Rt, ell, coords, Pinf, None, None, L, Lams, etas, n_valid, store, ms, Ps)
-
-
-@_inline
-def _filter(dt, Rt, ell, coords, Pinf, As, Qs, L, Lams, etas, n_valid, store, ms, Ps):
-    """The filter of :func:`filter_chain` from ``Pinf``: a Matérn's transitions built at
-    each step from ``ell`` and ``coords`` when ``As``, ``Qs`` are None, else read from
-    them (I, d, d; row ``j`` steps from coordinate ``j - 1`` to ``j``). ``None`` is a
-    type of its own, so numba compiles each case without the other's branch."""
     d, R = len(dt), len(Rt)
     D = R * d
+    Pinf = np.empty((d, d))
+    stationary(d, ell, s2, Pinf)
     a = np.empty((d, d))
     q = np.empty((d, d))
     w1 = np.empty((d, d))
@@ -308,11 +292,9 @@ def _filter(dt, Rt, ell, coords, Pinf, As, Qs, L, Lams, etas, n_valid, store, ms
                 for i in range(d):
                     for k in range(d):
                         Pp[rr * d + i, rr * d + k] = 0.5 * (Pinf[i, k] + Pinf[k, i])
-        elif As is None:
+        else:
             transition(d, ell, coords[j] - coords[j - 1], Pinf, a, q, w1, w2, w3)
             _predict(d, R, a, q, m, P, mp, T, Pp)  # T <- A P
-        else:
-            _predict(d, R, As[j], Qs[j], m, P, mp, T, Pp)
         # -- update with the message (Lambda = L L^T, eta) ----------------------------
         for rr in range(R):
             mu[rr] = mp[rr * d]
@@ -404,17 +386,10 @@ def rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP):
     """Rauch-Tung-Striebel pass (:func:`funbat.kalman.rts_smooth`) into ``sm`` (I, D)
     and ``sP`` (I, D, D), which the caller fills with ``ms``, ``Ps`` first (the last
     real row and the padding keep them). ``G_j = P_j A^T (P^-_{j+1})^{-1}``."""
-    d = len(dt)
-    Pinf = np.empty((d, d))
-    stationary(d, ell, s2, Pinf)
-    _rts(dt, Rt, ell, coords, Pinf, None, None, ms, Ps, n_valid, sm, sP)
-
-
-@_inline
-def _rts(dt, Rt, ell, coords, Pinf, As, Qs, ms, Ps, n_valid, sm, sP):
-    """The pass of :func:`rts_smooth`, its transitions as :func:`_filter`'s."""
     d, R = len(dt), len(Rt)
     D = R * d
+    Pinf = np.empty((d, d))
+    stationary(d, ell, s2, Pinf)
     a = np.empty((d, d))
     q = np.empty((d, d))
     w1 = np.empty((d, d))
@@ -429,13 +404,10 @@ def _rts(dt, Rt, ell, coords, Pinf, As, Qs, ms, Ps, n_valid, sm, sP):
     GdP = np.empty((D, D))
     piv = np.empty(D, dtype=np.int64)
     for j in range(n_valid - 2, -1, -1):
+        transition(d, ell, coords[j + 1] - coords[j], Pinf, a, q, w1, w2, w3)
         P = Ps[j]
         # AP = A P_j, P- = AP A^T + Q (symmetrised), m- = A m_j
-        if As is None:
-            transition(d, ell, coords[j + 1] - coords[j], Pinf, a, q, w1, w2, w3)
-            _predict(d, R, a, q, ms[j], P, mp, AP, Pp)
-        else:
-            _predict(d, R, As[j + 1], Qs[j + 1], ms[j], P, mp, AP, Pp)
+        _predict(d, R, a, q, ms[j], P, mp, AP, Pp)
         # G^T = (P-)^{-1} A P_j; dP = P^s_{j+1} - P- (before Pp is overwritten)
         for i in range(D):
             dm[i] = sm[j + 1, i] - mp[i]
@@ -482,37 +454,6 @@ def smooth(dt, Rt, ell, s2, coords, Lams, etas, n_valid, ms, Ps, sm, sP):
     sP[:, :, :] = Ps
     rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP)
     return logZ
-
-@_jit
-def filter_given(dt, Rt, Pinf, As, Qs, Lams, etas, n_valid, ms, Ps):
-    """The filter with the transitions given (``As``, ``Qs`` (I, d, d), ``Pinf`` (d, d):
-    kernels whose transitions only the kernel knows, sums of kernel parts), its rows
-    from ``n_valid`` on set to the prior; returns ``log Z``."""
-    d, R = len(dt), len(Rt)
-    L = np.empty((Lams.shape[0], R, R))
-    factors(Lams, n_valid, L)
-    _prior_rows_given(d, Pinf, R, n_valid, ms, Ps)
-    # ell and coords are read only when the transitions are built: not here
-    return _filter(dt, Rt, 0.0, np.zeros(0), Pinf, As, Qs, L, Lams, etas, n_valid, True, ms, Ps)
-
-
-@_jit
-def rts_given(dt, Rt, As, Qs, ms, Ps, n_valid, sm, sP):
-    """The smoother with the transitions given (as :func:`filter_given`)."""
-    # ell, coords and Pinf are read only when the transitions are built: not here
-    d = len(dt)
-    _rts(dt, Rt, 0.0, np.zeros(0), np.zeros((d, d)), As, Qs, ms, Ps, n_valid, sm, sP)
-
-
-@_jit
-def smooth_given(dt, Rt, Pinf, As, Qs, Lams, etas, n_valid, ms, Ps, sm, sP):
-    """Filter and smoother with the transitions given; returns ``log Z``."""
-    logZ = filter_given(dt, Rt, Pinf, As, Qs, Lams, etas, n_valid, ms, Ps)
-    sm[:, :] = ms
-    sP[:, :, :] = Ps
-    rts_given(dt, Rt, As, Qs, ms, Ps, n_valid, sm, sP)
-    return logZ
-
 
 @_jit
 def search(dt, Rt, ell, s2, coords, Lams, etas, n_valid, step, lo, hi, ms, Ps, sm, sP, out):
@@ -579,6 +520,4 @@ def kernels(d: int, R: int) -> SimpleNamespace:
     return SimpleNamespace(
         filter_chain=partial(filter_chain, dt, Rt), rts_smooth=partial(rts_smooth, dt, Rt),
         smooth=partial(smooth, dt, Rt), search=partial(search, dt, Rt),
-        filter_given=partial(filter_given, dt, Rt), rts_given=partial(rts_given, dt, Rt),
-        smooth_given=partial(smooth_given, dt, Rt),
     )  # fmt: skip

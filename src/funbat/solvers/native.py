@@ -16,14 +16,9 @@ computation (no loop) and sampling a one-off per prediction, so they stay JAX's
 solver (``"sequential"``) remains the reference, and the one to differentiate: a
 callback has no derivative.
 
-A plain Matérn's transitions are built inside the loops. For a sum of kernel parts
-(:mod:`funbat.kernel_parts`) with a small state (at most :data:`GIVEN_MAX_STATE` per
-component), whose transitions only the kernel knows, they are built first, for every
-step at once, by the kernel's own ``transition``, and handed to the same loops; the
-search then runs :func:`funbat.hyper.lengthscale_search` (the JAX solver's candidates
-and rules) with the native filter and smoother. Larger states use the JAX functions. Without
-numba installed the solver falls back to the JAX one, so a model file naming it loads
-and predicts everywhere.
+Kernels other than a plain Matérn (sums of parts) and machines without numba use
+the JAX functions. Without numba installed the solver falls back to the JAX one, so a model file naming it
+loads and predicts everywhere.
 """
 
 from __future__ import annotations
@@ -36,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..hyper import lengthscale_search, smooth_with_lengthscale_search
+from ..hyper import smooth_with_lengthscale_search
 from ..kalman import ChainPosterior, interpolate, smooth
 from ..kernels import Matern
 from ..sampling import chain_samples
@@ -79,17 +74,10 @@ def _from_words(w):
     return jax.lax.bitcast_convert_type(w, jnp.float64)
 
 
-def _f64(w):
-    return np.ascontiguousarray(w).view(np.float64)[..., 0]
-
-
-def _words_out(*arrays):
-    return tuple(x.view(np.uint32).reshape(x.shape + (2,)) for x in arrays)
-
-
 def _host(kind, d, head, coords, Lams, etas, n_valid):
     """The host side: the numba kernel ``kind`` on the unpacked arrays."""
-    head, coords, Lams, etas = (_f64(x) for x in (head, coords, Lams, etas))
+    f64 = lambda w: np.ascontiguousarray(w).view(np.float64)[..., 0]  # noqa: E731
+    head, coords, Lams, etas = f64(head), f64(coords), f64(Lams), f64(etas)
     ell, s2, step, lo, hi = (float(v) for v in head)
     I, R = Lams.shape[0], Lams.shape[1]
     D = R * d
@@ -101,7 +89,7 @@ def _host(kind, d, head, coords, Lams, etas, n_valid):
     else:
         k.search(ell, s2, coords, Lams, etas, int(n_valid), step, lo, hi, ms, Ps, sm, sP,
                  tail)  # fmt: skip
-    return _words_out(ms, Ps, sm, sP, tail)
+    return tuple(x.view(np.uint32).reshape(x.shape + (2,)) for x in (ms, Ps, sm, sP, tail))
 
 
 def _call(kind, kernel, coords, Lams, etas, n_valid, step=0.0, bounds=(0.0, 0.0)):
@@ -122,70 +110,10 @@ def _call(kind, kernel, coords, Lams, etas, n_valid, step=0.0, bounds=(0.0, 0.0)
 
 
 def _native(kernel) -> bool:
-    """Whether the numba kernels build ``kernel``'s transitions themselves (a Matérn)."""
+    """Whether the numba kernels serve ``kernel``: they build the transitions of a
+    Matérn kernel themselves, so a sum of kernel parts (:mod:`funbat.kernel_parts`),
+    whose transitions only the kernel itself knows, runs the JAX solver's functions."""
     return isinstance(kernel, Matern) and numba_available()
-
-
-#: The largest state per component (``d``) whose chains run natively when the kernel
-#: builds the transitions: a constant or a trend beside a Matérn (3 to 5). Larger ones
-#: (``matern32 + periodic(365.25) + constant``: 14 at the default accuracy) ran no
-#: faster in the loops than in JAX on beijing_pm25 (``benchmarks/sum_kernel_cost.py``
-#: with this limit raised), and each ``(d, R)`` compiles its fully unrolled loops once
-#: per machine.
-GIVEN_MAX_STATE = 6
-
-
-def _given(kernel) -> bool:
-    """Whether ``kernel``'s transitions are built by the kernel and handed to the loops."""
-    return (not isinstance(kernel, Matern) and kernel.state_dim <= GIVEN_MAX_STATE
-            and numba_available())  # fmt: skip
-
-
-def _transitions(kernel, coords):
-    """``Pinf`` (d, d) and ``A``, ``Q`` (I, d, d): row ``j`` steps from ``coords[j - 1]``
-    to ``coords[j]`` (row 0, from the prior, is not used)."""
-    gaps = jnp.concatenate([jnp.full((1,), jnp.inf), jnp.diff(coords)])
-    A, Q = kernel.transition(gaps)
-    return kernel.sde()[1], A, Q
-
-
-def _host_given(kind, d, Pinf, As, Qs, Lams, etas, n_valid, *filtered):
-    """The host side for given transitions: ``"filter"`` (filtered moments and ``log
-    Z``), ``"smooth"`` (filtered, smoothed and ``log Z``) or ``"rts"`` (the smoothed
-    moments from the ``filtered`` ones)."""
-    Pinf, As, Qs, Lams, etas = (_f64(x) for x in (Pinf, As, Qs, Lams, etas))
-    I, R = Lams.shape[0], Lams.shape[1]
-    D = R * d
-    k = _kernels().kernels(d, R)
-    n = int(n_valid)
-    if kind == "rts":
-        ms, Ps = (_f64(x) for x in filtered)
-        sm, sP = ms.copy(), Ps.copy()
-        k.rts_given(As, Qs, ms, Ps, n, sm, sP)
-        return _words_out(sm, sP)
-    ms, Ps = np.empty((I, D)), np.empty((I, D, D))
-    if kind == "filter":
-        logZ = k.filter_given(Pinf, As, Qs, Lams, etas, n, ms, Ps)
-        return _words_out(ms, Ps, np.array([logZ]))
-    sm, sP = np.empty((I, D)), np.empty((I, D, D))
-    logZ = k.smooth_given(Pinf, As, Qs, Lams, etas, n, ms, Ps, sm, sP)
-    return _words_out(ms, Ps, sm, sP, np.array([logZ]))
-
-
-def _call_given(kind, kernel, coords, Lams, etas, n_valid, filtered=()):
-    """Run :func:`_host_given` from traced code; float64 arrays back."""
-    Pinf, A, Q = _transitions(kernel, coords)
-    I, R, d = coords.shape[0], Lams.shape[-1], kernel.state_dim
-    D = R * d
-    S = jax.ShapeDtypeStruct
-    shapes = {"filter": ((I, D), (I, D, D), (1,)), "rts": ((I, D), (I, D, D)),
-              "smooth": ((I, D), (I, D, D), (I, D), (I, D, D), (1,))}[kind]  # fmt: skip
-    out = jax.pure_callback(
-        partial(_host_given, kind, d), tuple(S(sh + (2,), np.uint32) for sh in shapes),
-        *(_to_words(x) for x in (Pinf, A, Q, Lams, etas)), jnp.asarray(n_valid, jnp.int32),
-        *(_to_words(x) for x in filtered), vmap_method="sequential",
-    )  # fmt: skip
-    return [_from_words(w) for w in out]
 
 
 @dataclass(frozen=True)
@@ -195,10 +123,6 @@ class NativeSolver(ChainSolver):
     name = "native"
 
     def smooth(self, kernel, coords, Lams, etas, n_valid):
-        if _given(kernel):
-            n_valid = coords.shape[0] if n_valid is None else n_valid
-            ms, Ps, sm, sP, tail = _call_given("smooth", kernel, coords, Lams, etas, n_valid)
-            return ChainPosterior(ms, Ps, sm, sP, tail[0])
         if not _native(kernel):
             return smooth(kernel, coords, Lams, etas, n_valid=n_valid)
         n_valid = coords.shape[0] if n_valid is None else n_valid
@@ -207,18 +131,6 @@ class NativeSolver(ChainSolver):
 
     def smooth_with_lengthscale_search(self, kernel, coords, Lams, etas, step, log_bounds,
                                        n_valid):  # fmt: skip
-        if _given(kernel):
-            n = coords.shape[0] if n_valid is None else n_valid
-
-            def filter_fn(k):
-                ms, Ps, tail = _call_given("filter", k, coords, Lams, etas, n)
-                return (ms, Ps), tail[0]
-
-            def smoother_fn(k, filtered, logZ):
-                sm, sP = _call_given("rts", k, coords, Lams, etas, n, filtered)
-                return ChainPosterior(filtered[0], filtered[1], sm, sP, logZ)
-
-            return lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn)
         if not _native(kernel):
             return smooth_with_lengthscale_search(kernel, coords, Lams, etas, step, log_bounds,
                                                   n_valid)  # fmt: skip
