@@ -29,6 +29,7 @@ __all__ = [
     "ModeEncoding",
     "as_mode_columns",
     "as_modes",
+    "mode_position",
     "as_target",
     "check_text_column",
     "drop_duplicate_rows",
@@ -45,6 +46,15 @@ KINDS = ("continuous", "spatial", "discrete")
 
 class InputError(ValueError):
     """Bad user input: a message that names the problem and what to do."""
+
+
+def mode_position(names, mode) -> int:
+    """The position of ``mode`` (a name, or a position) among the modes ``names`` of a
+    fitted model; :class:`InputError` naming the modes when there is no such mode."""
+    k = (names.index(mode) if mode in names else -1) if isinstance(mode, str) else int(mode)
+    if not 0 <= k < len(names):
+        raise InputError(f"mode {mode!r} does not exist; the modes are {list(names)}")
+    return k
 
 
 class FunBaTWarning(UserWarning):

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import inference
 from .backends import entries_from_input, is_dask_input
 from .calibration import Predictive
-from .data import FunBaTWarning, InputError, as_modes
+from .data import FunBaTWarning, InputError, as_modes, mode_position
 from .inference import predict as P
 from .kernel_parts import parse_kernel
 from .kernels import KERNELS
@@ -635,13 +635,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         """``(k, x)``: the index of ``mode`` (a name or an index) and ``coords`` parsed
         by its kind (the user array its queries take)."""
         check_is_fitted(self, "result_")
-        names = self.modes_
-        if isinstance(mode, str):
-            k = names.index(mode) if mode in names else -1
-        else:
-            k = int(mode)
-        if not 0 <= k < self.n_features_in_:
-            raise InputError(f"mode {mode!r} does not exist; the modes are {names}")
+        k = mode_position(self.modes_, mode)
         r = self.result_
         return k, r.kinds[k].parse_coords(r.encodings[k], coords)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import InputError
+from .data import InputError, mode_position
 from .files import atomic_write
 
 __all__ = ["plot_latent_functions", "save_figure", "spatial_map"]
@@ -61,11 +61,7 @@ def plot_latent_functions(model, *, n_points: int | None = None, modes=None, fig
     if modes is None:
         ks = list(range(len(names)))
     else:
-        ks = []
-        for m in modes:
-            if isinstance(m, str) and m not in names:
-                raise InputError(f"mode {m!r} does not exist; the modes are {names}")
-            ks.append(names.index(m) if isinstance(m, str) else int(m))
+        ks = [mode_position(names, m) for m in modes]
     kinds = [model.mode_kinds_[k] for k in ks]
     # a grid: a continuous or discrete mode is one row spanning every column; a spatial
     # mode is two rows (mean, std) of one map per latent function
@@ -247,7 +243,7 @@ def spatial_map(model, mode, ax=None, cmap="viridis"):
     posterior mean; bottom, by the posterior std. Returns the matplotlib figure.
     ``ax`` may be a (2, R) array of axes.
     """
-    k = model.modes_.index(mode) if isinstance(mode, str) else int(mode)
+    k = mode_position(model.modes_, mode)
     if model.mode_kinds_[k] != "spatial":
         raise InputError(f"mode {model.modes_[k]!r} is {model.mode_kinds_[k]}, not spatial")
     enc = model.result_.encodings[k]
