@@ -9,6 +9,10 @@ runs in its own process.
 
     PYTHONPATH=src python benchmarks/convergence.py --sweeps 25 50 100 200 \\
         --json benchmarks/results/convergence.json
+
+``--baseline-src`` adds fits of another version of funbat (its ``src`` folder, e.g. a
+``git worktree`` of an older commit) in the same run, with or without the moves
+(``--baseline-moves``); ``--moves on`` fits this code with the moves only.
 """
 
 from __future__ import annotations
@@ -62,14 +66,19 @@ def main(argv=None) -> int:
     ap.add_argument("--sweeps", type=int, nargs="+", default=[25, 50, 100, 200])
     ap.add_argument("--baseline-src", help="src folder of another version of funbat to compare")
     ap.add_argument("--baseline-sweeps", type=int, nargs="+", default=[50, 200, 800])
+    ap.add_argument("--moves", choices=["both", "on", "off"], default="both",
+                    help="fit this code with the transformation moves, without, or both")
+    ap.add_argument("--baseline-moves", action="store_true",
+                    help="fit the baseline with the transformation moves (default: without)")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args(argv)
     origin = provenance()
     rows = []
-    variants = [("this", None, False, args.sweeps), ("this", None, True, args.sweeps)]
+    moves = {"both": [False, True], "on": [True], "off": [False]}[args.moves]
+    variants = [("this", None, m, args.sweeps) for m in moves]
     if args.baseline_src:
-        variants.append(("baseline", str(Path(args.baseline_src).resolve()), False,
-                         args.baseline_sweeps))  # fmt: skip
+        variants.append(("baseline", str(Path(args.baseline_src).resolve()),
+                         args.baseline_moves, args.baseline_sweeps))  # fmt: skip
     for dataset in args.datasets:
         for model in args.models:
             for code, src, moves, sweeps in variants:
