@@ -25,19 +25,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .kalman import (
-    ChainPosterior,
-    expected_log_prior,
-    filter_chain,
-    message_factors,
-    pairwise_moments,
-    rts_smooth,
-)
+from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
 from .kernel_parts import learns_variance, with_lengthscale
 from .kernels import Matern
 
-__all__ = ["ascend_log_normaliser", "em_step", "lengthscale_search",
-           "smooth_with_lengthscale_search"]  # fmt: skip
+__all__ = ["ascend_log_normaliser", "lengthscale_search", "smooth_with_lengthscale_search"]
 
 #: Fractions of the current step tried around the current value (index 0 keeps it).
 _FRACTIONS = (0.0, -1.0, -0.25, 0.25, 1.0)
@@ -157,41 +149,3 @@ def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
     next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
     next_step = jnp.clip(next_step, 1e-3, 2.0)
     return kernel, post, next_step
-
-
-def em_step(kernel, coords, post: ChainPosterior, step, log_bounds, n_valid=None):
-    """One variational-EM step on a chain's kernel hyperparameters, ``q`` held fixed.
-
-    With ``q`` fixed the ELBO's dependence on the kernel is
-    ``sum_r E_q[log p(x^r | theta)]`` (:func:`funbat.kalman.expected_log_prior`): a sum
-    over the chain's steps of the pairwise moments of ``q``, which needs no Kalman pass
-    and costs little for each candidate, so the candidates of :func:`lengthscale_search`
-    (the current value included: the ELBO never decreases) are all evaluated side by
-    side from one set of moments. ``post`` must be the smoothed chain of ``kernel``
-    (the moments' cross terms come from its ``lag_one`` record, or from the smoother's
-    gains under ``kernel``).
-
-    Parameters
-    ----------
-    kernel : the chain's current kernel (scaled units).
-    coords : (I,) sorted coordinates; post : the chain's ``ChainPosterior`` (states
-        ``R d``).
-    step : scalar step length in log units; log_bounds : (2,) bounds of
-        ``log(lengthscale)``; n_valid : real coordinates (the rest pad).
-
-    Returns
-    -------
-    The kernel with the best candidate and the next step.
-    """
-    S_b, C_b = pairwise_moments(kernel, coords, post)
-    # the diagonal pairs (r, r) summed: every component has the same prior
-    S = jnp.sum(jnp.diagonal(S_b, axis1=1, axis2=2), axis=-1)
-    C = jnp.sum(jnp.diagonal(C_b, axis1=1, axis2=2), axis=-1)
-    R = S_b.shape[1]
-    theta, cands = _candidates(kernel, step, log_bounds)
-    vals = jax.vmap(lambda th: expected_log_prior(_with_log_hyper(kernel, th), coords, S, C, R,
-                                                  n_valid))(cands)  # fmt: skip
-    best = jnp.argmax(jnp.where(jnp.isfinite(vals), vals, -jnp.inf))
-    moved = jnp.max(jnp.abs(cands[best] - theta))
-    next_step = jnp.clip(jnp.where(best == 0, 0.5 * step, 2.0 * moved), 1e-3, 2.0)
-    return _with_log_hyper(kernel, cands[best]), next_step

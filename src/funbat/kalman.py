@@ -34,13 +34,10 @@ from .kernels import Matern
 __all__ = [
     "ChainPosterior",
     "chain_matrices",
-    "expected_log_prior",
     "filter_chain",
     "interpolate",
     "log_normaliser",
-    "lag_one_covariances",
     "message_factors",
-    "pairwise_moments",
     "prior_quadratic",
     "transform_chain",
     "rts_smooth",
@@ -62,12 +59,6 @@ class ChainPosterior(NamedTuple):
     smoothed_covs : (I, R d, R d)
     log_normaliser : scalar
         ``sum_j log Z_j``: log of the integral of prior times messages.
-    lag_one : (I, R d, R d) or None
-        ``Cov(x_j, x_{j-1})`` under the posterior (row 0 zero), from
-        :func:`lag_one_covariances` at the smoothing. Kept with the moments because a
-        transformation (:func:`transform_chain`) carries it exactly, while rebuilding it
-        from the filtered covariances needs the prior the smoother used. None in a
-        record that never had it (a chain before its first update, older model files).
     """
 
     filtered_means: jax.Array
@@ -75,7 +66,6 @@ class ChainPosterior(NamedTuple):
     smoothed_means: jax.Array
     smoothed_covs: jax.Array
     log_normaliser: jax.Array
-    lag_one: jax.Array | None = None
 
 
 def _transitions(kernel: Matern, coords):
@@ -300,48 +290,6 @@ def rts_smooth(kernel: Matern, coords, filtered, logZ, n_valid=None) -> ChainPos
 
 
 @jax.jit
-def lag_one_covariances(kernel: Matern, coords, post: ChainPosterior):
-    """``Cov(x_j, x_{j-1})`` (I, R d, R d) under a smoothed chain (row 0 zero).
-
-    From the smoother's gains: ``Cov(x_{j+1}, x_j) = P^s_{j+1} G_j^T`` with
-    ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}`` (Rauch, Tung & Striebel), where ``P_j`` are
-    the filtered covariances and ``kernel`` the prior the smoother ran with.
-    """
-    Ps, sP = post.filtered_covs, post.smoothed_covs
-    R = Ps.shape[1] // kernel.state_dim
-    A1, Q1 = _transitions(kernel, coords)
-    A = jax.vmap(lambda a: _kron_eye(R, a))(A1[1:])
-    Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
-    AP = A @ Ps[:-1]
-    P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
-    P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
-    G = jnp.swapaxes(jax.vmap(_spd_solve)(P_pred, AP), 1, 2)
-    C = sP[1:] @ jnp.swapaxes(G, 1, 2)
-    return jnp.concatenate([jnp.zeros_like(C[:1]), C])
-
-
-def pairwise_moments(kernel: Matern, coords, post: ChainPosterior):
-    """Second moments of the components' states under ``q``, per pair of components.
-
-    Returns ``S`` (I, R, R, d, d), ``S[j, r, s] = E[x^r_j x^{sT}_j]``, and ``C``
-    (I - 1, R, R, d, d), ``C[j - 1, r, s] = E[x^r_j x^{sT}_{j-1}]``. The cross moments
-    use ``post.lag_one`` when the record has it, else :func:`lag_one_covariances` with
-    ``kernel`` (right only for the prior the smoother ran with).
-    """
-    sm, sP = post.smoothed_means, post.smoothed_covs
-    I, D = sm.shape
-    d = kernel.state_dim
-    R = D // d
-    lag = post.lag_one if post.lag_one is not None else lag_one_covariances(kernel, coords, post)
-    S = sP + sm[:, :, None] * sm[:, None, :]
-    C = lag[1:] + sm[1:, :, None] * sm[:-1, None, :]
-
-    def blocks(M):  # (n, D, D) -> (n, R, R, d, d): the block of each pair of components
-        return jnp.einsum("nrasb->nrsab", M.reshape(M.shape[0], R, d, R, d))
-
-    return blocks(S), blocks(C)
-
-
 def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     """Expected prior quadratic forms of the components' state chains under ``q``, per pair.
 
@@ -352,14 +300,30 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
 
     the diagonal is ``-2 log p(x^r) + const``, what a precision scaling component
     ``r``'s prior (its kernel variance) needs, and the whole matrix is what a linear
-    map of the components needs (``x^r -> sum_s T_rs x^s`` turns it into ``T Q T^T``).
-    The moments are :func:`pairwise_moments`'. Only the first ``n_valid`` coordinates
+    map of the components needs (``x^r -> sum_s T_rs x^s`` turns it into ``T Q T^T``). The pairwise moments come from the smoother's gains,
+    ``E[x_{j+1} x_j^T] = P^s_{j+1} G_j^T + m^s_{j+1} m^{sT}_j`` with
+    ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}``. Only the first ``n_valid`` coordinates
     count (the rest pad).
     """
-    I = post.smoothed_means.shape[0]
+    Ps, sm, sP = post.filtered_covs, post.smoothed_means, post.smoothed_covs
+    I, D = sm.shape
+    d = kernel.state_dim
+    R = D // d
     n_valid = I if n_valid is None else n_valid
-    S_b, C_b = pairwise_moments(kernel, coords, post)
     A1, Q1 = _transitions(kernel, coords)
+    A = jax.vmap(lambda a: _kron_eye(R, a))(A1[1:])
+    Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
+    AP = A @ Ps[:-1]
+    P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
+    P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
+    G = jnp.swapaxes(jax.vmap(_spd_solve)(P_pred, AP), 1, 2)
+    S = sP + sm[:, :, None] * sm[:, None, :]  # E[x_j x_j^T]
+    C = sP[1:] @ jnp.swapaxes(G, 1, 2) + sm[1:, :, None] * sm[:-1, None, :]  # E[x_j x_{j-1}^T]
+
+    def blocks(M):  # (n, D, D) -> (n, R, R, d, d): the block of each pair of components
+        return jnp.einsum("nrasb->nrsab", M.reshape(M.shape[0], R, d, R, d))
+
+    S_b, C_b = blocks(S), blocks(C)  # (I, R, R, d, d): E[x^r_j x^sT_j], E[x^r_j x^sT_{j-1}]
     a = A1[1:, None, None]  # (I-1, 1, 1, d, d)
     # E[(x^r_j - A x^r_{j-1})(x^s_j - A x^s_{j-1})^T]; E[x^r_{j-1} x^sT_j] = (C^{sr})^T
     C_t = jnp.swapaxes(jnp.swapaxes(C_b, 1, 2), -1, -2)
@@ -381,48 +345,14 @@ def _noise_inverse(kernel, Q1):
     pseudo-inverse's (eigenvalues below ``1e-10`` of the largest of ``Pinf`` count as
     zero; the residuals ``x_j - A x_{j-1}`` of ``q`` vanish outside that range).
     """
-    return _noise_inverse_logdet(kernel, Q1)[0]
-
-
-def _noise_inverse_logdet(kernel, Q1):
-    """:func:`_noise_inverse` and ``log det Q_j`` (I,) (the pseudo-determinant, over
-    the same range, for a singular ``Q``)."""
     d = Q1.shape[-1]
     if getattr(kernel, "noise_rank", d) == d:
         eye = jnp.eye(d, dtype=Q1.dtype)
-        L = jax.vmap(_cholesky if d <= _UNROLL_MAX_RANK else jnp.linalg.cholesky)(Q1)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-        return jax.vmap(lambda m: _spd_solve(m, eye))(Q1), logdet
+        return jax.vmap(lambda m: _spd_solve(m, eye))(Q1)
     s, V = jnp.linalg.eigh(Q1)
     cut = 1e-10 * jnp.max(jnp.abs(s[0]))  # step 0: Q_0 = Pinf
     inv = jnp.where(s > cut, 1.0 / jnp.where(s > cut, s, 1.0), 0.0)
-    logdet = jnp.sum(jnp.where(s > cut, jnp.log(jnp.where(s > cut, s, 1.0)), 0.0), axis=-1)
-    return (V * inv[:, None, :]) @ jnp.swapaxes(V, -1, -2), logdet
-
-
-def expected_log_prior(kernel: Matern, coords, S, C, n_components, n_valid=None):
-    """``sum_r E_q[log p(x^r | kernel)]`` of a chain from its summed moments, without
-    the ``2 pi`` constant (which no kernel changes).
-
-    ``S`` (I, d, d): ``sum_r E[x^r_j x^{rT}_j]``; ``C`` (I - 1, d, d):
-    ``sum_r E[x^r_j x^{rT}_{j-1}]`` (:func:`pairwise_moments`, summed over the
-    diagonal pairs); ``n_components``: how many chains were summed. With ``q`` fixed
-    this is the only part of the ELBO a kernel hyperparameter changes, and it needs no
-    sequential pass: ``-1/2 sum_j [R log det Q_j + tr(Q_j^{-1} E[e_j e_j^T])]`` with
-    ``e_j = x_j - A_j x_{j-1}`` (``A_0 = 0``, ``Q_0 = Pinf``). Only the first
-    ``n_valid`` coordinates count. A sum kernel's singular ``Q`` uses its pseudo-inverse
-    and pseudo-determinant (see :func:`_noise_inverse`).
-    """
-    I = S.shape[0]
-    n_valid = I if n_valid is None else n_valid
-    A1, Q1 = _transitions(kernel, coords)
-    a = A1[1:]
-    aT = jnp.swapaxes(a, -1, -2)
-    resid = S[1:] - C @ aT - a @ jnp.swapaxes(C, -1, -2) + a @ S[:-1] @ aT
-    resid = jnp.concatenate([S[:1], resid])
-    q_inv, logdet = _noise_inverse_logdet(kernel, Q1)
-    terms = n_components * logdet + jnp.einsum("nab,nba->n", q_inv, resid)
-    return -0.5 * jnp.sum(jnp.where(jnp.arange(I) < n_valid, terms, 0.0))
+    return (V * inv[:, None, :]) @ jnp.swapaxes(V, -1, -2)
 
 
 def transform_chain(post: ChainPosterior, T, state_dim: int) -> ChainPosterior:
@@ -430,20 +360,19 @@ def transform_chain(post: ChainPosterior, T, state_dim: int) -> ChainPosterior:
     coordinate, i.e. through ``T kron I_d`` on the component-major states (R d,).
 
     The log normaliser is kept as it is: it belongs to the messages, which a transformed
-    posterior no longer matches (the next update recomputes it). The lag-one
-    covariances are transformed with the rest, so :func:`prior_quadratic` of the result
-    is ``T Q T^T``; a record without them (None) would have them rebuilt from the
-    filtered covariances and the prior, which a non-orthogonal ``T`` does not carry.
+    posterior no longer matches (the next update recomputes it). Nor are the pairwise
+    moments transformed: :func:`prior_quadratic` rebuilds them from the filtered
+    covariances and the prior, which a non-orthogonal ``T`` does not carry along, so its
+    value for the result is not ``T Q T^T``; read it only after the mode's next update.
     """
     M = jnp.kron(T, jnp.eye(state_dim))
 
     def cov(P):
         return M @ P @ M.T
 
-    lag = None if post.lag_one is None else cov(post.lag_one)
     return ChainPosterior(post.filtered_means @ M.T, cov(post.filtered_covs),
                           post.smoothed_means @ M.T, cov(post.smoothed_covs),
-                          post.log_normaliser, lag)  # fmt: skip
+                          post.log_normaliser)  # fmt: skip
 
 
 def smooth(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None) -> ChainPosterior:

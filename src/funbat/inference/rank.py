@@ -247,11 +247,6 @@ def _finish(kind, new, s, live):
     return _masked(kind.transform(new, jnp.diag(s)), live), quad
 
 
-@partial(jax.jit, static_argnames=("kind",))
-def _to_unit(kind, mode, s):
-    return kind.transform(mode, jnp.diag(1.0 / s))
-
-
 def mode_update(kind, mode, G, g, tau_mean, unfolded, lam, *, learn, learning, live=None):
     """Exact update of ``q(U^k)`` under the prior ``N(0, K / E[lambda])``: the unit-prior
     update of ``v = u sqrt(E[lambda])`` (messages ``S Lambda S``, ``S eta``, ``S =
@@ -261,9 +256,7 @@ def mode_update(kind, mode, G, g, tau_mean, unfolded, lam, *, learn, learning, l
     s = lam**-0.5
     live = jnp.ones_like(s) if live is None else live
     G, g, unfolded = _scaled(G, g, unfolded, s)
-    # the kernel step reads q of the unit-prior coordinates v = u / s
-    unit = _to_unit(kind, mode, s) if learn and learning else mode
-    new, kl = kind.update(unit, G, g, tau_mean, unfolded, learn=learn, learning=learning)
+    new, kl = kind.update(mode, G, g, tau_mean, unfolded, learn=learn, learning=learning)
     new, quad = _finish(kind, new, s, live)
     return new, kl, quad, s
 
@@ -398,9 +391,7 @@ def select_mode(state, keep):
                               take(post.filtered_covs, slice(None), idx[:, None], idx),
                               take(post.smoothed_means, slice(None), idx),
                               take(post.smoothed_covs, slice(None), idx[:, None], idx),
-                              post.log_normaliser,
-                              None if post.lag_one is None
-                              else take(post.lag_one, slice(None), idx[:, None], idx))  # fmt: skip
+                              post.log_normaliser)  # fmt: skip
     elif isinstance(post, DensePosterior):
         B, G, R = post.white_mean.shape
         n = keep.size
@@ -691,8 +682,7 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
         lam = _mode_precisions(rank, structure=structure, k=k, K=K)
         modes[k], kls[k], quad, s = _timed(
             timer, "mode", mode_update, kind, modes[k], G, g, noise.mean, unfolded, lam,
-            learn=spec.learn_hyperparameters, learning=not warm and state.sweeps > 0,
-            live=rank.active[k],
+            learn=spec.learn_hyperparameters, learning=not warm, live=rank.active[k],
         )  # fmt: skip
         rank, core, noise, elbo = _timed(
             timer, "core", _after_mode, spec.kinds, tuple(modes), rank, quad, lam, s, G, g,

@@ -191,8 +191,8 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
                                       tuple(kls)))  # fmt: skip
     for k, kind in enumerate(spec.kinds):
         if moving and core is not None:
-            modes[k], core = _timed(timer, "moves", _tucker_move, kind, modes[k], core,
-                                    orders[k][0], priors[0], rank=spec.ranks[k])  # fmt: skip
+            core = _timed(timer, "moves", _tucker_move, kind, modes[k], core, orders[k][0],
+                          priors[0], rank=spec.ranks[k])  # fmt: skip
         means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
         G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means, seconds,
                       mode=k, n_groups=modes[k].coords.shape[0], structure=structure,
@@ -200,7 +200,7 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
         modes[k], kls[k] = _timed(
             timer, "mode", kind.update, modes[k], G, g, noise.mean, unfolded,
-            learn=spec.learn_hyperparameters, learning=not warm and state.sweeps > 0,
+            learn=spec.learn_hyperparameters, learning=not warm,
         )  # fmt: skip
         core, noise, elbo = _timed(
             timer, "core", core_and_noise, G, g, modes[k].means, modes[k].seconds, core, noise,
@@ -223,14 +223,14 @@ _unfold_core = jax.jit(U.unfold_core, static_argnames=("rank",))
 
 @partial(jax.jit, static_argnames=("kind", "rank"))
 def _tucker_move(kind, mode, core, first, core_var, rank: int):
-    """Mode ``k`` and the core after the mode's transformation move. The mode's update,
-    which comes next, replaces its moments, but its kernel step reads the transformed
-    ``q`` (:func:`funbat.hyper.em_step`)."""
+    """The core after mode ``k``'s transformation move; the mode's own transformed
+    ``q`` is not kept, because the mode's update, which comes next, replaces it (and
+    raises the ELBO at least as much as keeping it would)."""
     P = core.mean.shape[0]
     M = MV.core_mode_second_moment(core, first, rank)
     T, _ = MV.tucker_transform(kind.prior_quadratic(mode), M, kind.dimension(mode),
                                P // rank, core_var)  # fmt: skip
-    return kind.transform(mode, T), MV.transform_core(core, T, first, rank=rank)
+    return MV.transform_core(core, T, first, rank=rank)
 
 
 def _cp_move(kinds, modes, kls):

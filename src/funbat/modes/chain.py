@@ -17,11 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import hyper as H
 from .. import kernel_parts as KP
 from .. import updates as U
 from ..data import InputError, as_mode_columns
-from ..kalman import ChainPosterior, lag_one_covariances, transform_chain
+from ..kalman import ChainPosterior, transform_chain
 from ..kalman import prior_quadratic as kalman_prior_quadratic
 from ..kernels import KERNELS, make_kernel
 from ..solvers import ChainSolver, get_solver
@@ -55,20 +54,20 @@ def default_lengthscale(unique_scaled: np.ndarray) -> float:
 
 
 @partial(jax.jit, static_argnames=("solver", "learn"))
-def _chain_update(solver, kernel, coords, posterior, G, g, tau_mean, unfolded, step, n_valid,
-                  *, learn):  # fmt: skip
-    """An optional variational-EM step on the kernel from the current ``posterior``
-    (:func:`funbat.hyper.em_step`), then the messages to the mode, smoothing, and the KL.
+def _chain_update(solver, kernel, coords, G, g, tau_mean, unfolded, step, n_valid, *, learn):
+    """Messages to the mode, an optional lengthscale search, smoothing, and the KL.
 
     Compiled once per shape and shared by every chain mode with the same shapes: chains
     are padded to one length and ``n_valid`` (traced) says how many steps are real.
     """
-    if learn and KP.has_lengthscale(kernel):
-        kernel, step = H.em_step(kernel, coords, posterior, step,
-                                 jnp.array(LOG_LENGTHSCALE_BOUNDS), n_valid)  # fmt: skip
     Lams, etas = U.mode_messages(G, g, tau_mean, unfolded)
-    post = solver.smooth(kernel, coords, Lams, etas, n_valid)
-    post = post._replace(lag_one=lag_one_covariances(kernel, coords, post))
+    if learn and KP.has_lengthscale(kernel):
+        bounds = jnp.array(LOG_LENGTHSCALE_BOUNDS)
+        kernel, post, step = solver.smooth_with_lengthscale_search(
+            kernel, coords, Lams, etas, step, bounds, n_valid
+        )
+    else:
+        post = solver.smooth(kernel, coords, Lams, etas, n_valid)
     d = kernel.state_dim
     means = post.smoothed_means[:, ::d]
     seconds = post.smoothed_covs[:, ::d, ::d] + means[:, :, None] * means[:, None, :]
@@ -129,15 +128,15 @@ class ChainMode(ModeKind):
         D = rank * kernel.state_dim
         empty = ChainPosterior(
             jnp.zeros((Ip, D)), jnp.zeros((Ip, D, D)), jnp.zeros((Ip, D)),
-            jnp.zeros((Ip, D, D)), jnp.zeros(()), jnp.zeros((Ip, D, D)),
+            jnp.zeros((Ip, D, D)), jnp.zeros(()),
         )  # fmt: skip
         start = np.concatenate([start, np.zeros((Ip - I, rank))])
         return start_state(coords, kernel, empty, start, I)
 
     def _update(self, state, G, g, tau_mean, unfolded, *, learn):
         return _chain_update(
-            self.solver, state.kernel, state.coords, state.posterior, G, g, tau_mean, unfolded,
-            state.step, state.n_valid, learn=learn,
+            self.solver, state.kernel, state.coords, G, g, tau_mean, unfolded, state.step,
+            state.n_valid, learn=learn,
         )  # fmt: skip
 
     def prior_quadratic(self, state):
