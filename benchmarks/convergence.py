@@ -10,6 +10,11 @@ runs in its own process.
     PYTHONPATH=src python benchmarks/convergence.py --sweeps 25 50 100 200 \\
         --json benchmarks/results/convergence.json
 
+``--rmse-at-each`` adds the test RMSE after each number of sweeps (one fit per number:
+the fits are deterministic), and each row says after which sweep a fit with the default
+tolerance would have stopped (``stops_at_default_tol``; null: not within the sweeps).
+``fit_s`` is the time of the longest fit, compilation included only when it is the
+process's first.
 ``--baseline-src`` adds fits of another version of funbat (its ``src`` folder, e.g. a
 ``git worktree`` of an older commit) in the same run, with or without the moves
 (``--baseline-moves``); ``--moves on`` fits this code with the moves only.
@@ -40,21 +45,42 @@ from funbat import FunBaT, FunBaTCP
 ds = load_dataset(cfg["dataset"], Path(cfg["data"]))
 tr, te = split_indices(len(ds), cfg["split"])
 cls = FunBaT if cfg["model"] == "tucker" else FunBaTCP
+
+
+def fit(n):
+    return cls(rank=cfg["rank"], max_iter=n, tol=0.0, random_state=cfg["split"],
+               transform_moves=cfg["moves"], duplicates="keep").fit(ds.X_df.iloc[tr], ds.y[tr])
+
+
+def rmse(m):
+    return float(np.sqrt(np.mean((m.predict(ds.X_df.iloc[te]) - ds.y[te]) ** 2)))
+
+
+# the fits are deterministic, so a fit of n sweeps is the first n sweeps of a longer one
+rmse_at = {str(n): rmse(fit(n)) for n in sorted(cfg["sweeps"])[:-1]} if cfg["each"] else {}
 t0 = time.perf_counter()
-m = cls(rank=cfg["rank"], max_iter=max(cfg["sweeps"]), tol=0.0, random_state=cfg["split"],
-        transform_moves=cfg["moves"], duplicates="keep").fit(ds.X_df.iloc[tr], ds.y[tr])
-h = m.elbo_history_
-err = m.predict(ds.X_df.iloc[te]) - ds.y[te]
+m = fit(max(cfg["sweeps"]))
+fit_s = time.perf_counter() - t0
+h = np.asarray(m.elbo_history_)
+rmse_at[str(max(cfg["sweeps"]))] = rmse(m)
 after = np.diff(h[10:])
+# where a fit with the default tolerance would have stopped (inference.run's test)
+tol = cls().tol
+small = np.abs(np.diff(h)) <= tol * np.abs(h[1:])
+from funbat.inference import ModelSpec
+warmup = ModelSpec.__dataclass_fields__["warmup"].default if hasattr(
+    ModelSpec, "__dataclass_fields__") else ModelSpec._field_defaults["warmup"]
+stop = [i + 2 for i in np.flatnonzero(small) if i + 1 > warmup]
 print(json.dumps(dict(
     elbo={str(n): float(h[n - 1]) for n in cfg["sweeps"]},
-    rmse=float(np.sqrt(np.mean(err**2))),
+    rmse=rmse_at[str(max(cfg["sweeps"]))],
+    rmse_at=rmse_at,
+    stops_at_default_tol=stop[0] if stop else None,
     never_decreased=bool(np.all(after >= -1e-8 * np.abs(h[11:]))),
-    fit_s=time.perf_counter() - t0,
+    fit_s=fit_s,
     lengthscales=[np.atleast_1d(e).tolist() for e in m.lengthscales_],
 )))
 """
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,6 +96,8 @@ def main(argv=None) -> int:
                     help="fit this code with the transformation moves, without, or both")
     ap.add_argument("--baseline-moves", action="store_true",
                     help="fit the baseline with the transformation moves (default: without)")
+    ap.add_argument("--rmse-at-each", action="store_true",
+                    help="also the test RMSE after each number of sweeps (one more fit each)")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args(argv)
     origin = provenance()
@@ -84,7 +112,7 @@ def main(argv=None) -> int:
             for code, src, moves, sweeps in variants:
                 cfg = dict(here=str(HERE), data=args.data, dataset=dataset, model=model,
                            rank=args.rank, split=args.split, sweeps=sweeps, moves=moves,
-                           src=src)  # fmt: skip
+                           src=src, each=args.rmse_at_each)  # fmt: skip
                 out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)],
                                      capture_output=True, text=True, check=True)  # fmt: skip
                 res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -93,7 +121,9 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"| {dataset} | {model} | {code} | {moves} | "
                       + " | ".join(f"@{n}: {res['elbo'][str(n)]:,.1f}" for n in sweeps)
-                      + f" | {res['rmse']:.4f} | {res['fit_s']:.1f} |", flush=True)  # fmt: skip
+                      + " | " + " ".join(f"@{n}: {v:.4f}" for n, v in res["rmse_at"].items())
+                      + f" | stops at {res['stops_at_default_tol']} | {res['fit_s']:.1f} |",
+                      flush=True)  # fmt: skip
     if args.json:
         from funbat.files import atomic_write
 
