@@ -75,7 +75,7 @@ print(json.dumps(dict(
     elbo={str(n): float(h[n - 1]) for n in cfg["sweeps"]},
     rmse=rmse_at[str(max(cfg["sweeps"]))],
     rmse_at=rmse_at,
-    stops_at_default_tol=stop[0] if stop else None,
+    stops_at_default_tol=int(stop[0]) if stop else None,
     never_decreased=bool(np.all(after >= -1e-8 * np.abs(h[11:]))),
     fit_s=fit_s,
     lengthscales=[np.atleast_1d(e).tolist() for e in m.lengthscales_],
