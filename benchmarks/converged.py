@@ -7,7 +7,8 @@ in the same process: with the defaults (100 sweeps, tolerance ``1e-5``) and with
 Reported per fit: sweeps run, whether it converged, test RMSE, the coverage of the
 central 50% and 95% predictive intervals, and the fit time (the first fit of each
 model in the process pays the compilation). ``--core-prior-variance`` sets the prior
-variance of the core's entries (FunBaT-CP's weights) for every fit of the run.
+variance of the Tucker core's entries for every fit of the run (FunBaT-CP's core is
+fixed and ignores it).
 
     python benchmarks/converged.py --json benchmarks/results/converged.json
 """
