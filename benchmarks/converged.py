@@ -7,8 +7,9 @@ in the same process: with the defaults (100 sweeps, tolerance ``1e-5``) and with
 Reported per fit: sweeps run, whether it converged, test RMSE, the coverage of the
 central 50% and 95% predictive intervals, and the fit time (the first fit of each
 model in the process pays the compilation). ``--core-prior-variance`` sets the prior
-variance of the Tucker core's entries for every fit of the run (FunBaT-CP's core is
-fixed and ignores it).
+variance of the Tucker core's entries for every fit of the run, or ``auto`` learns it
+(FunBaT-CP's core is fixed and ignores it); each row records the fit's
+``core_prior_variance_``.
 
     python benchmarks/converged.py --json benchmarks/results/converged.json
 """
@@ -43,12 +44,17 @@ def _fit_and_score(cls, ds, tr, te, *, rank, max_iter, seed, core_prior_variance
         converged=bool(m.converged_),
         rmse=float(np.sqrt(np.mean((m.predict(X_te) - y_te) ** 2))),
         elbo=float(m.elbo_history_[-1]),
+        core_prior_variance_=m.core_prior_variance_,
         fit_s=fit_s,
     )
     for level in (0.5, 0.95):
         lo, hi = m.predict_interval(X_te, level)
         row[f"coverage_{int(level * 100)}"] = float(np.mean((y_te >= lo) & (y_te <= hi)))
     return row
+
+
+def _variance(text: str) -> float | str:
+    return text if text == "auto" else float(text)
 
 
 def main(argv=None) -> int:
@@ -60,8 +66,9 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--max-iter", type=int, default=3000,
                     help="the sweeps allowed to the fits that run to convergence")  # fmt: skip
-    ap.add_argument("--core-prior-variance", type=float, default=1.0,
-                    help="prior variance of each core entry (the estimators' default: 1)")
+    ap.add_argument("--core-prior-variance", type=_variance, default=1.0,
+                    help="prior variance of each core entry, or 'auto' to learn it "
+                    "(the estimators' default: 1)")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args(argv)
 

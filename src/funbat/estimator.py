@@ -172,7 +172,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "transform_moves": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "core_prior_variance": [Interval(Real, 0, None, closed="neither")],
+        "core_prior_variance": [Interval(Real, 0, None, closed="neither"),
+                                StrOptions({"auto"})],
         "likelihood": [_Choices(set(LIKELIHOODS))],
         "noise_mode": [str, Integral, list, tuple, None],
         "recalibrate": ["boolean"],
@@ -339,7 +340,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             ranks=ranks,
             kinds=kinds,
             likelihood=make_likelihood(self.likelihood, self._noise_mode(encodings)),
-            core_prior_variance=float(self.core_prior_variance),
+            core_prior_variance=self._core_prior_variance(),
             learn_hyperparameters=bool(self.learn_hyperparameters),
             transform_moves=bool(self.transform_moves),
             rank_learning=isinstance(self.rank, str),
@@ -348,6 +349,18 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             recalibrate=bool(self.recalibrate),
         )
         return spec, kernels
+
+    def _core_prior_variance(self) -> float | str:
+        """``core_prior_variance`` for the spec: a float, or ``"auto"`` (learned)."""
+        if self.core_prior_variance != "auto":
+            return float(self.core_prior_variance)
+        if isinstance(self.rank, str) and self._structure != "cp":
+            raise InputError(
+                "core_prior_variance='auto' cannot be combined with rank='auto', which "
+                "scales the core's prior by the learned component precisions; give one "
+                "of them a fixed value"
+            )
+        return "auto"
 
     # -- fitting -------------------------------------------------------------------
 
@@ -430,6 +443,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "recalibration_": recal,
             "core_": core,
             "component_precisions_": _precisions(result),
+            "core_prior_variance_": (
+                None if result.core is None
+                else result.core_variance if result.core_variance is not None
+                else float(self.core_prior_variance)
+            ),
             "fit_time_": float(fit_time),
             **lik.attributes(lik_state, names),
         }
@@ -461,6 +479,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "modes": modes,
             # rank="auto": the ranks above were learned from the upper bound max_rank
             "rank_learned": precisions is not None,
+            # the prior variance of the Tucker core's entries (null for CP), learned when
+            # core_prior_variance="auto"
+            "core_prior_variance": self.core_prior_variance_,
+            "core_prior_variance_learned": self.core_prior_variance == "auto"
+            and self.core_prior_variance_ is not None,
             "n_train": int(self.n_train_),
             # null for counts and yes/no (no Gaussian noise)
             "noise_std": (
@@ -795,9 +818,16 @@ class FunBaT(_FunBaTBase):
     tol : float, default 1e-5
         Stop when the ELBO changes by less than ``tol * |ELBO|`` in a sweep (checked
         after the warm-up).
-    core_prior_variance : float, default 1.0
+    core_prior_variance : float or "auto", default 1.0
         Prior variance of each core entry (ignored by :class:`FunBaTCP`, whose core is
-        fixed).
+        fixed). ``"auto"`` learns it: after the warm-up, each core update is followed
+        by the variance that maximises the ELBO given the core's posterior,
+        ``E[|W|^2] / P`` over the ``P`` core entries (a type-II maximum-likelihood
+        step; the ELBO still never decreases). The result is
+        ``core_prior_variance_``. With the default 1 the prior variance of the latent
+        function is about ``P`` on standardised targets (27 at rank 3 with 3 modes),
+        which a long fit can overfit (:doc:`/benchmarks/convergence`). Not with
+        ``rank="auto"``.
     likelihood : {"gaussian", "student_t", "bernoulli", "poisson", "negative_binomial"}, \
 default "gaussian"
         Observation noise. ``"student_t"``: heavy-tailed noise, a Gaussian whose

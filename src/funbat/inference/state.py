@@ -29,8 +29,9 @@ class ModelSpec(NamedTuple):
         The :class:`~funbat.modes.ModeKind` of each mode.
     likelihood : Likelihood
         The noise model (:class:`~funbat.likelihoods.Likelihood`).
-    core_prior_variance : float
-        Prior variance of each core entry (Tucker).
+    core_prior_variance : float or "auto"
+        Prior variance of each core entry (Tucker); ``"auto"`` learns it (after the
+        warm-up, the exact maximiser of the ELBO given ``q(W)``: ``E[|W|^2] / P``).
     learn_hyperparameters : bool
         Learn lengthscales after the warm-up.
     max_iter : int
@@ -59,7 +60,7 @@ class ModelSpec(NamedTuple):
     ranks: tuple[int, ...]
     kinds: tuple[ModeKind, ...]
     likelihood: Likelihood
-    core_prior_variance: float = 1.0
+    core_prior_variance: float | str = 1.0
     learn_hyperparameters: bool = True
     max_iter: int = 100
     tol: float = 1e-5
@@ -78,6 +79,8 @@ class SweepState(NamedTuple):
     weights : :class:`funbat.likelihoods.EntryWeights`; mode_kls : (K,) KL terms;
     elbo : the ELBO after the last update (scalar); sweeps : sweeps done;
     rank : :class:`funbat.inference.rank.RankState` when the rank is learned, else None.
+    core_var : the learned prior variance of the core's entries (scalar) when
+    ``core_prior_variance="auto"``, else None (the spec's value holds).
     """
 
     modes: tuple[ModeState, ...]
@@ -89,6 +92,7 @@ class SweepState(NamedTuple):
     elbo: jax.Array
     sweeps: int
     rank: Any = None
+    core_var: Any = None
 
 
 class FitResult(NamedTuple):
@@ -106,6 +110,8 @@ class FitResult(NamedTuple):
     recalibration : :class:`funbat.calibration.Recalibration` or None.
     rank : :class:`funbat.inference.rank.RankState` of a fit that learned its rank
     (``ranks`` are then the learned ones), else None.
+    core_variance : the learned prior variance of the core's entries of a Tucker fit
+    with ``core_prior_variance="auto"``, else None.
     """
 
     structure: str
@@ -124,6 +130,7 @@ class FitResult(NamedTuple):
     converged: bool
     recalibration: Recalibration | None
     rank: Any = None
+    core_variance: float | None = None
 
     @property
     def noise_variance(self) -> float:

@@ -22,7 +22,8 @@ from ..modes import bucket
 from . import moves as MV
 from .state import ModelSpec, SweepState
 
-__all__ = ["core_and_noise", "initial_state", "run", "sweep", "warmup_sweeps"]
+__all__ = ["core_and_noise", "initial_state", "learns_core_variance", "run", "sweep",
+           "warmup_sweeps"]  # fmt: skip
 
 _f64 = partial(jnp.asarray, dtype=jnp.float64)  # strong dtypes: no retracing later
 
@@ -79,7 +80,28 @@ def warmup_sweeps(spec: ModelSpec) -> int:
 
 def _priors(spec: ModelSpec):
     dtype = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 outside a float64 context
-    return _prior_arrays(float(spec.core_prior_variance), *map(float, spec.noise_prior), dtype)
+    # "auto" starts at 1 (a CP model has no core and ignores it)
+    auto = spec.core_prior_variance == "auto"
+    core_var = 1.0 if auto else float(spec.core_prior_variance)
+    return _prior_arrays(core_var, *map(float, spec.noise_prior), dtype)
+
+
+def learns_core_variance(spec: ModelSpec) -> bool:
+    """Whether the fit learns the prior variance of a Tucker core's entries
+    (``core_prior_variance="auto"``; it starts at 1)."""
+    return spec.core_prior_variance == "auto" and spec.structure != "cp"
+
+
+@jax.jit
+def _core_variance_step(core, core_var, elbo):
+    """The prior variance of the core's entries that maximises the ELBO given ``q(W)``,
+    ``E[|W|^2] / P``, and the ELBO with it: only the core's KL term depends on it, and
+    its change needs no determinant."""
+    P = core.mean.shape[0]
+    second = jnp.trace(core.cov) + core.mean @ core.mean
+    new = jnp.maximum(second / P, 1e-12)
+    gain = 0.5 * (second / core_var - second / new + P * jnp.log(core_var / new))
+    return new, elbo + gain
 
 
 @lru_cache(maxsize=64)
@@ -169,6 +191,9 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
 
         return rank_sweep(spec, entries, state, warm=warm, timer=timer)
     structure, orders, priors = spec.structure, _orders(spec), _priors(spec)
+    if state.core_var is not None:
+        priors = (state.core_var, *priors[1:])
+    learn_core_var = learns_core_variance(spec) and not warm
     lik, weights = state.likelihood, state.weights
     if not warm:  # the entries' weights from the last sweep's posterior
         lik, weights = _timed(
@@ -207,8 +232,12 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
             sum(kls), weights.term, weights.sum_wy2, entries.n, priors, jnp.asarray(warm),
             orders[k][1], structure=structure, unit_noise=spec.likelihood.unit_noise,
         )  # fmt: skip
+        if learn_core_var:
+            core_var, elbo = _timed(timer, "core", _core_variance_step, core, priors[0], elbo)
+            priors = (core_var, *priors[1:])
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
-                      state.sweeps + 1)  # fmt: skip
+                      state.sweeps + 1,
+                      core_var=priors[0] if learns_core_variance(spec) else None)  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("kinds", "ranks"))
