@@ -9,7 +9,8 @@ central 50% and 95% predictive intervals, and the fit time (the first fit of eac
 model in the process pays the compilation). ``--core-prior-variance`` sets the prior
 variance of the Tucker core's entries for every fit of the run, or ``auto`` learns it
 (FunBaT-CP's core is fixed and ignores it); each row records the fit's
-``core_prior_variance_``.
+``core_prior_variance_``. ``--no-learn`` keeps every lengthscale at its data-derived
+starting value.
 
     python benchmarks/converged.py --json benchmarks/results/converged.json
 """
@@ -31,12 +32,13 @@ from _protocol import DATASETS, load_dataset, split_indices  # noqa: E402
 from _provenance import provenance  # noqa: E402
 
 
-def _fit_and_score(cls, ds, tr, te, *, rank, max_iter, seed, core_prior_variance):
+def _fit_and_score(cls, ds, tr, te, *, rank, max_iter, seed, core_prior_variance, learn):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "stopped at max_iter" is what is measured
         m = cls(rank=rank, max_iter=max_iter, random_state=seed, duplicates="keep",
-                core_prior_variance=core_prior_variance).fit(ds.X_df.iloc[tr], ds.y[tr])
+                core_prior_variance=core_prior_variance,
+                learn_hyperparameters=learn).fit(ds.X_df.iloc[tr], ds.y[tr])
     fit_s = time.perf_counter() - t0
     X_te, y_te = ds.X_df.iloc[te], ds.y[te]
     row = dict(
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--core-prior-variance", type=_variance, default=1.0,
                     help="prior variance of each core entry, or 'auto' to learn it "
                     "(the estimators' default: 1)")
+    ap.add_argument("--no-learn", dest="learn", action="store_false",
+                    help="keep the lengthscales at their data-derived starting values")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args(argv)
 
@@ -87,10 +91,12 @@ def main(argv=None) -> int:
                 for max_iter in (cls().max_iter, args.max_iter):
                     r = _fit_and_score(cls, ds, tr, te, rank=args.rank, max_iter=max_iter,
                                        seed=split,
-                                       core_prior_variance=args.core_prior_variance)  # fmt: skip
+                                       core_prior_variance=args.core_prior_variance,
+                                       learn=args.learn)  # fmt: skip
                     rows.append(dict(dataset=name, model=model, rank=args.rank, split=split,
                                      max_iter=max_iter,
-                                     core_prior_variance=args.core_prior_variance, **r))  # fmt: skip
+                                     core_prior_variance=args.core_prior_variance,
+                                     learn_hyperparameters=args.learn, **r))  # fmt: skip
                     print(f"| {name} | {model} | {split} | {max_iter} | {r['n_iter']} | "
                           f"{r['converged']} | {r['rmse']:.4f} | {r['coverage_50']:.3f} | "
                           f"{r['coverage_95']:.3f} | {r['fit_s']:.1f} |", flush=True)  # fmt: skip
@@ -104,7 +110,7 @@ def main(argv=None) -> int:
                 summary.append(dict(
                     dataset=name, model=model, max_iter=max_iter,
                     core_prior_variance=args.core_prior_variance,
-                    rmse_mean=float(rm.mean()), rmse_std=float(rm.std(ddof=1)) if rm.size > 1
+                    learn_hyperparameters=args.learn, rmse_mean=float(rm.mean()), rmse_std=float(rm.std(ddof=1)) if rm.size > 1
                     else 0.0, converged=sum(r["converged"] for r in sel), splits=len(sel),
                     sweeps_mean=float(np.mean([r["n_iter"] for r in sel])),
                     coverage_50=float(np.mean([r["coverage_50"] for r in sel])),
