@@ -107,15 +107,18 @@ def main(argv=None) -> int:
                 sel = [r for r in rows if (r["dataset"], r["model"], r["max_iter"])
                        == (name, model, max_iter)]  # fmt: skip
                 rm = np.array([r["rmse"] for r in sel])
+
+                def mean(key):
+                    return float(np.mean([r[key] for r in sel]))  # noqa: B023
+
                 summary.append(dict(
                     dataset=name, model=model, max_iter=max_iter,
                     core_prior_variance=args.core_prior_variance,
-                    learn_hyperparameters=args.learn, rmse_mean=float(rm.mean()), rmse_std=float(rm.std(ddof=1)) if rm.size > 1
-                    else 0.0, converged=sum(r["converged"] for r in sel), splits=len(sel),
-                    sweeps_mean=float(np.mean([r["n_iter"] for r in sel])),
-                    coverage_50=float(np.mean([r["coverage_50"] for r in sel])),
-                    coverage_95=float(np.mean([r["coverage_95"] for r in sel])),
-                    fit_s_mean=float(np.mean([r["fit_s"] for r in sel])),
+                    learn_hyperparameters=args.learn, rmse_mean=float(rm.mean()),
+                    rmse_std=float(rm.std(ddof=1)) if rm.size > 1 else 0.0,
+                    converged=sum(r["converged"] for r in sel), splits=len(sel),
+                    sweeps_mean=mean("n_iter"), coverage_50=mean("coverage_50"),
+                    coverage_95=mean("coverage_95"), fit_s_mean=mean("fit_s"),
                 ))  # fmt: skip
                 s = summary[-1]
                 print(f"{name} {model} max_iter={max_iter}: RMSE {s['rmse_mean']:.4f} ± "

@@ -64,12 +64,11 @@ fit_s = time.perf_counter() - t0
 h = np.asarray(m.elbo_history_)
 rmse_at[str(max(cfg["sweeps"]))] = rmse(m)
 after = np.diff(h[10:])
-# where a fit with the default tolerance would have stopped (inference.run's test)
-tol = cls().tol
-small = np.abs(np.diff(h)) <= tol * np.abs(h[1:])
+# where a fit with the default tolerance would have stopped: inference.run's test,
+# restated here because a --baseline-src version may predate any helper for it
 from funbat.inference import ModelSpec
-warmup = ModelSpec.__dataclass_fields__["warmup"].default if hasattr(
-    ModelSpec, "__dataclass_fields__") else ModelSpec._field_defaults["warmup"]
+tol, warmup = cls().tol, ModelSpec._field_defaults["warmup"]
+small = np.abs(np.diff(h)) <= tol * np.abs(h[1:])
 stop = [i + 2 for i in np.flatnonzero(small) if i + 1 > warmup]
 print(json.dumps(dict(
     elbo={str(n): float(h[n - 1]) for n in cfg["sweeps"]},
@@ -81,6 +80,7 @@ print(json.dumps(dict(
     lengthscales=[np.atleast_1d(e).tolist() for e in m.lengthscales_],
 )))
 """
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
