@@ -34,14 +34,16 @@ the rest of the model sees a Gaussian observation of ``f_n``: precision
 
 ``C_n`` the binomial-type constant (0 for Bernoulli). Each sweep, in this order and each
 an exact block optimum (or a search that keeps the current value), so the ELBO never
-decreases: ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n] E[f_n]) / sum_n
-E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again; the dispersion ``r``
-(negative binomial) among three values, the current one and ``r e^{-s}``, ``r e^{s}``
-(the log-step ``s`` halves when the current value wins and doubles otherwise), each
-candidate ``r'`` with the offset ``beta + log(r / r')`` that keeps every mean count,
-scoring the bound with ``q(omega)`` at its optimum for each pair (then the bound is
-``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); then ``q(omega)`` for the
-new pair. ``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
+decreases. Bernoulli and Poisson: ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n]
+E[f_n]) / sum_n E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again.
+Negative binomial: the dispersion ``r`` among three values, the current one and
+``r e^{-s}``, ``r e^{s}`` (the log-step ``s`` halves when the current value wins and
+doubles otherwise), each candidate ``r'`` with the offset ``beta + log(r / r')`` that
+keeps every mean count, scoring the bound with ``q(omega)`` at its optimum for each pair
+(then the bound is ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); the
+offset's update above with ``q(omega)`` at the winning pair (its sums come from the same
+pass, so the search costs no pass of its own); then ``q(omega)`` for the new pair.
+``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
 counts, so the passes compute log-gammas only for counts past it.
 
 The warm-up (:func:`funbat.inference.sweep.sweep`) uses ``q(omega)`` at the offset
@@ -179,16 +181,21 @@ def _offset_block(block, y_mean, y_scale, offset, r, use, family):
 def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
     rows = []
     for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
-        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
+        y, m, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
         b, kappa = _counts(family, y, cands[i])
-        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
-        rows.append(rest + _log_c_beyond(y, cands[i], block.mask))
+        c = jnp.sqrt(psi2)
+        w = block.mask * pg_mean(b, c)
+        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(c)))
+        rows.append(jnp.stack([rest + _log_c_beyond(y, cands[i], block.mask), jnp.sum(w),
+                               jnp.sum(block.mask * kappa - w * m)]))  # fmt: skip
     return jnp.stack(rows)
 
 
 def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
-    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
-    ``sum_n log C_n`` over the entries the state's histogram counts."""
+    """Per candidate (offset, dispersion) pair, (len(cands), 3): the collapsed bound less
+    ``sum_n log C_n`` over the entries the state's histogram counts, and the offset's
+    sums (as :func:`_offset_block`'s) with ``q(omega)`` at that pair, so that the
+    offset's update after the search needs no pass of its own."""
     return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
                               use, family)  # fmt: skip
 
@@ -289,24 +296,26 @@ class _PolyaGamma(Likelihood):
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
         hist = state.histogram
-        if learn:  # q(omega) at the current offset, then the offset's exact update
+        if learn and self.learns_dispersion:
+            # each candidate r with the offset that keeps every mean count r e^psi (at a
+            # fixed offset a new r would rescale the fitted means, and the search would
+            # keep whatever r the means were fitted with); the same pass gives the
+            # offset's sums with q(omega) at each pair, so the winner's exact offset
+            # update follows without another pass
+            cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
+            offsets = offset + np.log(r / cands)
+            rows = np.asarray(entries.map_reduce(
+                _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
+            scores = rows[:, 0] + np.array([_log_c_histogram(hist, c) for c in cands])
+            best = int(np.argmax(scores))  # ties keep the current r
+            r, offset = float(cands[best]), float(rows[best, 2] / rows[best, 1])
+            # as the lengthscale's step: halve it when the current value wins, else
+            # double it, so two new candidates a sweep both travel and refine
+            step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
+        elif learn:  # q(omega) at the current offset, then the offset's exact update
             s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
                                               family))  # fmt: skip
             offset = float(s[1] / s[0])
-            if self.learns_dispersion:
-                # each candidate r with the offset that keeps every mean count r e^psi:
-                # at a fixed offset a new r would rescale the fitted means, and the
-                # search would keep whatever r the means were fitted with
-                cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
-                offsets = offset + np.log(r / cands)
-                scores = np.asarray(entries.map_reduce(
-                    _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
-                scores = scores + np.array([_log_c_histogram(hist, c) for c in cands])
-                best = int(np.argmax(scores))  # ties keep the current r
-                r, offset = float(cands[best]), float(offsets[best])
-                # as the lengthscale's step: halve it when the current value wins, else
-                # double it, so two new candidates a sweep both travel and refine
-                step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
         (w, z), (sums, counted) = entries.map_weights(
             _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
             n_handles=2)  # fmt: skip
