@@ -34,15 +34,19 @@ the rest of the model sees a Gaussian observation of ``f_n``: precision
 
 ``C_n`` the binomial-type constant (0 for Bernoulli). Each sweep, in this order and each
 an exact block optimum (or a search that keeps the current value), so the ELBO never
-decreases. Bernoulli and Poisson: ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n]
-E[f_n]) / sum_n E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again.
-Negative binomial: the dispersion ``r`` among three values, the current one and
-``r e^{-s}``, ``r e^{s}`` (the log-step ``s`` halves when the current value wins and
-doubles otherwise), each candidate ``r'`` with the offset ``beta + log(r / r')`` that
-keeps every mean count, scoring the bound with ``q(omega)`` at its optimum for each pair
-(then the bound is ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); the
-offset's update above with ``q(omega)`` at the winning pair (its sums come from the same
-pass, so the search costs no pass of its own); then ``q(omega)`` for the new pair.
+decreases: the dispersion ``r`` (negative binomial) among three values, the current
+one and ``r e^{-s}``, ``r e^{s}`` (the log-step ``s`` halves when the current value
+wins and doubles otherwise), each candidate ``r'`` with the offset ``beta + log(r /
+r')`` that keeps every mean count, scoring the bound with ``q(omega)`` at its optimum
+for each pair (then the bound is ``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n /
+2))``); ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n] E[f_n]) / sum_n
+E[omega_n]`` (a point estimate, flat prior). The offset's sums come from the pass that
+makes ``q(omega)``, and the new ``beta`` moves every pseudo-target by the same constant,
+which the statistics subtract (:attr:`EntryWeights.target_shift`); the likelihood's ELBO
+term, ``sum_n [log C_n - b_n log(2 cosh(c_n / 2)) + c_n^2 E[omega_n] / 2 + kappa_n^2 /
+(2 E[omega_n])]`` beside the engine's Gaussian part, does not depend on ``beta``. So a
+sweep makes one pass over the entries (two for the negative binomial), as Student-t
+noise does (one).
 ``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
 counts, so the passes compute log-gammas only for counts past it.
 
@@ -165,37 +169,19 @@ def _psi_moments(block, y_mean, y_scale, offset, use):
 
 
 @partial(jax.jit, static_argnames=("family",))
-def _offset_sums(block, y_mean, y_scale, offset, r, use, family):
-    y, m, _, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
-    b, kappa = _counts(family, y, r)
-    w = block.mask * pg_mean(b, jnp.sqrt(psi2))
-    return jnp.stack([jnp.sum(w), jnp.sum(block.mask * kappa - w * m)])
-
-
-def _offset_block(block, y_mean, y_scale, offset, r, use, family):
-    """Sums (2,) that give the offset's update: ``sum E[omega]``, ``sum kappa - E[omega] E[f]``."""
-    return _offset_sums(block, y_mean, y_scale, offset, r, use, family)
-
-
-@partial(jax.jit, static_argnames=("family",))
 def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
     rows = []
     for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
-        y, m, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
+        y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
         b, kappa = _counts(family, y, cands[i])
-        c = jnp.sqrt(psi2)
-        w = block.mask * pg_mean(b, c)
-        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(c)))
-        rows.append(jnp.stack([rest + _log_c_beyond(y, cands[i], block.mask), jnp.sum(w),
-                               jnp.sum(block.mask * kappa - w * m)]))  # fmt: skip
+        rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
+        rows.append(rest + _log_c_beyond(y, cands[i], block.mask))
     return jnp.stack(rows)
 
 
 def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
-    """Per candidate (offset, dispersion) pair, (len(cands), 3): the collapsed bound less
-    ``sum_n log C_n`` over the entries the state's histogram counts, and the offset's
-    sums (as :func:`_offset_block`'s) with ``q(omega)`` at that pair, so that the
-    offset's update after the search needs no pass of its own."""
+    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
+    ``sum_n log C_n`` over the entries the state's histogram counts."""
     return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
                               use, family)  # fmt: skip
 
@@ -203,13 +189,14 @@ def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
 @partial(jax.jit, static_argnames=("family", "constants"))
 def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, constants=False):
     """``q(omega)`` in one pass: ``(power E[omega_n], z_n)`` (n,) each (0 for padding),
-    and the sums ``((4,), (HISTOGRAM_BINS,))``: ``power sum E[omega] z^2``, ``power``
+    and the sums ``((7,), (HISTOGRAM_BINS,))``: ``power sum E[omega] z^2``, ``power``
     times the ELBO term less ``sum_n log C_n`` over the histogram's entries, the
-    non-integer targets and the targets out of range; and the histogram of the counts
-    (the last three only when ``constants``, else 0). ``power`` 1 is the model's
-    likelihood; the warm-up's is tempered."""
+    non-integer targets and the targets out of range (these two only when
+    ``constants``, else 0), then the offset's sums ``sum E[omega]``, ``sum kappa -
+    E[omega] E[f]`` and ``sum E[omega] z``; and the histogram of the counts (only when
+    ``constants``). ``power`` 1 is the model's likelihood; the warm-up's is tempered."""
     raw = y_mean + y_scale * block.y
-    y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
+    y, m, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
     b, kappa = _counts(family, y, r)
     c = jnp.sqrt(psi2)
     w = pg_mean(b, c)
@@ -231,7 +218,8 @@ def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, consta
         if family != "bernoulli":
             bins = jnp.clip(y, 0, HISTOGRAM_BINS - 1).astype(jnp.int32)
             hist = jax.ops.segment_sum(mask, bins, num_segments=HISTOGRAM_BINS)
-    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * term, frac, n_bad])
+    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * term, frac, n_bad,
+                      jnp.sum(mask * w), jnp.sum(mask * (kappa - w * m)), jnp.sum(mask * w * z)])  # fmt: skip
     return (power * mask * w, mask * z), (sums, hist)
 
 
@@ -289,43 +277,48 @@ class _PolyaGamma(Likelihood):
         return state, weights
 
     def _refresh(self, state, entries, moments, use, *, learn, power=1.0, constants=False):
-        """The offset and dispersion (when ``learn``), then ``q(omega)``: the new state,
+        """The dispersion (when ``learn``), ``q(omega)``, then the offset (when ``learn``),
+        in one pass over the entries, two for the negative binomial: the new state,
         :class:`EntryWeights` with the pseudo-targets (the weights and the ELBO term of
-        the likelihood to the power ``power``), and the weights' sums (4,).
+        the likelihood to the power ``power``), and the weights' sums (7,).
         ``constants`` checks the targets and tallies their histogram (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
         hist = state.histogram
         if learn and self.learns_dispersion:
-            # each candidate r with the offset that keeps every mean count r e^psi (at a
+            # each candidate r with the offset that keeps every mean count r e^psi: at a
             # fixed offset a new r would rescale the fitted means, and the search would
-            # keep whatever r the means were fitted with); the same pass gives the
-            # offset's sums with q(omega) at each pair, so the winner's exact offset
-            # update follows without another pass
+            # keep whatever r the means were fitted with
             cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
             offsets = offset + np.log(r / cands)
-            rows = np.asarray(entries.map_reduce(
+            scores = np.asarray(entries.map_reduce(
                 _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
-            scores = rows[:, 0] + np.array([_log_c_histogram(hist, c) for c in cands])
+            scores = scores + np.array([_log_c_histogram(hist, c) for c in cands])
             best = int(np.argmax(scores))  # ties keep the current r
-            r, offset = float(cands[best]), float(rows[best, 2] / rows[best, 1])
+            r, offset = float(cands[best]), float(offsets[best])
             # as the lengthscale's step: halve it when the current value wins, else
             # double it, so two new candidates a sweep both travel and refine
             step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
-        elif learn:  # q(omega) at the current offset, then the offset's exact update
-            s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
-                                              family))  # fmt: skip
-            offset = float(s[1] / s[0])
         (w, z), (sums, counted) = entries.map_weights(
             _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
             n_handles=2)  # fmt: skip
         sums = np.asarray(sums)
+        sum_wz2, shift = float(sums[0]), 0.0
+        if learn:
+            # the offset's exact update given the q(omega) just made; its pseudo-targets
+            # kappa / E[omega] - offset then move by the same constant, which the
+            # statistics subtract, and the likelihood's ELBO term does not depend on it
+            new = float(sums[5] / sums[4])
+            shift = new - offset
+            sum_wz2 += power * (shift**2 * float(sums[4]) - 2.0 * shift * float(sums[6]))
+            offset = new
         if constants and family != "bernoulli":
             hist = np.asarray(counted)
         term = sums[1] + (power * _log_c_histogram(hist, r) if hist is not None else 0.0)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
                         hist)  # fmt: skip
-        return state, EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z), sums
+        weights = EntryWeights(w, jnp.asarray(sum_wz2), jnp.asarray(term), z, shift)
+        return state, weights, sums
 
     def dispersion(self, state) -> float:
         return float(state.dispersion)
