@@ -46,7 +46,9 @@ scores and the offset's sums come from the pass that makes ``q(omega)``, and the
 (:attr:`EntryWeights.target_shift`); the likelihood's ELBO term, ``sum_n [log C_n - b_n
 log(2 cosh(c_n / 2)) + c_n^2 E[omega_n] / 2 + kappa_n^2 / (2 E[omega_n])]`` beside the
 engine's Gaussian part, does not depend on ``beta``. So a sweep makes one pass over the
-entries, as Student-t noise does, and a second one when the dispersion moves.
+entries, as Student-t noise does, and a second one when the dispersion moves. Once the
+search has settled (the current ``r`` won at the smallest step) it rests for
+:data:`DISPERSION_REST` sweeps, a block update skipped, until a new value wins again.
 ``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
 counts, so the passes compute log-gammas only for counts past it.
 
@@ -93,6 +95,11 @@ WARMUP_POWER = 4.0
 DISPERSION_STEP = 0.75
 _STEP_RANGE = (0.01, 1.5)
 
+#: Sweeps the dispersion search rests once it has settled (the current value won at the
+#: smallest step, so ``r`` is known to 1%): its three scores are most of the likelihood
+#: step's cost, and a settled ``r`` seldom moves.
+DISPERSION_REST = 4
+
 #: Gauss-Hermite nodes and weights for ``E[g(psi)]``, ``psi ~ N(m, v)``.
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)
 _GH_W = _GH_W / math.sqrt(2.0 * math.pi)
@@ -108,12 +115,14 @@ class PGState(NamedTuple):
     histogram : (:data:`HISTOGRAM_BINS`,) how many targets equal 0, 1, ..., the last
     bin those beyond (None for Bernoulli). ``sum_n log C_n``, the ELBO's constant, is
     then a sum over the bins at any ``r``, so the passes over the entries compute
-    log-gammas only for counts past the histogram."""
+    log-gammas only for counts past the histogram. rest : sweeps the dispersion search
+    still skips (:data:`DISPERSION_REST`)."""
 
     offset: jax.Array
     dispersion: jax.Array
     step: float = DISPERSION_STEP
     histogram: Any = None
+    rest: int = 0
 
 
 def pg_mean(b, c):
@@ -286,8 +295,11 @@ class _PolyaGamma(Likelihood):
         ``constants`` checks the targets and tallies their histogram (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
-        hist = state.histogram
-        search = learn and self.learns_dispersion
+        hist, rest = state.histogram, int(state.rest)
+        # skipping the search on a sweep is a block update not made: the ELBO still rises
+        search = learn and self.learns_dispersion and rest == 0
+        if learn and self.learns_dispersion and rest > 0:
+            rest -= 1
         offsets = cands = None
         if search:
             # each candidate r with the offset that keeps every mean count r e^psi: at a
@@ -302,6 +314,7 @@ class _PolyaGamma(Likelihood):
         if search:
             scores = sums[7:] + np.array([_log_c_histogram(hist, c) for c in cands])
             best = int(np.argmax(scores))  # ties keep the current r
+            rest = DISPERSION_REST if best == 0 and step <= _STEP_RANGE[0] else 0
             # as the lengthscale's step: halve it when the current value wins, else
             # double it, so two new candidates a sweep both travel and refine
             step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
@@ -324,7 +337,7 @@ class _PolyaGamma(Likelihood):
             hist = np.asarray(counted)
         term = sums[1] + (power * _log_c_histogram(hist, r) if hist is not None else 0.0)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
-                        hist)  # fmt: skip
+                        hist, rest)  # fmt: skip
         weights = EntryWeights(w, jnp.asarray(sum_wz2), jnp.asarray(term), z, shift)
         return state, weights, sums
 
