@@ -5,7 +5,7 @@ gradient boosting with the matching loss, on five random 80/20 splits.
   Tucker latent from :func:`funbat.datasets.make_synthetic`): Bernoulli (logit), Poisson
   and negative-binomial (r = 4) targets. Reported: held-out log-loss (Bernoulli) or
   mean Poisson deviance of the predicted mean (counts), the latent log-odds / log-mean's
-  RMSE against the truth, the expected calibration error on 10 bins (Bernoulli), the
+  RMSE against the truth (and against an oracle's, :func:`oracle_fit_rmse`), the expected calibration error on 10 bins (Bernoulli), the
   95% intervals' coverage (counts), and the seconds per sweep against Student-t noise
   on the same entries.
 * ``--cost-only``: the likelihood step's time (the entries' moments and the likelihood's
@@ -86,6 +86,30 @@ def oracle(family, truth, y):
             "interval_mass95": float(np.mean(dist.cdf(hi) - dist.cdf(lo - 1)))}  # fmt: skip
 
 
+def fisher_information(family, truth):
+    """Each entry's Fisher information (n,) about its latent value ``truth`` (log-odds or
+    log-mean): ``p (1 - p)`` (Bernoulli), ``mu`` (Poisson), ``r mu / (r + mu)`` (negative
+    binomial, ``r`` = :data:`NB_DISPERSION`)."""
+    if family == "bernoulli":
+        p = 1.0 / (1.0 + np.exp(-truth))
+        return p * (1.0 - p)
+    mu = np.exp(truth)
+    return mu if family == "poisson" else NB_DISPERSION * mu / (NB_DISPERSION + mu)
+
+
+def oracle_fit_rmse(family, X, truth, train, test, kw, seed):
+    """The latent RMSE (held-out) of the oracle: the same FunBaT with Gaussian noise fitted
+    to the true latent values of the training entries plus Gaussian noise whose variance
+    ``N / sum_n I_n`` carries the same total Fisher information as the 0/1 or count
+    targets (:func:`fisher_information`). It sees the latent function through the true
+    link with no loss from the augmentation, the link's curvature or integer targets."""
+    info = fisher_information(family, truth[train])
+    sigma = np.sqrt(len(info) / info.sum())
+    z = truth[train] + sigma * np.random.default_rng(seed).standard_normal(len(info))
+    model = FunBaT(**kw).fit(X.iloc[train], z)
+    return float(np.sqrt(np.mean((model.predict(X.iloc[test]) - truth[test]) ** 2))), float(sigma)
+
+
 def random_splits(n: int, k: int):
     """``k`` random 80/20 (train, test) index pairs of ``n`` entries (seed 0)."""
     rng = np.random.default_rng(0)
@@ -131,8 +155,12 @@ def one_split(family, X, y, truth, train, test, rank, max_iter, **model_kw):
         latent = pred.loc + np.log(pred.dispersion)
     if truth is not None:
         tt = truth[test]
+        rmse_o, out["oracle_noise_std"] = oracle_fit_rmse(family, X, truth, train, test, kw,
+                                                          seed=int(test[0]))  # fmt: skip
         out["latent_rmse"] = {"funbat": float(np.sqrt(np.mean((latent - tt) ** 2))),
-                              "gaussian": float(np.sqrt(np.mean((g_latent - tt) ** 2)))}
+                              "gaussian": float(np.sqrt(np.mean((g_latent - tt) ** 2))),
+                              "oracle_gaussian": rmse_o}  # fmt: skip
+        out["latent_rmse_ratio"] = out["latent_rmse"]["funbat"] / rmse_o
         out["oracle"] = oracle(family, tt, yte)
     if family == "negative_binomial":
         out["dispersion"] = float(model.dispersion_)
@@ -210,6 +238,37 @@ def summarise(splits):
     return {k: agg(k) for k in keys}
 
 
+def _ms(pair):
+    return None if pair is None else {"mean": pair[0], "std": pair[1]}
+
+
+def table_rows(name, entry):
+    """The docs' rows for one data set: each metric's mean and sd over the splits for
+    funbat, the Gaussian baseline, gradient boosting and the oracle (the oracle fit for
+    the latent RMSE, the true distribution for the ECE and the coverage)."""
+    ms = entry["mean_std"]
+    base = {"data": name, "likelihood": entry["family"], "n": entry["n"]}
+    oracle_ = ms.get("oracle") or {}
+    rows = []
+    for key, label in (("log_loss", "log-loss"), ("poisson_deviance", "mean Poisson deviance")):
+        if key in ms:
+            rows.append(base | {"metric": label} | {k: _ms(v) for k, v in ms[key].items()})
+    if "latent_rmse" in ms:
+        lr = ms["latent_rmse"]
+        rows.append(base | {"metric": "latent RMSE vs truth", "funbat": _ms(lr["funbat"]),
+                            "gaussian": _ms(lr["gaussian"]),
+                            "oracle": _ms(lr.get("oracle_gaussian")),
+                            "ratio": _ms(ms.get("latent_rmse_ratio"))})  # fmt: skip
+    if "ece" in ms:
+        rows.append(base | {"metric": "ECE (10 bins)", "funbat": _ms(ms["ece"]["funbat"]),
+                            "gaussian": _ms(ms["ece"]["gaussian"]),
+                            "oracle": _ms(oracle_.get("ece"))})  # fmt: skip
+    if "coverage95" in ms:
+        rows.append(base | {"metric": "95% interval coverage", "funbat": _ms(ms["coverage95"]),
+                            "oracle": _ms(oracle_.get("coverage95"))})  # fmt: skip
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -257,6 +316,7 @@ def main(argv=None):
         if truth is not None:
             entry["seconds_per_sweep"] = sweep_seconds(family, X, y, rank)
         results[name] = entry
+        results["table"] = results.get("table", []) + table_rows(name, entry)
         print(name, json.dumps(entry["mean_std"]), entry.get("seconds_per_sweep"), flush=True)
         if args.json:  # after each data set: a long run keeps what it has done
             args.json.parent.mkdir(parents=True, exist_ok=True)
