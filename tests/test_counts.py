@@ -101,56 +101,6 @@ def test_bound_is_the_exact_log_likelihood_when_the_latent_value_is_known(x64, f
     assert bound < float((ell @ gw).sum() / math.sqrt(2 * math.pi))
 
 
-@pytest.mark.parametrize("family", ["bernoulli", "negative_binomial"])
-def test_offset_update_in_the_weights_pass_is_exact(x64, family):
-    # q(omega) is made at the offset beta, then the offset moves to its optimum given
-    # q(omega), with the pseudo-targets shifted by the same constant: the bound at the
-    # new offset, computed directly from q(omega) = PG(b, c), must equal the likelihood's
-    # term plus the engine's Gaussian part of the shifted targets, and be the maximum
-    # over offsets
-    rng = np.random.default_rng(5)
-    n, beta, r = 60, 0.3, 3.1
-    f, var = rng.normal(size=n), rng.uniform(0.1, 0.6, n)
-    y = rng.integers(0, 2, n) if family == "bernoulli" else rng.integers(0, 25, n)
-    (w, z), (sums, hist) = _weights_block(_block(y, f, var), 0.0, 1.0, beta, r, 1.0, family,
-                                          1.0, constants=True)  # fmt: skip
-    w, z, sums = np.asarray(w), np.asarray(z), np.array(sums)
-    log_c = 0.0 if family == "bernoulli" else _log_c_histogram(hist, r)
-    b = np.ones(n) if family == "bernoulli" else y + r
-    kappa = y - b / 2
-    c = np.sqrt(var + (f + beta) ** 2)  # q(omega)'s parameter, made at beta
-
-    def direct(offset):  # E_q[log p(y | psi, omega)] - KL(q(omega) || PG(b, 0)) + const
-        e_psi, e_psi2 = f + offset, var + (f + offset) ** 2
-        kl = b * np.log(np.cosh(c / 2)) - 0.5 * c**2 * w
-        return log_c + np.sum(-b * np.log(2) + kappa * e_psi - 0.5 * w * e_psi2 - kl)
-
-    new = sums[5] / sums[4]
-    shift = new - beta
-    engine = sums[1] + log_c - 0.5 * np.sum(w * ((z - shift - f) ** 2 + var))
-    assert engine == pytest.approx(direct(new), rel=1e-12)
-    assert direct(new) > max(direct(new - 1e-3), direct(new + 1e-3))
-    wz2 = sums[0] + shift**2 * sums[4] - 2 * shift * sums[6]
-    assert wz2 == pytest.approx(np.sum(w * (z - shift) ** 2), rel=1e-12)
-
-
-def test_statistics_subtract_the_target_shift(x64):
-    from funbat.backends import entries_from_input
-
-    X, y, _ = draw("bernoulli", 300, seed=1)
-    entries = entries_from_input(X, y, duplicates="keep").with_chunk(128)
-    rng = np.random.default_rng(0)
-    sizes = [len(e.unique) for e in entries.encodings]
-    means = tuple(rng.normal(size=(i, 2)) for i in sizes)
-    seconds = tuple(m[:, :, None] * m[:, None, :] + np.eye(2) for m in means)
-    t = rng.normal(size=-(-entries.n // 128) * 128)  # the padded entries' length
-    kw = dict(mode=1, n_groups=sizes[1], structure="tucker")
-    G, g = entries.statistics(None, means, seconds, targets=t, target_shift=0.7, **kw)
-    G0, g0 = entries.statistics(None, means, seconds, targets=t - 0.7, **kw)
-    np.testing.assert_allclose(np.asarray(g), np.asarray(g0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(G), np.asarray(G0), rtol=1e-12)
-
-
 def test_predictive_matches_direct_integrals():
     m, v, r = np.array([-1.0, 0.3, 1.0]), np.array([0.0, 0.4, 0.6]), 3.5
     pb = CountPredictive("bernoulli", m, v, 1.0)

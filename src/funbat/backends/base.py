@@ -58,11 +58,10 @@ class EntryBackend:
         raise NotImplementedError
 
     def statistics(self, weights, means, seconds, *, mode: int, n_groups: int,
-                   structure: str, targets=None, target_shift: float = 0.0):  # fmt: skip
+                   structure: str, targets=None):  # fmt: skip
         """Grouped statistics ``G`` (n_groups, P, P) and ``g`` (n_groups, P) summed over
         all entries, each weighted by ``weights`` (None: 1), ``g`` of ``targets`` (a
-        handle from :meth:`map_weights`; None: the standardised targets) less the
-        constant ``target_shift``."""
+        handle from :meth:`map_weights`; None: the standardised targets)."""
         raise NotImplementedError
 
     def entry_moments(self, means, seconds, core, *, structure: str):

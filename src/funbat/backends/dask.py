@@ -147,11 +147,10 @@ def _padded(block, chunk):
     return pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
 
 
-def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, structure,
-                      shift=0.0):  # fmt: skip
+def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, structure):
     """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``,
     with its entries' ``weights`` (padded; None: the mask) and ``targets`` (padded;
-    None: the partition's standardised targets) less ``shift``."""
+    None: the partition's standardised targets)."""
     import jax
     import jax.numpy as jnp
 
@@ -161,7 +160,7 @@ def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, s
     if weights is not None:
         w_p = weights
     if targets is not None:
-        y_p = targets if shift == 0.0 else targets - shift
+        y_p = targets
     means, seconds = moments
     with jax.enable_x64(True):
         G, g = mode_statistics(
@@ -433,15 +432,14 @@ class DaskEntries(EntryBackend):
         return DaskEntries(self.names, self.is_datetime, self.encodings, self.blocks, self.n,
                            self.y_mean, self.y_scale, self.sum_y2, chunk)  # fmt: skip
 
-    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None,
-                   target_shift=0.0):  # fmt: skip
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None):
         """Grouped statistics ``(G, g)`` summed over all partitions (see ``mode_statistics``)."""
         import dask
 
         moments = _delayed_moments(means, seconds)
         f = partial(
             _block_statistics, mode=mode, n_groups=n_groups, chunk=self.chunk,
-            structure=structure, shift=float(target_shift),
+            structure=structure,
         )  # fmt: skip
         ws = [None] * len(self.blocks) if weights is None else weights
         ts = [None] * len(self.blocks) if targets is None else targets

@@ -41,14 +41,13 @@ class MemoryEntries(EntryBackend):
     def with_chunk(self, chunk):
         return MemoryEntries(self.encodings, self.idx, self.y_raw, chunk)
 
-    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None,
-                   target_shift=0.0):  # fmt: skip
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None):
         # mode k moved first: the statistics are the same, and modes of equal shapes
         # then share one compilation of mode_statistics
         order = (mode,) + tuple(i for i in range(len(means)) if i != mode)
         return mode_statistics(
             self._idx,
-            self._y if targets is None else _shifted(targets, target_shift),
+            self._y if targets is None else targets,
             self._mask if weights is None else weights,
             tuple(means[i] for i in order),
             tuple(seconds[i] for i in order),
@@ -76,8 +75,3 @@ class MemoryEntries(EntryBackend):
 
     def svd_init(self, sizes, ranks, rng):
         return svd_init(self.idx, self.ys, sizes, ranks, rng)
-
-
-def _shifted(targets, shift):
-    """``targets - shift`` (an elementwise pass, skipped when the shift is 0)."""
-    return targets if shift == 0.0 else targets - shift

@@ -677,8 +677,7 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
         means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
         G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means,
                          seconds, mode=k, n_groups=modes[k].coords.shape[0],
-                         structure=structure, targets=weights.targets,
-                         target_shift=weights.target_shift)  # fmt: skip
+                         structure=structure, targets=weights.targets)  # fmt: skip
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
         lam = _mode_precisions(rank, structure=structure, k=k, K=K)
         modes[k], kls[k], quad, s = _timed(

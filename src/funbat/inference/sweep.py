@@ -150,7 +150,7 @@ def initial_state(spec: ModelSpec, entries, kernels, rng: np.random.Generator) -
         state = state._replace(rank=init_rank(spec, modes))
     G, g = entries.statistics(weights.weights, means, seconds, mode=0,
                               n_groups=modes[0].coords.shape[0], structure=spec.structure,
-                              targets=weights.targets, target_shift=weights.target_shift)  # fmt: skip
+                              targets=weights.targets)  # fmt: skip
     core, noise, elbo = core_and_noise(
         G, g, means[0], seconds[0], core, noise, sum(kls), weights.term, weights.sum_wy2,
         entries.n, _priors(spec), jnp.asarray(warmup_sweeps(spec) > 0), _orders(spec)[0][1],
@@ -221,7 +221,7 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
         G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means, seconds,
                       mode=k, n_groups=modes[k].coords.shape[0], structure=structure,
-                      targets=weights.targets, target_shift=weights.target_shift)  # fmt: skip
+                      targets=weights.targets)  # fmt: skip
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
         modes[k], kls[k] = _timed(
             timer, "mode", kind.update, modes[k], G, g, noise.mean, unfolded,

@@ -35,18 +35,12 @@ class EntryWeights(NamedTuple):
         The backend's handle of per-entry pseudo-targets that replace the standardised
         targets in the statistics (None: the targets themselves), for likelihoods that
         are Gaussian only given an augmentation (Polya-Gamma).
-    target_shift
-        A constant the statistics subtract from ``targets`` (a float; 0: none), so that
-        a likelihood whose pass ends with a new constant offset (the pseudo-targets
-        ``z_n - delta``) needs no second pass to rewrite them; ``sum_wy2`` is that of
-        the shifted targets.
     """
 
     weights: Any
     sum_wy2: jax.Array
     term: jax.Array
     targets: Any = None
-    target_shift: float = 0.0
 
 
 class Likelihood:

@@ -34,22 +34,14 @@ the rest of the model sees a Gaussian observation of ``f_n``: precision
 
 ``C_n`` the binomial-type constant (0 for Bernoulli). Each sweep, in this order and each
 an exact block optimum (or a search that keeps the current value), so the ELBO never
-decreases: ``q(omega)``; the dispersion ``r`` (negative binomial) among three values,
-the current one and ``r e^{-s}``, ``r e^{s}`` (the log-step ``s`` halves when the
-current value wins and doubles otherwise), each candidate ``r'`` with the offset ``beta
-+ log(r / r')`` that keeps every mean count, scoring the bound with ``q(omega)`` at its
-optimum for each pair (then the bound is ``log C_n + kappa_n E[psi_n] - b_n log(2
-cosh(c_n / 2))``), and ``q(omega)`` again for the new pair if one won; ``beta = sum_n
-(kappa_n - E[omega_n] E[f_n]) / sum_n E[omega_n]`` (a point estimate, flat prior). The
-scores and the offset's sums come from the pass that makes ``q(omega)``, and the new
-``beta`` moves every pseudo-target by the same constant, which the statistics subtract
-(:attr:`EntryWeights.target_shift`); the likelihood's ELBO term, ``sum_n [log C_n - b_n
-log(2 cosh(c_n / 2)) + c_n^2 E[omega_n] / 2 + kappa_n^2 / (2 E[omega_n])]`` beside the
-engine's Gaussian part, does not depend on ``beta``. So a sweep makes one pass over the
-entries, as Student-t noise does, and a second one when the dispersion moves. Once the
-search has settled (the current ``r`` won at the smallest step) it rests for
-:data:`DISPERSION_REST` sweeps, a block update skipped, until a new value wins again.
-``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
+decreases: ``q(omega)``; ``beta = sum_n (kappa_n - E[omega_n] E[f_n]) / sum_n
+E[omega_n]`` (a point estimate, flat prior); ``q(omega)`` again; the dispersion ``r``
+(negative binomial) among three values, the current one and ``r e^{-s}``, ``r e^{s}``
+(the log-step ``s`` halves when the current value wins and doubles otherwise), each
+candidate ``r'`` with the offset ``beta + log(r / r')`` that keeps every mean count,
+scoring the bound with ``q(omega)`` at its optimum for each pair (then the bound is
+``log C_n + kappa_n E[psi_n] - b_n log(2 cosh(c_n / 2))``); then ``q(omega)`` for the
+new pair. ``sum_n log C_n`` at any ``r`` is a sum over the state's histogram of the
 counts, so the passes compute log-gammas only for counts past it.
 
 The warm-up (:func:`funbat.inference.sweep.sweep`) uses ``q(omega)`` at the offset
@@ -95,11 +87,6 @@ WARMUP_POWER = 4.0
 DISPERSION_STEP = 0.75
 _STEP_RANGE = (0.01, 1.5)
 
-#: Sweeps the dispersion search rests once it has settled (the current value won at the
-#: smallest step, so ``r`` is known to 1%): its three scores are most of the likelihood
-#: step's cost, and a settled ``r`` seldom moves.
-DISPERSION_REST = 4
-
 #: Gauss-Hermite nodes and weights for ``E[g(psi)]``, ``psi ~ N(m, v)``.
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)
 _GH_W = _GH_W / math.sqrt(2.0 * math.pi)
@@ -115,14 +102,12 @@ class PGState(NamedTuple):
     histogram : (:data:`HISTOGRAM_BINS`,) how many targets equal 0, 1, ..., the last
     bin those beyond (None for Bernoulli). ``sum_n log C_n``, the ELBO's constant, is
     then a sum over the bins at any ``r``, so the passes over the entries compute
-    log-gammas only for counts past the histogram. rest : sweeps the dispersion search
-    still skips (:data:`DISPERSION_REST`)."""
+    log-gammas only for counts past the histogram."""
 
     offset: jax.Array
     dispersion: jax.Array
     step: float = DISPERSION_STEP
     histogram: Any = None
-    rest: int = 0
 
 
 def pg_mean(b, c):
@@ -177,10 +162,21 @@ def _psi_moments(block, y_mean, y_scale, offset, use):
     return y, m, psi, use * block.var + psi**2
 
 
+@partial(jax.jit, static_argnames=("family",))
+def _offset_sums(block, y_mean, y_scale, offset, r, use, family):
+    y, m, _, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
+    b, kappa = _counts(family, y, r)
+    w = block.mask * pg_mean(b, jnp.sqrt(psi2))
+    return jnp.stack([jnp.sum(w), jnp.sum(block.mask * kappa - w * m)])
+
+
+def _offset_block(block, y_mean, y_scale, offset, r, use, family):
+    """Sums (2,) that give the offset's update: ``sum E[omega]``, ``sum kappa - E[omega] E[f]``."""
+    return _offset_sums(block, y_mean, y_scale, offset, r, use, family)
+
+
+@partial(jax.jit, static_argnames=("family",))
 def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
-    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, with
-    ``q(omega)`` at its optimum for each, less ``sum_n log C_n`` over the entries the
-    state's histogram counts (traced inside :func:`_weights_block`'s pass)."""
     rows = []
     for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
         y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
@@ -190,20 +186,23 @@ def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
     return jnp.stack(rows)
 
 
+def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
+    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
+    ``sum_n log C_n`` over the entries the state's histogram counts."""
+    return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
+                              use, family)  # fmt: skip
+
+
 @partial(jax.jit, static_argnames=("family", "constants"))
-def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, constants=False,
-                   offsets=None, cands=None):  # fmt: skip
+def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, constants=False):
     """``q(omega)`` in one pass: ``(power E[omega_n], z_n)`` (n,) each (0 for padding),
-    and the sums ``((7 + C,), (HISTOGRAM_BINS,))``: ``power sum E[omega] z^2``,
-    ``power`` times the ELBO term less ``sum_n log C_n`` over the histogram's entries,
-    the non-integer targets and the targets out of range (these two only when
-    ``constants``, else 0), the offset's sums ``sum E[omega]``, ``sum kappa - E[omega]
-    E[f]`` and ``sum E[omega] z``, then the dispersion search's scores at the ``C``
-    candidate pairs ``(offsets, cands)`` (:func:`_dispersion_scores`; none when
-    ``cands`` is None); and the histogram of the counts (only when ``constants``).
-    ``power`` 1 is the model's likelihood; the warm-up's is tempered."""
+    and the sums ``((4,), (HISTOGRAM_BINS,))``: ``power sum E[omega] z^2``, ``power``
+    times the ELBO term less ``sum_n log C_n`` over the histogram's entries, the
+    non-integer targets and the targets out of range; and the histogram of the counts
+    (the last three only when ``constants``, else 0). ``power`` 1 is the model's
+    likelihood; the warm-up's is tempered."""
     raw = y_mean + y_scale * block.y
-    y, m, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
+    y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
     b, kappa = _counts(family, y, r)
     c = jnp.sqrt(psi2)
     w = pg_mean(b, c)
@@ -225,12 +224,7 @@ def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, consta
         if family != "bernoulli":
             bins = jnp.clip(y, 0, HISTOGRAM_BINS - 1).astype(jnp.int32)
             hist = jax.ops.segment_sum(mask, bins, num_segments=HISTOGRAM_BINS)
-    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * term, frac, n_bad,
-                      jnp.sum(mask * w), jnp.sum(mask * (kappa - w * m)), jnp.sum(mask * w * z)])  # fmt: skip
-    if cands is not None:
-        scores = _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets),
-                                    jnp.asarray(cands), use, family)  # fmt: skip
-        sums = jnp.concatenate([sums, scores])
+    sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * term, frac, n_bad])
     return (power * mask * w, mask * z), (sums, hist)
 
 
@@ -288,58 +282,41 @@ class _PolyaGamma(Likelihood):
         return state, weights
 
     def _refresh(self, state, entries, moments, use, *, learn, power=1.0, constants=False):
-        """``q(omega)``, the dispersion (when ``learn``) and the offset (when ``learn``),
-        in one pass over the entries (two when the dispersion moves): the new state,
+        """The offset and dispersion (when ``learn``), then ``q(omega)``: the new state,
         :class:`EntryWeights` with the pseudo-targets (the weights and the ELBO term of
-        the likelihood to the power ``power``), and the weights' sums (7 + C,).
+        the likelihood to the power ``power``), and the weights' sums (4,).
         ``constants`` checks the targets and tallies their histogram (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
         offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
-        hist, rest = state.histogram, int(state.rest)
-        # skipping the search on a sweep is a block update not made: the ELBO still rises
-        search = learn and self.learns_dispersion and rest == 0
-        if learn and self.learns_dispersion and rest > 0:
-            rest -= 1
-        offsets = cands = None
-        if search:
-            # each candidate r with the offset that keeps every mean count r e^psi: at a
-            # fixed offset a new r would rescale the fitted means, and the search would
-            # keep whatever r the means were fitted with
-            cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
-            offsets = offset + np.log(r / cands)
+        hist = state.histogram
+        if learn:  # q(omega) at the current offset, then the offset's exact update
+            s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
+                                              family))  # fmt: skip
+            offset = float(s[1] / s[0])
+            if self.learns_dispersion:
+                # each candidate r with the offset that keeps every mean count r e^psi:
+                # at a fixed offset a new r would rescale the fitted means, and the
+                # search would keep whatever r the means were fitted with
+                cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
+                offsets = offset + np.log(r / cands)
+                scores = np.asarray(entries.map_reduce(
+                    _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
+                scores = scores + np.array([_log_c_histogram(hist, c) for c in cands])
+                best = int(np.argmax(scores))  # ties keep the current r
+                r, offset = float(cands[best]), float(offsets[best])
+                # as the lengthscale's step: halve it when the current value wins, else
+                # double it, so two new candidates a sweep both travel and refine
+                step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
         (w, z), (sums, counted) = entries.map_weights(
             _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
-            offsets, cands, n_handles=2)  # fmt: skip
+            n_handles=2)  # fmt: skip
         sums = np.asarray(sums)
-        if search:
-            scores = sums[7:] + np.array([_log_c_histogram(hist, c) for c in cands])
-            best = int(np.argmax(scores))  # ties keep the current r
-            rest = DISPERSION_REST if best == 0 and step <= _STEP_RANGE[0] else 0
-            # as the lengthscale's step: halve it when the current value wins, else
-            # double it, so two new candidates a sweep both travel and refine
-            step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
-            if best:  # q(omega) for the new pair: a second pass, only when r moves
-                r, offset = float(cands[best]), float(offsets[best])
-                (w, z), (sums, counted) = entries.map_weights(
-                    _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
-                    n_handles=2)  # fmt: skip
-                sums = np.asarray(sums)
-        sum_wz2, shift = float(sums[0]), 0.0
-        if learn:
-            # the offset's exact update given the q(omega) just made; its pseudo-targets
-            # kappa / E[omega] - offset then move by the same constant, which the
-            # statistics subtract, and the likelihood's ELBO term does not depend on it
-            new = float(sums[5] / sums[4])
-            shift = new - offset
-            sum_wz2 += power * (shift**2 * float(sums[4]) - 2.0 * shift * float(sums[6]))
-            offset = new
         if constants and family != "bernoulli":
             hist = np.asarray(counted)
         term = sums[1] + (power * _log_c_histogram(hist, r) if hist is not None else 0.0)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
-                        hist, rest)  # fmt: skip
-        weights = EntryWeights(w, jnp.asarray(sum_wz2), jnp.asarray(term), z, shift)
-        return state, weights, sums
+                        hist)  # fmt: skip
+        return state, EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z), sums
 
     def dispersion(self, state) -> float:
         return float(state.dispersion)
