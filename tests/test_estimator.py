@@ -131,12 +131,27 @@ def test_sklearn_contract():
         ({"kernel": "rbf"}, "kernel 'rbf': unknown kernel part 'rbf'; choose among .*'matern12'"),
         ({"max_iter": 0}, "max_iter"),
         ({"lengthscale": -1.0}, "lengthscale"),
+        ({"n_init": 0}, "n_init"),
+        ({"n_init": 6}, "n_init"),
     ],
 )
 def test_bad_parameters_are_clear_errors(kwargs, message):
     data = make_synthetic(100, n_modes=3, rank=1, n_unique=10, seed=0)
     with pytest.raises(InputError, match=message):
         FunBaT(**kwargs).fit(data.X, data.y)
+
+
+def test_n_init_keeps_the_start_with_the_highest_elbo():
+    # each start is the fit with that starting lengthscale, run on its own
+    data = make_synthetic(600, n_modes=2, rank=2, n_unique=15, seed=3)
+    kw = dict(rank=2, max_iter=15, tol=0.0, random_state=0)
+    both = FunBaT(lengthscale=0.1, n_init=2, **kw).fit(data.X, data.y)
+    alone = [FunBaT(lengthscale=ell, **kw).fit(data.X, data.y) for ell in (0.1, 0.3)]
+    np.testing.assert_allclose(both.init_elbos_, [m.elbo_ for m in alone], rtol=1e-10)
+    best = alone[int(np.argmax(both.init_elbos_))]
+    assert both.elbo_ == max(both.init_elbos_)
+    np.testing.assert_allclose(both.predict(data.X), best.predict(data.X), rtol=1e-10)
+    assert FunBaT(**kw).fit(data.X, data.y).init_elbos_.shape == (1,)
 
 
 def test_bad_data_are_clear_errors():

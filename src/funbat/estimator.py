@@ -26,7 +26,7 @@ from .backends import entries_from_input, is_dask_input
 from .calibration import Predictive
 from .data import FunBaTWarning, InputError, as_modes, mode_position
 from .inference import predict as P
-from .kernel_parts import parse_kernel
+from .kernel_parts import parse_kernel, scale_lengthscale
 from .kernels import KERNELS
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .modes import mode_kind
@@ -108,6 +108,12 @@ def check_cost(structure: str, ranks, sizes, n: int) -> None:
                   stacklevel=4)  # fmt: skip
 
 
+#: Starting lengthscales of the fits ``n_init`` runs, as multiples of each continuous
+#: mode's (the default, a tenth of the range, or ``lengthscale``): the given start,
+#: then smoother and rougher ones.
+START_FACTORS = (1.0, 3.0, 1.0 / 3.0, 9.0, 1.0 / 9.0)
+
+
 def _precisions(result):
     """``E[lambda]`` of each component of a fit that learned its rank (CP: (R,); Tucker:
     one (R_k,) array per mode), None for fixed ranks."""
@@ -181,6 +187,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "chunk_size": [Interval(Integral, 1, None, closed="left"), _Choices({"auto"})],
         "random_state": ["random_state"],
         "chain_solver": [_Choices({"auto", *SOLVERS})],
+        "n_init": [Interval(Integral, 1, len(START_FACTORS), closed="both")],
     }
 
     def __init__(
@@ -205,6 +212,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         chunk_size="auto",
         random_state=None,
         chain_solver="auto",
+        n_init=1,
     ):
         self.rank = rank
         self.max_rank = max_rank
@@ -225,6 +233,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.random_state = random_state
         self.chain_solver = chain_solver
+        self.n_init = n_init
 
     def __getstate__(self):
         # pickling (pickle, joblib, multiprocessing) keeps the fit's float64 arrays exact
@@ -398,18 +407,25 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             entries = entries.with_chunk(
                 inference.chunk_size(entries.n, spec.ranks, self.chunk_size)
             )
-            result = inference.fit(
-                spec, entries, kernels, rng=np.random.default_rng(self.random_state),
-                callback=callback,
-            )  # fmt: skip
+            results = [
+                inference.fit(
+                    spec, entries, [scale_lengthscale(k, f) for k in kernels],
+                    rng=np.random.default_rng(self.random_state), callback=callback,
+                )
+                for f in START_FACTORS[: int(self.n_init)]
+            ]  # fmt: skip
+        # the starts fit the same model to the same data, so their ELBOs compare
+        elbos = [float(r.elbo_history[-1]) for r in results]
+        result = results[int(np.argmax(elbos))]
         if spec.learn_hyperparameters:
             for kind, state, enc in zip(result.kinds, result.modes, result.encodings):
                 kind.check_learned(state, enc)
-        self._set_fitted(result, time.perf_counter() - t0, named)
+        self._set_fitted(result, time.perf_counter() - t0, named, elbos)
         return self
 
-    def _set_fitted(self, result, fit_time: float, named: bool) -> None:
-        """Set every fitted attribute from a fit result (``fit`` and ``load``)."""
+    def _set_fitted(self, result, fit_time: float, named: bool, init_elbos=None) -> None:
+        """Set every fitted attribute from a fit result (``fit`` and ``load``);
+        ``init_elbos``: the final ELBO of each start (None: the result's alone)."""
         for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, key)  # a refit leaves nothing of an earlier one
         names = [e.name for e in result.encodings]
@@ -449,6 +465,9 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
                 else float(self.core_prior_variance)
             ),
             "fit_time_": float(fit_time),
+            "init_elbos_": np.asarray(
+                [float(result.elbo_history[-1])] if init_elbos is None else init_elbos, float
+            ),
             **lik.attributes(lik_state, names),
         }
         if named:
@@ -888,6 +907,15 @@ default "gaussian"
         ``"auto"``: ``"parallel"`` when JAX's default backend is a GPU, ``"native"`` when
         it is the CPU and numba is installed, else ``"sequential"``. The solver used
         is stored with the fit (``summary()["chain_solver"]``, ``funbat info``).
+    n_init : int, default 1
+        Number of fits from different starting lengthscales, the one with the highest
+        ELBO kept (at most 5). Start ``i`` multiplies every continuous mode's starting
+        lengthscale (the default or ``lengthscale``) by 1, 3, 1/3, 9, 1/9 in turn
+        (:data:`START_FACTORS`); spatial and discrete modes start as they are. The
+        coordinate ascent can settle in a local optimum that a smoother or rougher start
+        avoids (``docs/guide/counts.md`` measures one); each start costs a whole fit, and
+        ``callback`` is called for the sweeps of every start. ``init_elbos_`` (n_init,)
+        holds each start's final ELBO, in that order.
     """
 
     _structure = "tucker"
@@ -918,7 +946,8 @@ def save(model, path) -> None:
         raise InputError("the model is not fitted yet; call fit before save")
     io.write_model(
         path, type(model).__name__, model.get_params(deep=False), model.result_,
-        {"fit_time": model.fit_time_, "named": hasattr(model, "feature_names_in_")},
+        {"fit_time": model.fit_time_, "named": hasattr(model, "feature_names_in_"),
+         "init_elbos": [float(e) for e in model.init_elbos_]},
     )  # fmt: skip
 
 
@@ -934,5 +963,6 @@ def load(path):
         raise InputError(f"{str(path)!r} holds an unknown model class {name!r}")
     valid = cls().get_params(deep=False)
     model = cls(**{k: v for k, v in params.items() if k in valid})
-    model._set_fitted(result, extra.get("fit_time", float("nan")), extra.get("named", False))
+    model._set_fitted(result, extra.get("fit_time", float("nan")), extra.get("named", False),
+                      extra.get("init_elbos"))  # fmt: skip
     return model

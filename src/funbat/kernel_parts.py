@@ -70,6 +70,7 @@ __all__ = [
     "learns_variance",
     "parse_kernel",
     "periodic_weights",
+    "scale_lengthscale",
     "with_lengthscale",
 ]
 
@@ -500,6 +501,14 @@ def with_lengthscale(kernel, ell):
 def learns_variance(kernel) -> bool:
     """Whether the search also learns ``kernel``'s variance (:attr:`Sum.learns_variance`)."""
     return isinstance(kernel, Sum) and kernel.learns_variance
+
+
+def scale_lengthscale(kernel, factor: float):
+    """``kernel`` with its learned lengthscale times ``factor``; a kernel with none (a
+    constant or trend alone) is returned as it is."""
+    if isinstance(kernel, Matern) or (isinstance(kernel, Sum) and has_lengthscale(kernel)):
+        return with_lengthscale(kernel, kernel.lengthscale * factor)
+    return kernel
 
 
 def has_lengthscale(kernel) -> bool:
