@@ -376,3 +376,34 @@ def test_repeated_rows_are_kept_for_yes_no_data_and_dropped_for_gaussian_by_defa
                      random_state=0)  # fmt: skip
     with pytest.warns(FunBaTWarning, match="repeat another row exactly"):
         assert dropped.fit(X, y).n_train_ == 60
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "negative_binomial"])
+def test_counts_and_yes_no_with_spatial_and_discrete_modes(family, assert_elbo_rises):
+    # points (a, b), a category s and a time t, the latent log-odds / log-mean known
+    rng = np.random.default_rng(11)
+    P = rng.uniform(size=(20, 2)) * [10.0, 4.0]
+    n = 2000
+    ip, s, t = rng.integers(0, 20, n), rng.integers(0, 4, n), rng.uniform(0, 1, n)
+    eta = 1.2 * np.sin(P[ip, 0] / 3.0) * np.cos(3 * t) * (1.0 + 0.5 * s)
+    if family == "bernoulli":
+        y = (rng.uniform(size=n) < expit(eta)).astype(float)
+    else:
+        mu = np.exp(eta + 1.0)
+        y = rng.negative_binomial(4.0, 4.0 / (4.0 + mu)).astype(float)
+    X = pd.DataFrame({"a": P[ip, 0], "b": P[ip, 1], "s": [f"s{i}" for i in s], "t": t})
+    model = FunBaT(rank=2, modes=[("a", "b"), "s", "t"], likelihood=family, max_iter=30,
+                   duplicates="keep", random_state=0).fit(X, y)  # fmt: skip
+    assert model.mode_kinds_ == ["spatial", "discrete", "continuous"]
+    assert_elbo_rises(model.elbo_history_, model.max_iter)
+    pred = model.predictive(X)
+    truth = eta if family == "bernoulli" else eta + 1.0
+    latent = pred.loc + (0.0 if family == "bernoulli" else math.log(pred.dispersion))
+    # the fit follows the latent function, well inside its spread
+    assert np.sqrt(np.mean((latent - truth) ** 2)) < 0.3 * truth.std()
+    if family == "bernoulli":
+        assert np.all((pred.mean > 0) & (pred.mean < 1))
+    else:
+        lo, hi = pred.interval(0.95)
+        assert np.all(lo >= 0) and np.all(lo == np.round(lo))
+        assert 0.9 < np.mean((y >= lo) & (y <= hi)) <= 1.0
