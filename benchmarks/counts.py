@@ -5,9 +5,9 @@ gradient boosting with the matching loss, on five random 80/20 splits.
   Tucker latent from :func:`funbat.datasets.make_synthetic`): Bernoulli (logit), Poisson
   and negative-binomial (r = 4) targets. Reported: held-out log-loss (Bernoulli) or
   mean Poisson deviance of the predicted mean (counts), the latent log-odds / log-mean's
-  RMSE against the truth (and against an oracle's, :func:`oracle_fit_rmse`), the expected calibration error on 10 bins (Bernoulli), the
-  95% intervals' coverage (counts), and the seconds per sweep against Student-t noise
-  on the same entries.
+  RMSE against the truth (and an oracle's, :func:`oracle_fit_rmse`), the expected
+  calibration error on 10 bins (Bernoulli), the 95% intervals' coverage (counts), and
+  the seconds per sweep against Student-t noise on the same entries.
 * ``--cost-only``: the likelihood step's time (the entries' moments and the likelihood's
   own passes, through the engine's timer hook) and a whole sweep's, against Student-t
   noise on ``log1p(y)`` of the same entries, interleaved fits, medians; ``--cost-sizes``

@@ -407,16 +407,17 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             entries = entries.with_chunk(
                 inference.chunk_size(entries.n, spec.ranks, self.chunk_size)
             )
-            results = [
-                inference.fit(
+            # the starts fit the same model to the same data, so their ELBOs compare;
+            # only the best result is kept, not one per start
+            result, elbos = None, []
+            for f in START_FACTORS[: int(self.n_init)]:
+                start = inference.fit(
                     spec, entries, [scale_lengthscale(k, f) for k in kernels],
                     rng=np.random.default_rng(self.random_state), callback=callback,
-                )
-                for f in START_FACTORS[: int(self.n_init)]
-            ]  # fmt: skip
-        # the starts fit the same model to the same data, so their ELBOs compare
-        elbos = [float(r.elbo_history[-1]) for r in results]
-        result = results[int(np.argmax(elbos))]
+                )  # fmt: skip
+                elbos.append(float(start.elbo_history[-1]))
+                if result is None or elbos[-1] > max(elbos[:-1]):
+                    result = start
         if spec.learn_hyperparameters:
             for kind, state, enc in zip(result.kinds, result.modes, result.encodings):
                 kind.check_learned(state, enc)

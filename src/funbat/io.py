@@ -7,7 +7,7 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
 * ``metadata.json``: ``{"format": "funbat-model", "format_version": 3,
   "funbat_version": ..., "class": "FunBaT" | "FunBaTCP", "params": get_params(),
   "fit": {"fit_time": seconds, "named": bool, "init_elbos": [...]}, "result": <tree>}``
-  (``init_elbos`` may be absent: one start);
+  (files written before ``init_elbos`` existed read as one start);
 * one ``<key>.npy`` entry per array (so ``numpy.load`` reads the arrays as an npz).
 
 ``result`` is the :class:`funbat.inference.FitResult` as a JSON tree:
@@ -201,8 +201,8 @@ def write_model(path, class_name: str, params: dict, result: FitResult, fit: dic
     only once the whole file is written.
 
     ``class_name`` : the estimator's class name; ``params`` : its ``get_params()``;
-    ``fit`` : ``{"fit_time": seconds, "named": bool}`` (feature names known), and
-    ``"init_elbos"``, each start's final ELBO (``n_init``).
+    ``fit`` : ``{"fit_time": seconds, "named": bool, "init_elbos": [...]}`` (feature
+    names known; each start's final ELBO, ``n_init``).
     """
     from . import __version__
 
@@ -217,8 +217,8 @@ def write_model(path, class_name: str, params: dict, result: FitResult, fit: dic
         "funbat_version": __version__,
         "class": class_name,
         "params": {k: _json_param(v) for k, v in params.items()},
-        "fit": {"fit_time": float(fit["fit_time"]), "named": bool(fit["named"])}
-        | ({"init_elbos": [float(e) for e in fit["init_elbos"]]} if "init_elbos" in fit else {}),
+        "fit": {"fit_time": float(fit["fit_time"]), "named": bool(fit["named"]),
+                "init_elbos": [float(e) for e in fit["init_elbos"]]},
         "result": tree,
     }
     with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
