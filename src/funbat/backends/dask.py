@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from functools import partial
 
+import jax
 import numpy as np
 import pandas as pd
 import scipy.linalg as la
@@ -461,6 +462,8 @@ class DaskEntries(EntryBackend):
     def _wrap(args):
         import dask
 
+        # device arrays travel as NumPy: a worker process may not run in float64
+        args = [np.asarray(a) if isinstance(a, jax.Array) else a for a in args]
         return [dask.delayed(a, pure=True) if isinstance(a, np.ndarray) else a for a in args]
 
     def map_reduce(self, fn, moments, *args):

@@ -228,6 +228,20 @@ def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, consta
     return (power * mask * w, mask * z), (sums, hist)
 
 
+@jax.jit
+def _offset_from_sums(s):
+    """The offset's update from :func:`_offset_block`'s summed (2,)."""
+    return s[1] / s[0]
+
+
+@jax.jit
+def _weights_terms(sums, counted_c):
+    """``sum E[omega] z^2`` and the ELBO term from :func:`_weights_block`'s sums and
+    ``sum_n log C_n`` over the histogram's entries (one dispatch: indexing a device
+    array eagerly costs more than the arithmetic)."""
+    return sums[0], sums[1] + counted_c
+
+
 @dataclass(frozen=True)
 class _PolyaGamma(Likelihood):
     """Shared machinery of the three families; ``name`` says which."""
@@ -287,13 +301,14 @@ class _PolyaGamma(Likelihood):
         the likelihood to the power ``power``), and the weights' sums (4,).
         ``constants`` checks the targets and tallies their histogram (the first call)."""
         ym, ys, family = float(entries.y_mean), float(entries.y_scale), self.name
-        offset, r, step = float(state.offset), float(state.dispersion), float(state.step)
-        hist = state.histogram
+        # the offset and dispersion stay where the backend computes them (device scalars
+        # in memory): reading them back would stall the dispatch of the next pass
+        offset, r, step, hist = state.offset, state.dispersion, state.step, state.histogram
         if learn:  # q(omega) at the current offset, then the offset's exact update
-            s = np.asarray(entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use,
-                                              family))  # fmt: skip
-            offset = float(s[1] / s[0])
+            s = entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use, family)
+            offset = _offset_from_sums(s)
             if self.learns_dispersion:
+                offset, r = float(offset), float(r)
                 # each candidate r with the offset that keeps every mean count r e^psi:
                 # at a fixed offset a new r would rescale the fitted means, and the
                 # search would keep whatever r the means were fitted with
@@ -310,13 +325,13 @@ class _PolyaGamma(Likelihood):
         (w, z), (sums, counted) = entries.map_weights(
             _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
             n_handles=2)  # fmt: skip
-        sums = np.asarray(sums)
         if constants and family != "bernoulli":
             hist = np.asarray(counted)
-        term = sums[1] + (power * _log_c_histogram(hist, r) if hist is not None else 0.0)
+        counted_c = 0.0 if hist is None else power * _log_c_histogram(hist, float(r))
+        sum_wz2, term = _weights_terms(sums, counted_c)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
                         hist)  # fmt: skip
-        return state, EntryWeights(w, jnp.asarray(sums[0]), jnp.asarray(term), z), sums
+        return state, EntryWeights(w, sum_wz2, term, z), sums
 
     def dispersion(self, state) -> float:
         return float(state.dispersion)
