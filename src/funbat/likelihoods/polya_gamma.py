@@ -144,13 +144,14 @@ def _log_c_beyond(y, r, mask):
                         lambda: jnp.zeros((), y.dtype))  # fmt: skip
 
 
-def _log_c_histogram(histogram, r) -> float:
-    """``sum_n log C_n`` over the entries the histogram counts (below its last bin)."""
-    from scipy.special import gammaln as host_gammaln
-
-    h = np.asarray(histogram)[:-1]
-    k = np.flatnonzero(h)
-    return float(h[k] @ (host_gammaln(k + r) - host_gammaln(r) - host_gammaln(k + 1.0)))
+@jax.jit
+def _log_c_counted(histogram, r):
+    """``sum_n log C_n`` over the entries the histogram counts (below its last bin), at a
+    dispersion ``r`` (scalar, or (m,) candidates: (m,))."""
+    k = jnp.arange(HISTOGRAM_BINS - 1, dtype=jnp.float64)
+    r = jnp.asarray(r, jnp.float64)[..., None]
+    h = jnp.asarray(histogram, jnp.float64)[:-1]
+    return jnp.sum(h * (gammaln(k + r) - gammaln(r) - gammaln(k + 1.0)), axis=-1)
 
 
 def _psi_moments(block, y_mean, y_scale, offset, use):
@@ -189,8 +190,7 @@ def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
 def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
     """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
     ``sum_n log C_n`` over the entries the state's histogram counts."""
-    return _dispersion_scores(block, y_mean, y_scale, jnp.asarray(offsets), jnp.asarray(cands),
-                              use, family)  # fmt: skip
+    return _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family)
 
 
 @partial(jax.jit, static_argnames=("family", "constants"))
@@ -226,6 +226,25 @@ def _weights_block(block, y_mean, y_scale, offset, r, use, family, power, consta
             hist = jax.ops.segment_sum(mask, bins, num_segments=HISTOGRAM_BINS)
     sums = jnp.stack([power * jnp.sum(mask * w * z**2), power * term, frac, n_bad])
     return (power * mask * w, mask * z), (sums, hist)
+
+
+@jax.jit
+def _dispersion_candidates(offset, r, step):
+    """The search's candidates ``r' = r e^{0, -s, s}`` (3,) and their offsets
+    ``beta + log(r / r')`` (3,)."""
+    cands = jnp.clip(r * jnp.exp(jnp.array([0.0, -1.0, 1.0]) * step), *DISPERSION_BOUNDS)
+    return cands, offset + jnp.log(r / cands)
+
+
+@jax.jit
+def _dispersion_choice(scores, histogram, cands, offsets, step):
+    """The best candidate ``(r, offset)`` and the next log-step: halved when the current
+    value wins (ties keep it), else doubled, as the lengthscale's step, so two new
+    candidates a sweep both travel and refine."""
+    scores = scores + _log_c_counted(histogram, cands)
+    best = jnp.argmax(scores)
+    step = jnp.clip(step * jnp.where(best > 0, 2.0, 0.5), *_STEP_RANGE)
+    return cands[best], offsets[best], step
 
 
 @jax.jit
@@ -308,26 +327,19 @@ class _PolyaGamma(Likelihood):
             s = entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use, family)
             offset = _offset_from_sums(s)
             if self.learns_dispersion:
-                offset, r = float(offset), float(r)
                 # each candidate r with the offset that keeps every mean count r e^psi:
                 # at a fixed offset a new r would rescale the fitted means, and the
                 # search would keep whatever r the means were fitted with
-                cands = np.clip(r * np.exp(np.array([0.0, -step, step])), *DISPERSION_BOUNDS)
-                offsets = offset + np.log(r / cands)
-                scores = np.asarray(entries.map_reduce(
-                    _dispersion_block, moments, ym, ys, offsets, cands, use, family))  # fmt: skip
-                scores = scores + np.array([_log_c_histogram(hist, c) for c in cands])
-                best = int(np.argmax(scores))  # ties keep the current r
-                r, offset = float(cands[best]), float(offsets[best])
-                # as the lengthscale's step: halve it when the current value wins, else
-                # double it, so two new candidates a sweep both travel and refine
-                step = float(np.clip(step * (2.0 if best else 0.5), *_STEP_RANGE))
+                cands, offsets = _dispersion_candidates(offset, r, step)
+                scores = entries.map_reduce(_dispersion_block, moments, ym, ys, offsets, cands,
+                                            use, family)  # fmt: skip
+                r, offset, step = _dispersion_choice(scores, hist, cands, offsets, step)
         (w, z), (sums, counted) = entries.map_weights(
             _weights_block, moments, ym, ys, offset, r, use, family, power, constants,
             n_handles=2)  # fmt: skip
         if constants and family != "bernoulli":
-            hist = np.asarray(counted)
-        counted_c = 0.0 if hist is None else power * _log_c_histogram(hist, float(r))
+            hist = counted
+        counted_c = 0.0 if hist is None else power * _log_c_counted(hist, r)
         sum_wz2, term = _weights_terms(sums, counted_c)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
                         hist)  # fmt: skip
