@@ -195,6 +195,19 @@ def test_info_describes_the_model(work, capsys):
     assert d["funbat_version"] == funbat.__version__
 
 
+def test_n_init_fits_several_starts_and_info_lists_them(work, capsys):
+    code, _, err = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
+                       "6", "--n-init", "2", "-o", work / "n2.funbat")  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, "info", work / "n2.funbat", "--json")
+    elbos = json.loads(out)["init_elbos"]
+    assert len(elbos) == 2 and json.loads(out)["elbo"] == max(elbos)
+    code, out, _ = run(capsys, "info", work / "n2.funbat")
+    assert "starts    2, final ELBOs" in out
+    code, out, _ = run(capsys, "info", work / "model.funbat")
+    assert "starts" not in out  # one start: nothing to compare
+
+
 def test_no_recalibrate_keeps_the_gaussian_predictive(work, capsys):
     code, _, _ = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
                      "8", "--no-recalibrate", "-q", "-o", work / "g.funbat")  # fmt: skip
@@ -445,6 +458,10 @@ def _bad_inputs(d: Path, model: Path, kinds: Path) -> dict[str, tuple[list, str 
             "noise_mode 'lon' is not one of the modes",
         ),
         "max-iter not a number": (fit_on(d / "t.csv", "--max-iter", "lots"), "--max-iter"),
+        "n-init out of range": (
+            fit_on(d / "t.csv", "--n-init", "6"),
+            "The 'n_init' parameter of FunBaT must be an int in the range [1, 5]",
+        ),
         "output folder missing": (
             ["fit", d / "t.csv", "-t", "y", "-o", d / "no" / "m.funbat"],
             "folder '{}' does not exist".format(d / "no"),

@@ -530,6 +530,8 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "n_iter": int(self.n_iter_),
             "converged": bool(self.converged_),
             "fit_time_s": float(self.fit_time_),
+            # the final ELBO of each start (n_init of them; the best one was kept)
+            "init_elbos": [float(e) for e in self.init_elbos_],
             # the chain solver of the continuous modes (null: none)
             "chain_solver": next(
                 (k.solver.name for k in r.kinds if getattr(k, "solver", None)), None

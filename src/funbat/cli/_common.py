@@ -39,6 +39,11 @@ MAX_RANK = typer.Option(
     help="With --rank auto: the rank the fit starts from [default: min(8, fewest unique "
     "coordinates of a mode)].",
 )
+N_INIT = typer.Option(
+    "--n-init",
+    help="Fits from this many starting lengthscales (1 to 5); the one with the highest "
+    "ELBO is kept.",
+)
 KERNEL = typer.Option(
     "--kernel",
     "-k",
@@ -226,6 +231,7 @@ def make_estimator(
     recalibrate: bool = True,
     keep_duplicates: bool = False,
     max_rank: int | None = None,
+    n_init: int = 1,
 ):
     """The estimator the options describe, its parameters checked (before any data is read).
 
@@ -256,6 +262,7 @@ def make_estimator(
         noise_mode=noise_mode,
         recalibrate=recalibrate,
         duplicates="keep" if keep_duplicates else "auto",
+        n_init=n_init,
     )
     est.check_params()
     return est

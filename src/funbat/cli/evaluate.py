@@ -21,6 +21,7 @@ from ._common import (
     MAX_ITER,
     MAX_RANK,
     MODEL,
+    N_INIT,
     NOISE_MODE,
     QUIET,
     RANK,
@@ -43,6 +44,7 @@ def evaluate(
     model: Annotated[str, MODEL] = "tucker",
     rank: Annotated[str, RANK] = "3",
     max_rank: Annotated[int | None, MAX_RANK] = None,
+    n_init: Annotated[int, N_INIT] = 1,
     kernel: Annotated[str, KERNEL] = "matern32",
     max_iter: Annotated[int, MAX_ITER] = 100,
     seed: Annotated[int, SEED] = 0,
@@ -68,7 +70,7 @@ def evaluate(
     def make():
         return make_estimator(
             model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
-            keep_duplicates, max_rank,
+            keep_duplicates, max_rank, n_init,
         )
 
     make()  # validate before reading data

@@ -19,6 +19,7 @@ from ._common import (
     MAX_ITER,
     MAX_RANK,
     MODEL,
+    N_INIT,
     NOISE_MODE,
     QUIET,
     RANK,
@@ -48,6 +49,7 @@ def fit(
     model: Annotated[str, MODEL] = "tucker",
     rank: Annotated[str, RANK] = "3",
     max_rank: Annotated[int | None, MAX_RANK] = None,
+    n_init: Annotated[int, N_INIT] = 1,
     kernel: Annotated[str, KERNEL] = "matern32",
     max_iter: Annotated[int, MAX_ITER] = 100,
     seed: Annotated[int, SEED] = 0,
@@ -76,7 +78,7 @@ def fit(
     disc = parse_list(discrete, "--discrete")
     est = make_estimator(
         model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
-        keep_duplicates, max_rank,
+        keep_duplicates, max_rank, n_init,
     )
     if dask:
         X, y, client = dask_training_data(data, target, coords, dropna, scheduler)
@@ -85,7 +87,7 @@ def fit(
     else:
         X, y = load_training_table(data, target, coords, dropna, quiet, disc)
         y, client = y.to_numpy(), None
-    bar = Progress(max_iter, quiet)
+    bar = Progress(max_iter * n_init, quiet)
     try:
         est.fit(X, y, callback=bar)
     finally:

@@ -104,6 +104,9 @@ def info_text(model_path: Path, d: dict) -> str:
         f"  ELBO      {d['elbo']:.6g} after {d['n_iter']} sweeps ({status}), "
         f"fit in {d['fit_time_s']:.1f} s",
     ]
+    if len(d.get("init_elbos") or []) > 1:
+        starts = ", ".join(f"{e:.6g}" for e in d["init_elbos"])
+        lines.append(f"  starts    {len(d['init_elbos'])}, final ELBOs {starts} (the best kept)")
     if d.get("chain_solver") is not None:
         lines.append(f"  solver    {d['chain_solver']} (chains of the continuous modes)")
     return "\n".join(lines)
