@@ -147,11 +147,16 @@ def _log_c_beyond(y, r, mask):
 @jax.jit
 def _log_c_counted(histogram, r):
     """``sum_n log C_n`` over the entries the histogram counts (below its last bin), at a
-    dispersion ``r`` (scalar, or (m,) candidates: (m,))."""
-    k = jnp.arange(HISTOGRAM_BINS - 1, dtype=jnp.float64)
-    r = jnp.asarray(r, jnp.float64)[..., None]
+    dispersion ``r`` (scalar, or (m,) candidates: (m,)).
+
+    ``log Gamma(k + r) - log Gamma(r) - log k! = sum_{j < k} log((r + j) / (1 + j))``, so
+    the sum is ``sum_j S_j log((r + j) / (1 + j))``, ``S_j`` the entries whose count
+    exceeds ``j``: logarithms only (log-gammas of every bin cost 20 times more)."""
     h = jnp.asarray(histogram, jnp.float64)[:-1]
-    return jnp.sum(h * (gammaln(k + r) - gammaln(r) - gammaln(k + 1.0)), axis=-1)
+    above = jnp.cumsum(h[::-1])[::-1] - h
+    j = jnp.arange(HISTOGRAM_BINS - 1, dtype=jnp.float64)
+    r = jnp.asarray(r, jnp.float64)[..., None]
+    return jnp.sum(above * (jnp.log(r + j) - jnp.log1p(j)), axis=-1)
 
 
 def _psi_moments(block, y_mean, y_scale, offset, use):
@@ -254,11 +259,14 @@ def _offset_from_sums(s):
 
 
 @jax.jit
-def _weights_terms(sums, counted_c):
-    """``sum E[omega] z^2`` and the ELBO term from :func:`_weights_block`'s sums and
-    ``sum_n log C_n`` over the histogram's entries (one dispatch: indexing a device
-    array eagerly costs more than the arithmetic)."""
-    return sums[0], sums[1] + counted_c
+def _weights_terms(sums, histogram, r, power):
+    """``sum E[omega] z^2`` and the ELBO term from :func:`_weights_block`'s sums, adding
+    ``power sum_n log C_n`` over the histogram's entries (None: Bernoulli). One dispatch:
+    indexing a device array eagerly costs more than the arithmetic."""
+    term = sums[1]
+    if histogram is not None:
+        term = term + power * _log_c_counted(histogram, r)
+    return sums[0], term
 
 
 @dataclass(frozen=True)
@@ -339,8 +347,7 @@ class _PolyaGamma(Likelihood):
             n_handles=2)  # fmt: skip
         if constants and family != "bernoulli":
             hist = counted
-        counted_c = 0.0 if hist is None else power * _log_c_counted(hist, r)
-        sum_wz2, term = _weights_terms(sums, counted_c)
+        sum_wz2, term = _weights_terms(sums, hist, r, power)
         state = PGState(jnp.asarray(offset, jnp.float64), jnp.asarray(r, jnp.float64), step,
                         hist)  # fmt: skip
         return state, EntryWeights(w, sum_wz2, term, z), sums
