@@ -200,8 +200,8 @@ def test_n_init_fits_several_starts_and_info_lists_them(work, capsys):
                        "6", "--n-init", "2", "-o", work / "n2.funbat")  # fmt: skip
     assert code == 0, err
     code, out, _ = run(capsys, "info", work / "n2.funbat", "--json")
-    elbos = json.loads(out)["init_elbos"]
-    assert len(elbos) == 2 and json.loads(out)["elbo"] == max(elbos)
+    d = json.loads(out)
+    assert len(d["init_elbos"]) == 2 and d["elbo"] == max(d["init_elbos"])
     code, out, _ = run(capsys, "info", work / "n2.funbat")
     assert "starts    2, final ELBOs" in out
     code, out, _ = run(capsys, "info", work / "model.funbat")

@@ -43,9 +43,9 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   ``NoiseMoments`` (shape, rate); likelihoods ``Gaussian``, ``StudentT``,
   ``NoiseMode`` (base, mode), ``Bernoulli``, ``Poisson``, ``NegativeBinomial`` with
   states ``GaussianState``, ``StudentTState`` (dof), ``NoiseModeState`` (dof,
-  group_dof, alpha, beta), ``PGState`` (offset, dispersion, step, histogram; a file
-  without the last two reads as the first step and no histogram, which prediction does
-  not use); ``Recalibration`` (scale, dof, n).
+  group_dof, alpha, beta), ``PGState`` (offset, dispersion, step, histogram, rest; a
+  file without the last three reads as the first step, no histogram and no rest, which
+  prediction does not use); ``Recalibration`` (scale, dof, n).
 
 ``params`` holds the constructor parameters as plain JSON (tuples become lists, arrays
 lists, unrepresentable values such as a numpy Generator seed null); on loading, list

@@ -177,20 +177,18 @@ def _psi_moments(block, y_mean, y_scale, offset, use):
 
 
 @partial(jax.jit, static_argnames=("family",))
-def _offset_sums(block, y_mean, y_scale, offset, r, use, family):
+def _offset_block(block, y_mean, y_scale, offset, r, use, family):
+    """Sums (2,) that give the offset's update: ``sum E[omega]``, ``sum kappa - E[omega] E[f]``."""
     y, m, _, psi2 = _psi_moments(block, y_mean, y_scale, offset, use)
     b, kappa = _counts(family, y, r)
     w = block.mask * pg_mean(b, jnp.sqrt(psi2))
     return jnp.stack([jnp.sum(w), jnp.sum(block.mask * kappa - w * m)])
 
 
-def _offset_block(block, y_mean, y_scale, offset, r, use, family):
-    """Sums (2,) that give the offset's update: ``sum E[omega]``, ``sum kappa - E[omega] E[f]``."""
-    return _offset_sums(block, y_mean, y_scale, offset, r, use, family)
-
-
 @partial(jax.jit, static_argnames=("family",))
-def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
+def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
+    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
+    ``sum_n log C_n`` over the entries the state's histogram counts."""
     rows = []
     for i in range(cands.shape[0]):  # a few candidates: unrolled, one fused loop
         y, _, psi, psi2 = _psi_moments(block, y_mean, y_scale, offsets[i], use)
@@ -198,12 +196,6 @@ def _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family):
         rest = jnp.sum(block.mask * (kappa * psi - b * _log_2cosh_half(jnp.sqrt(psi2))))
         rows.append(rest + _log_c_beyond(y, cands[i], block.mask))
     return jnp.stack(rows)
-
-
-def _dispersion_block(block, y_mean, y_scale, offsets, cands, use, family):
-    """The collapsed bound (len(cands),) at each candidate (offset, dispersion) pair, less
-    ``sum_n log C_n`` over the entries the state's histogram counts."""
-    return _dispersion_scores(block, y_mean, y_scale, offsets, cands, use, family)
 
 
 @partial(jax.jit, static_argnames=("family", "constants"))
@@ -343,11 +335,12 @@ class _PolyaGamma(Likelihood):
         if learn:  # q(omega) at the current offset, then the offset's exact update
             s = entries.map_reduce(_offset_block, moments, ym, ys, offset, r, use, family)
             offset = _offset_from_sums(s)
+        if learn and self.learns_dispersion:
             # the step is last sweep's: reading it waits for nothing
-            settled = self.learns_dispersion and float(step) <= _STEP_RANGE[0]
+            settled = float(step) <= _STEP_RANGE[0]
             if settled and rest > 0:
                 rest -= 1
-            elif self.learns_dispersion:
+            else:
                 rest = DISPERSION_REST if settled else 0
                 # each candidate r with the offset that keeps every mean count r e^psi:
                 # at a fixed offset a new r would rescale the fitted means, and the
