@@ -16,6 +16,7 @@ sweep (``paper_size.py``). Example::
     python benchmarks/sweep_profile.py                      # beijing_pm25, Tucker R = 3
     python benchmarks/sweep_profile.py --no-learn --json profile.json
     python benchmarks/sweep_profile.py --solver native          # one chain solver only
+    python benchmarks/sweep_profile.py --kernel "date=matern32 + periodic(365.25) + constant"
 
 By default the JAX (``sequential``) and the ``native`` chain solvers are profiled one
 after the other in the same process, so the two tables share the machine's load.
@@ -52,8 +53,14 @@ def main(argv=None) -> int:
         "--solver", nargs="+", default=["sequential", "native"],
         help="chain solvers to profile, one after another in this process (funbat.solvers)",
     )  # fmt: skip
+    ap.add_argument(
+        "--kernel", action="append", default=[], metavar="MODE=KERNEL",
+        help="a mode's kernel (repeatable), e.g. 'date=matern32 + periodic(365.25) + constant'; "
+        "modes not named keep matern32",
+    )  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
+    chosen = dict(item.split("=", 1) for item in args.kernel)
 
     import jax
     import numpy as np
@@ -97,7 +104,8 @@ def main(argv=None) -> int:
         )  # fmt: skip
         with jax.enable_x64(True):
             kernels = [
-                k.kernel(e, "matern32", None, 1.0) for k, e in zip(kinds, entries.encodings)
+                k.kernel(e, chosen.get(e.name, "matern32"), None, 1.0)
+                for k, e in zip(kinds, entries.encodings)
             ]
 
         def run(spec=spec, kernels=kernels):
@@ -118,7 +126,7 @@ def main(argv=None) -> int:
         tables[solver_name] = {"rows": rows, "final_elbo": float(result.elbo_history[-1])}
         print(
             f"{args.dataset}, {args.model} R={args.rank}, {n} sweeps, "
-            f"learn={not args.no_learn}, unique coordinates per mode {sizes}, "
+            f"learn={not args.no_learn}, unique coordinates per mode {sizes}, kernels {chosen}, "
             f"chain solver {solver_name!r}, final ELBO {result.elbo_history[-1]:.10g}\n"
         )
         print("| piece | ms per sweep | calls per sweep |\n| --- | --- | --- |")
