@@ -87,19 +87,23 @@ def _native_pieces(kern, coords, Lams, etas, I):
     cands = np.log(ell) + np.array([0.0, -1.0, -0.25, 0.25, 1.0])
     bounds = jnp.array([np.log(1e-4), np.log(10.0)])
 
-    def filt():
-        return KR.filter_chain(ell, s2, c, F, L_, e_, I, True, ms, Ps)
+    blocks = [np.empty((I, d, d)), np.empty((I, d, d)), np.empty((d, d))]
+    A1, Q1, _ = blocks  # the smoother's: the current lengthscale's
+    scratch = [np.empty_like(b) for b in blocks]
+
+    def filt(ell=ell, store=True, blocks=blocks):  # the transitions, then the filter
+        KR.transitions(ell, s2, c, I, *blocks)
+        return KR.filter_chain(blocks[0], blocks[1], F, L_, e_, I, store, ms, Ps)
 
     def filt5():
-        return [KR.filter_chain(float(np.exp(t)), s2, c, F, L_, e_, I, False, ms, Ps)
-                for t in cands]  # fmt: skip
+        return [filt(float(np.exp(t)), False, scratch) for t in cands]
 
-    KR.filter_chain(ell, s2, c, F, L_, e_, I, True, ms, Ps)
+    filt()
 
     def smoother():
         sm[:] = ms
         sP[:] = Ps
-        KR.rts_smooth(ell, s2, c, ms, Ps, I, sm, sP)
+        KR.rts_smooth(A1, Q1, ms, Ps, I, sm, sP)
         return sm
 
     def search():

@@ -16,10 +16,12 @@ sweep (``paper_size.py``). Example::
     python benchmarks/sweep_profile.py                      # beijing_pm25, Tucker R = 3
     python benchmarks/sweep_profile.py --no-learn --json profile.json
     python benchmarks/sweep_profile.py --solver native          # one chain solver only
-    python benchmarks/sweep_profile.py --kernel "date=matern32 + periodic(365.25) + constant"
+    python benchmarks/sweep_profile.py --kernel "" --kernel "date=matern32 + trend"
 
 By default the JAX (``sequential``) and the ``native`` chain solvers are profiled one
-after the other in the same process, so the two tables share the machine's load.
+after the other in the same process, so the two tables share the machine's load; with
+``--kernel`` given several times, each kernel configuration with each solver.
+``solvers`` in the JSON holds the plain Matérn runs by solver, ``runs`` every run.
 """
 
 from __future__ import annotations
@@ -54,13 +56,17 @@ def main(argv=None) -> int:
         help="chain solvers to profile, one after another in this process (funbat.solvers)",
     )  # fmt: skip
     ap.add_argument(
-        "--kernel", action="append", default=[], metavar="MODE=KERNEL",
-        help="a mode's kernel (repeatable), e.g. 'date=matern32 + periodic(365.25) + constant'; "
-        "modes not named keep matern32",
+        "--kernel", action="append", default=None, metavar="MODE=KERNEL[;MODE=KERNEL]",
+        help="kernels to profile, one configuration per use, one after another: e.g. "
+        "'date=matern32 + periodic(365.25) + constant'; modes not named keep matern32, and "
+        "'' is matern32 everywhere (the default)",
     )  # fmt: skip
     ap.add_argument("--json", default=None, help="also write the table as JSON here")
     args = ap.parse_args(argv)
-    chosen = dict(item.split("=", 1) for item in args.kernel)
+    configs = [
+        dict(item.split("=", 1) for item in cfg.split(";") if item.strip())
+        for cfg in (args.kernel or [""])
+    ]  # fmt: skip
 
     import jax
     import numpy as np
@@ -87,8 +93,8 @@ def main(argv=None) -> int:
             inference.chunk_size(entries.n, (args.rank,) * len(entries.encodings), 65536)
         )
     sizes = [int(X[c].nunique()) for c in X.columns]
-    tables = {}
-    for solver_name in args.solver:
+    tables, runs = {}, []
+    for chosen, solver_name in ((c, s) for c in configs for s in args.solver):
         solver_name = resolve_solver_name(solver_name)
         kinds = tuple(mode_kind(e.kind) for e in entries.encodings)
         kinds = tuple(
@@ -123,7 +129,10 @@ def main(argv=None) -> int:
             for k, v in total.items()
         ]
         rows.append({"piece": "whole fit / sweeps", "ms_per_sweep": 1e3 * fit_s / n})
-        tables[solver_name] = {"rows": rows, "final_elbo": float(result.elbo_history[-1])}
+        record = {"rows": rows, "final_elbo": float(result.elbo_history[-1])}
+        runs.append({"kernels": chosen, "solver": solver_name, **record})
+        if not chosen:
+            tables[solver_name] = record
         print(
             f"{args.dataset}, {args.model} R={args.rank}, {n} sweeps, "
             f"learn={not args.no_learn}, unique coordinates per mode {sizes}, kernels {chosen}, "
@@ -141,8 +150,10 @@ def main(argv=None) -> int:
 
         with atomic_write(args.json, "w") as fh:
             json.dump(
-                {"provenance": provenance(), "config": vars(args), "solvers": tables}, fh, indent=1
-            )
+                {"provenance": provenance(), "config": vars(args), "solvers": tables,
+                 "runs": runs},
+                fh, indent=1,
+            )  # fmt: skip
     return 0
 
 

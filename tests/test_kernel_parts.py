@@ -147,7 +147,7 @@ def _seasonal_table(n=300, seed=0):
     return pd.DataFrame({"site": site, "date": date}), y + 0.1 * rng.normal(size=n)
 
 
-def test_native_solver_runs_a_sum_kernel_through_the_jax_functions(random_messages):
+def test_native_solver_runs_a_sum_kernel_as_the_jax_solver_does(random_messages):
     from funbat.hyper import smooth_with_lengthscale_search
     from funbat.solvers import get_solver
 

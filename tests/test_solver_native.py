@@ -13,6 +13,7 @@ import pytest
 from _numerics import assert_close, random_chain
 
 from funbat import FunBaT
+from funbat import kernel_parts as KP
 from funbat.data import InputError
 from funbat.hyper import smooth_with_lengthscale_search
 from funbat.kalman import prior_quadratic, smooth
@@ -163,6 +164,53 @@ def test_native_single_coordinate_and_no_messages(dense_gp_posterior):
     post = _native_smooth(kern, t, jnp.zeros((8, 2, 2)), jnp.zeros((8, 2)), 8)
     assert_close(post.smoothed_covs, np.broadcast_to(np.kron(np.eye(2), kern.sde()[1]), (8, 6, 6)))
     assert float(post.log_normaliser) == 0.0
+
+
+def _sum(name):
+    """Sums of kernel parts: the native solver runs them on transitions JAX builds."""
+    m32, m52 = make_kernel("matern32", 0.4, 1.3), make_kernel("matern52", 0.6, 0.8)
+    per = KP.Periodic(jnp.asarray(0.9), jnp.asarray(0.8), 0.9, KP.periodic_weights(0.9))
+    parts = {
+        "matern32 + constant": (m32, KP.Constant(jnp.asarray(0.7))),
+        "matern52 + trend + periodic": (m52, KP.Trend(jnp.asarray(0.5), jnp.asarray(2.0)), per),
+        "quasiperiodic + constant": (KP.QuasiPeriodic(per, make_kernel("matern32", 0.7)),
+                                     KP.Constant(jnp.asarray(0.3))),
+    }[name]  # fmt: skip
+    return KP.Sum(parts, name)
+
+
+SUM_CASES = [("matern32 + constant", 1), ("matern32 + constant", 3),
+             ("matern52 + trend + periodic", 2), ("quasiperiodic + constant", 2)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "rank"), SUM_CASES)
+def test_native_sum_kernels_equal_jax_and_the_dense_gp(name, rank, dense_gp_posterior):
+    """Smoother (every field) and the search on (log lengthscale, log variance) of the
+    learned part, padded chains with a nearly repeated coordinate, against the JAX
+    reference; the smoothed marginals against the dense GP of the sum's covariance."""
+    rng = np.random.default_rng(20 + rank)
+    t, Lams, etas = random_chain(rng, 30, rank, 26, near=5)
+    kern = _sum(name)
+    post = _native_smooth(kern, t, Lams, etas, 26)
+    for a, b in zip(post, _jax_smooth(kern, t, Lams, etas, 26)):
+        assert_close(a, b)
+    tv = np.asarray(t)[:26]
+    Kt = np.asarray(kern.gram(jnp.asarray(tv), jnp.asarray(tv), tv[0]))
+    mean, Sigma, logZ = dense_gp_posterior(Kt, np.asarray(Lams)[:26], np.asarray(etas)[:26])
+    d = kern.state_dim
+    assert_close(post.smoothed_means[:26, ::d], mean, rtol=1e-8)
+    assert_close(post.log_normaliser, logZ, rtol=1e-8)
+    for step in (0.0, 0.7):
+        k_ref, p_ref, s_ref = _jax_search(kern, t, Lams, etas, step, _bounds())
+        k, p, s = _native_search(kern, t, Lams, etas, step, _bounds())
+        assert_close(k.lengthscale, k_ref.lengthscale, rtol=1e-12)
+        assert_close(k.variance, k_ref.variance, rtol=1e-12)
+        assert_close(s, s_ref, rtol=1e-12)
+        for a, b in zip(p, p_ref):
+            assert_close(a, b)
+    moved = (float(k.lengthscale), float(k.variance)) != (float(kern.lengthscale),
+                                                          float(kern.variance))  # fmt: skip
+    assert moved
 
 
 def test_solver_choice():

@@ -29,7 +29,14 @@ from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
 from .kernel_parts import learns_variance, with_lengthscale
 from .kernels import Matern
 
-__all__ = ["ascend_log_normaliser", "lengthscale_search", "smooth_with_lengthscale_search"]
+__all__ = [
+    "ascend_log_normaliser",
+    "lengthscale_search",
+    "search_candidates",
+    "search_outcome",
+    "smooth_with_lengthscale_search",
+    "with_log_hyper",
+]
 
 #: Fractions of the current step tried around the current value (index 0 keeps it).
 _FRACTIONS = (0.0, -1.0, -0.25, 0.25, 1.0)
@@ -103,13 +110,13 @@ def smooth_with_lengthscale_search(
     )  # fmt: skip
 
 
-def _with_log_hyper(kernel, theta):
-    """``kernel`` with ``theta = (log lengthscale[, log variance])`` set."""
+def with_log_hyper(kernel, theta):
+    """``kernel`` with ``theta = (log lengthscale[, log variance])`` (D,) set."""
     kernel = with_lengthscale(kernel, jnp.exp(theta[0]))
     return kernel.with_variance(jnp.exp(theta[1])) if theta.shape[0] > 1 else kernel
 
 
-def _candidates(kernel, step, log_bounds):
+def search_candidates(kernel, step, log_bounds):
     """The current ``theta`` (D,) and the candidates (C, D), row 0 the current one: the
     line in log-lengthscale and, when the variance is learned too
     (:func:`funbat.kernel_parts.learns_variance`), the same moves in log-variance with
@@ -139,13 +146,19 @@ def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
     best lengthscale (and, for a sum kernel, the best variance of its learned part:
     nine candidates instead of five), its posterior and the next step.
     """
-    theta, cands = _candidates(kernel, step, log_bounds)
-    filtered, logzs = jax.vmap(lambda th: filter_fn(_with_log_hyper(kernel, th)))(cands)
+    theta, cands = search_candidates(kernel, step, log_bounds)
+    filtered, logzs = jax.vmap(lambda th: filter_fn(with_log_hyper(kernel, th)))(cands)
     best = jnp.argmax(jnp.where(jnp.isfinite(logzs), logzs, -jnp.inf))
-    kernel = _with_log_hyper(kernel, cands[best])
+    kernel, next_step = search_outcome(kernel, theta, cands, best, step)
     filtered = jax.tree_util.tree_map(lambda x: x[best], filtered)
     post = smoother_fn(kernel, filtered, logzs[best])
+    return kernel, post, next_step
+
+
+def search_outcome(kernel, theta, cands, best, step):
+    """The kernel of candidate ``best`` (an index into ``cands`` (C, D), from
+    :func:`search_candidates`) and the next step: half the step when the current value
+    (row 0) won, else twice the move made, within ``[1e-3, 2]``."""
     moved = jnp.max(jnp.abs(cands[best] - theta))
     next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
-    next_step = jnp.clip(next_step, 1e-3, 2.0)
-    return kernel, post, next_step
+    return with_log_hyper(kernel, cands[best]), jnp.clip(next_step, 1e-3, 2.0)

@@ -42,6 +42,7 @@ __all__ = [
     "transform_chain",
     "rts_smooth",
     "smooth",
+    "transition_blocks",
 ]
 
 #: Largest rank whose small Cholesky factorisations are unrolled into arithmetic.
@@ -68,8 +69,10 @@ class ChainPosterior(NamedTuple):
     log_normaliser: jax.Array
 
 
-def _transitions(kernel: Matern, coords):
-    """Per-step ``A_1``, ``Q_1`` (I, d, d); step 0 starts from the stationary prior."""
+def transition_blocks(kernel: Matern, coords):
+    """Per-step transition blocks ``A_1``, ``Q_1`` (I, d, d) of one component's chain over
+    sorted ``coords`` (I,); step 0 starts from the stationary prior (``A = 0``,
+    ``Q = Pinf``). Any kernel with ``transition(gaps)``: a Matérn or a sum of parts."""
     gaps = jnp.concatenate([jnp.array([jnp.inf]), jnp.diff(coords)])
     return kernel.transition(gaps)
 
@@ -81,7 +84,7 @@ def chain_matrices(kernel: Matern, coords, rank: int):
     moves from coordinate ``j-1`` to ``j`` and step 0 starts from the stationary prior.
     (The filter itself uses the ``d x d`` blocks; this is the dense form, for checks.)
     """
-    A1, Q1 = _transitions(kernel, coords)
+    A1, Q1 = transition_blocks(kernel, coords)
     eye = jnp.eye(rank)
     A = jax.vmap(lambda a: jnp.kron(eye, a))(A1)
     Q = jax.vmap(lambda q: jnp.kron(eye, q))(Q1)
@@ -241,7 +244,7 @@ def filter_chain(kernel: Matern, coords, Lams, etas, factors=None, n_valid=None,
     if factors is None:
         factors = message_factors(Lams)
     R = Lams.shape[-1]
-    A1, Q1 = _transitions(kernel, coords)
+    A1, Q1 = transition_blocks(kernel, coords)
     return _filter(A1, Q1, factors, Lams, etas, kernel.state_dim, _pinf(kernel, R), n_valid, store)
 
 
@@ -264,7 +267,7 @@ def rts_smooth(kernel: Matern, coords, filtered, logZ, n_valid=None) -> ChainPos
     I, D = ms.shape
     R = D // kernel.state_dim
     n_valid = I if n_valid is None else n_valid
-    A1, Q1 = _transitions(kernel, coords)
+    A1, Q1 = transition_blocks(kernel, coords)
     # Predictions and RTS gains for every step at once: G_j = P_j A^T (P^-_{j+1})^{-1}.
     A = jax.vmap(lambda a: _kron_eye(R, a))(A1[1:])
     Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
@@ -310,7 +313,7 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     d = kernel.state_dim
     R = D // d
     n_valid = I if n_valid is None else n_valid
-    A1, Q1 = _transitions(kernel, coords)
+    A1, Q1 = transition_blocks(kernel, coords)
     A = jax.vmap(lambda a: _kron_eye(R, a))(A1[1:])
     Q = jax.vmap(lambda q: _kron_eye(R, q))(Q1[1:])
     AP = A @ Ps[:-1]

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 
-__all__ = ["factors", "kernels", "stationary", "transition"]
+__all__ = ["factors", "kernels", "matern_transitions", "stationary", "transition"]
 
 #: LLVM fast-math flags: everything but "no NaNs" and "no infinities".
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -232,10 +232,28 @@ def _predict(d, R, a, q, m, P, mp, AP, Pp):
 
 
 @_jit
-def _prior_rows(d, ell, s2, R, start, ms, Ps):
-    """Rows from ``start`` on: mean 0 and covariance ``I_R ⊗ Pinf`` (the padding)."""
-    Pinf = np.empty((d, d))
+def matern_transitions(dt, ell, s2, coords, n_valid, A1, Q1, Pinf):
+    """The Matérn chain's transition blocks into ``A1``, ``Q1`` (I, d, d) for its first
+    ``n_valid`` steps and its stationary covariance into ``Pinf`` (d, d): step 0 starts
+    from the stationary prior (``A = 0``, ``Q = Pinf``), step ``j`` moves from
+    ``coords[j-1]`` to ``coords[j]`` (as :meth:`funbat.kernels.Matern.transition`)."""
+    d = len(dt)
     stationary(d, ell, s2, Pinf)
+    w1 = np.empty((d, d))
+    w2 = np.empty((d, d))
+    w3 = np.empty((d, d))
+    for i in range(d):
+        for k in range(d):
+            A1[0, i, k] = 0.0
+            Q1[0, i, k] = Pinf[i, k]
+    for j in range(1, n_valid):
+        transition(d, ell, coords[j] - coords[j - 1], Pinf, A1[j], Q1[j], w1, w2, w3)
+
+
+@_jit
+def _prior_rows(dt, Rt, Pinf, start, ms, Ps):
+    """Rows from ``start`` on: mean 0 and covariance ``I_R ⊗ Pinf`` (the padding)."""
+    d, R = len(dt), len(Rt)
     for j in range(start, ms.shape[0]):
         for i in range(ms.shape[1]):
             ms[j, i] = 0.0
@@ -247,22 +265,15 @@ def _prior_rows(d, ell, s2, R, start, ms, Ps):
                     Ps[j, rr * d + i, rr * d + k] = Pinf[i, k]
 
 
-
 @_jit
-def filter_chain(dt, Rt, ell, s2, coords, L, Lams, etas, n_valid, store, ms, Ps):
-    """Information-form Kalman filter over the first ``n_valid`` coordinates
-    (:func:`funbat.kalman.filter_chain`): returns ``sum_j log Z_j``. With ``store`` the
-    filtered moments go into ``ms`` (I, D) and ``Ps`` (I, D, D), whose rows from
-    ``n_valid`` on are left as they are (the caller sets them to the prior)."""
+def filter_chain(dt, Rt, A1, Q1, L, Lams, etas, n_valid, store, ms, Ps):
+    """Information-form Kalman filter over the first ``n_valid`` steps
+    (:func:`funbat.kalman.filter_chain`) with the transition blocks ``A1``, ``Q1``
+    (I, d, d; step 0 from the prior, ``A1[0] = 0``): returns ``sum_j log Z_j``. With
+    ``store`` the filtered moments go into ``ms`` (I, D) and ``Ps`` (I, D, D), whose rows
+    from ``n_valid`` on are left as they are (the caller sets them to the prior)."""
     d, R = len(dt), len(Rt)
     D = R * d
-    Pinf = np.empty((d, d))
-    stationary(d, ell, s2, Pinf)
-    a = np.empty((d, d))
-    q = np.empty((d, d))
-    w1 = np.empty((d, d))
-    w2 = np.empty((d, d))
-    w3 = np.empty((d, d))
     m = np.zeros(D)
     P = np.zeros((D, D))
     mp = np.empty(D)
@@ -282,19 +293,9 @@ def filter_chain(dt, Rt, ell, s2, coords, L, Lams, etas, n_valid, store, ms, Ps)
         Lj = L[j]
         Lam = Lams[j]
         eta = etas[j]
-        # -- prediction: m- = A m, P- = A P A^T + Q (symmetrised) -------------------
-        if j == 0:  # from the stationary prior: A = 0, Q = Pinf
-            for i in range(D):
-                mp[i] = 0.0
-                for k in range(D):
-                    Pp[i, k] = 0.0
-            for rr in range(R):
-                for i in range(d):
-                    for k in range(d):
-                        Pp[rr * d + i, rr * d + k] = 0.5 * (Pinf[i, k] + Pinf[k, i])
-        else:
-            transition(d, ell, coords[j] - coords[j - 1], Pinf, a, q, w1, w2, w3)
-            _predict(d, R, a, q, m, P, mp, T, Pp)  # T <- A P
+        # -- prediction: m- = A m, P- = A P A^T + Q (symmetrised); from m = 0, P = 0 at
+        # step 0, where A = 0 and Q = Pinf
+        _predict(d, R, A1[j], Q1[j], m, P, mp, T, Pp)  # T <- A P
         # -- update with the message (Lambda = L L^T, eta) ----------------------------
         for rr in range(R):
             mu[rr] = mp[rr * d]
@@ -381,20 +382,14 @@ def filter_chain(dt, Rt, ell, s2, coords, L, Lams, etas, n_valid, store, ms, Ps)
                     Ps[j, i, k] = P[i, k]
     return logZ
 
+
 @_jit
-def rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP):
+def rts_smooth(dt, Rt, A1, Q1, ms, Ps, n_valid, sm, sP):
     """Rauch-Tung-Striebel pass (:func:`funbat.kalman.rts_smooth`) into ``sm`` (I, D)
     and ``sP`` (I, D, D), which the caller fills with ``ms``, ``Ps`` first (the last
-    real row and the padding keep them). ``G_j = P_j A^T (P^-_{j+1})^{-1}``."""
+    real row and the padding keep them). ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}``."""
     d, R = len(dt), len(Rt)
     D = R * d
-    Pinf = np.empty((d, d))
-    stationary(d, ell, s2, Pinf)
-    a = np.empty((d, d))
-    q = np.empty((d, d))
-    w1 = np.empty((d, d))
-    w2 = np.empty((d, d))
-    w3 = np.empty((d, d))
     AP = np.empty((D, D))
     Pp = np.empty((D, D))
     GT = np.empty((D, D))
@@ -404,10 +399,9 @@ def rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP):
     GdP = np.empty((D, D))
     piv = np.empty(D, dtype=np.int64)
     for j in range(n_valid - 2, -1, -1):
-        transition(d, ell, coords[j + 1] - coords[j], Pinf, a, q, w1, w2, w3)
         P = Ps[j]
         # AP = A P_j, P- = AP A^T + Q (symmetrised), m- = A m_j
-        _predict(d, R, a, q, ms[j], P, mp, AP, Pp)
+        _predict(d, R, A1[j + 1], Q1[j + 1], ms[j], P, mp, AP, Pp)
         # G^T = (P-)^{-1} A P_j; dP = P^s_{j+1} - P- (before Pp is overwritten)
         for i in range(D):
             dm[i] = sm[j + 1, i] - mp[i]
@@ -441,48 +435,46 @@ def rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP):
                 sP[j, i, k] = v
                 sP[j, k, i] = v
 
+
 @_jit
-def smooth(dt, Rt, ell, s2, coords, Lams, etas, n_valid, ms, Ps, sm, sP):
-    """Filter and smoother into ``ms``, ``Ps``, ``sm``, ``sP``; returns ``log Z``."""
-    d, R = len(dt), len(Rt)
+def smooth_given(dt, Rt, A1, Q1, Pinf, Lams, etas, n_valid, ms, Ps, sm, sP):
+    """Filter and smoother with the transition blocks ``A1``, ``Q1`` (I, d, d) and the
+    prior covariance ``Pinf`` (d, d) of the padding, into ``ms``, ``Ps``, ``sm``, ``sP``;
+    returns ``log Z``."""
+    R = len(Rt)
     I = Lams.shape[0]
     L = np.empty((I, R, R))
     factors(Lams, n_valid, L)
-    _prior_rows(d, ell, s2, R, n_valid, ms, Ps)
-    logZ = filter_chain(dt, Rt, ell, s2, coords, L, Lams, etas, n_valid, True, ms, Ps)
+    _prior_rows(dt, Rt, Pinf, n_valid, ms, Ps)
+    logZ = filter_chain(dt, Rt, A1, Q1, L, Lams, etas, n_valid, True, ms, Ps)
     sm[:, :] = ms
     sP[:, :, :] = Ps
-    rts_smooth(dt, Rt, ell, s2, coords, ms, Ps, n_valid, sm, sP)
+    rts_smooth(dt, Rt, A1, Q1, ms, Ps, n_valid, sm, sP)
     return logZ
 
+
 @_jit
-def search(dt, Rt, ell, s2, coords, Lams, etas, n_valid, step, lo, hi, ms, Ps, sm, sP, out):
-    """One line search on ``log(lengthscale)`` (:func:`funbat.hyper.smooth_with_lengthscale_search`):
-    the five candidates ``clip(theta + step * FRACTIONS)`` (the first the current value)
-    filtered in turn, the best finite ``log Z`` kept (the first on ties, as ``argmax``),
-    then its chain smoothed. Each candidate is filtered into a scratch buffer that
-    becomes the best one when it wins (five filter passes, not six). ``out`` (3,)
-    receives the new lengthscale, its ``log Z`` and the next step."""
+def search_given(dt, Rt, A1s, Q1s, Pinfs, Lams, etas, n_valid, ms, Ps, sm, sP):
+    """The best of ``C`` candidate kernels, given by their transition blocks ``A1s``,
+    ``Q1s`` (C, I, d, d) and priors ``Pinfs`` (C, d, d): each filtered in turn, the best
+    finite ``log Z`` kept (the first on ties, as ``argmax``; the first candidate is the
+    current kernel), then its chain smoothed into ``ms``, ``Ps``, ``sm``, ``sP``. Each
+    candidate is filtered into a scratch buffer that becomes the best one when it wins
+    (``C`` filter passes, not ``C + 1``). Returns the winner's index and ``log Z``."""
     d, R = len(dt), len(Rt)
     D = R * d
     I = Lams.shape[0]
     L = np.empty((I, R, R))
     factors(Lams, n_valid, L)
-    theta = math.log(ell)
-    cands = np.empty(5)
-    for c in range(5):
-        x = theta + step * FRACTIONS[c]
-        x = min(max(x, lo), hi)
-        cands[c] = theta if c == 0 else x
     bm, bP, xm, xP = ms, Ps, sm, sP  # best so far, scratch (sm, sP: free until the RTS)
     best_in_out = True
-    top = filter_chain(dt, Rt, math.exp(cands[0]), s2, coords, L, Lams, etas, n_valid, True, bm, bP)
+    top = filter_chain(dt, Rt, A1s[0], Q1s[0], L, Lams, etas, n_valid, True, bm, bP)
     logZ = top
     best = 0
     if not np.isfinite(top):
         top = -np.inf
-    for c in range(1, 5):
-        lz = filter_chain(dt, Rt, math.exp(cands[c]), s2, coords, L, Lams, etas, n_valid, True, xm, xP)
+    for c in range(1, A1s.shape[0]):
+        lz = filter_chain(dt, Rt, A1s[c], Q1s[c], L, Lams, etas, n_valid, True, xm, xP)
         if np.isfinite(lz) and lz > top:
             top = lz
             logZ = lz
@@ -495,29 +487,63 @@ def search(dt, Rt, ell, s2, coords, Lams, etas, n_valid, step, lo, hi, ms, Ps, s
                 ms[j, i] = sm[j, i]
                 for k in range(D):
                     Ps[j, i, k] = sP[j, i, k]
-    ell_best = math.exp(cands[best])
-    _prior_rows(d, ell_best, s2, R, n_valid, ms, Ps)
+    _prior_rows(dt, Rt, Pinfs[best], n_valid, ms, Ps)
     sm[:, :] = ms
     sP[:, :, :] = Ps
-    rts_smooth(dt, Rt, ell_best, s2, coords, ms, Ps, n_valid, sm, sP)
+    rts_smooth(dt, Rt, A1s[best], Q1s[best], ms, Ps, n_valid, sm, sP)
+    return best, logZ
+
+
+@_jit
+def smooth(dt, Rt, ell, s2, coords, Lams, etas, n_valid, ms, Ps, sm, sP):
+    """Filter and smoother of the Matérn chain into ``ms``, ``Ps``, ``sm``, ``sP``;
+    returns ``log Z``."""
+    d = len(dt)
+    I = Lams.shape[0]
+    A1, Q1, Pinf = np.empty((I, d, d)), np.empty((I, d, d)), np.empty((d, d))
+    matern_transitions(dt, ell, s2, coords, n_valid, A1, Q1, Pinf)
+    return smooth_given(dt, Rt, A1, Q1, Pinf, Lams, etas, n_valid, ms, Ps, sm, sP)
+
+
+@_jit
+def search(dt, Rt, ell, s2, coords, Lams, etas, n_valid, step, lo, hi, ms, Ps, sm, sP, out):
+    """One line search on ``log(lengthscale)`` of the Matérn chain
+    (:func:`funbat.hyper.smooth_with_lengthscale_search`): the five candidates
+    ``clip(theta + step * FRACTIONS)`` (the first the current value) through
+    :func:`search_given`. ``out`` (3,) receives the new lengthscale, its ``log Z`` and
+    the next step."""
+    d = len(dt)
+    I = Lams.shape[0]
+    theta = math.log(ell)
+    A1s, Q1s, Pinfs = np.empty((5, I, d, d)), np.empty((5, I, d, d)), np.empty((5, d, d))
+    cands = np.empty(5)
+    for c in range(5):
+        x = theta + step * FRACTIONS[c]
+        x = min(max(x, lo), hi)
+        cands[c] = theta if c == 0 else x
+        matern_transitions(dt, math.exp(cands[c]), s2, coords, n_valid, A1s[c], Q1s[c], Pinfs[c])
+    best, logZ = search_given(dt, Rt, A1s, Q1s, Pinfs, Lams, etas, n_valid, ms, Ps, sm, sP)
     moved = abs(cands[best] - theta)
     nxt = 0.5 * step if best == 0 else 2.0 * moved
-    out[0] = ell_best
+    out[0] = math.exp(cands[best])
     out[1] = logZ
     out[2] = min(max(nxt, 1e-3), 2.0)
 
 
 @cache
 def kernels(d: int, R: int) -> SimpleNamespace:
-    """The filter, smoother and search for state size ``d`` and rank ``R``.
+    """The transitions, filter, smoother and searches for state size ``d`` and rank ``R``.
 
     ``d`` and ``R`` reach the kernels as the lengths of tuples ``dt``, ``Rt``: part of
     the argument types, so each ``(d, R)`` is compiled with them as constants (LLVM
-    unrolls the short loops over them: twice as fast as integer arguments) and cached
-    on disk under its own type signature.
+    unrolls the short loops over them: twice as fast as integer arguments for a Matérn
+    chain, two to three times for a sum of kernel parts) and cached on disk under its
+    own type signature.
     """
     dt, Rt = (0,) * d, (0,) * R
     return SimpleNamespace(
-        filter_chain=partial(filter_chain, dt, Rt), rts_smooth=partial(rts_smooth, dt, Rt),
-        smooth=partial(smooth, dt, Rt), search=partial(search, dt, Rt),
+        transitions=partial(matern_transitions, dt), filter_chain=partial(filter_chain, dt, Rt),
+        rts_smooth=partial(rts_smooth, dt, Rt), smooth=partial(smooth, dt, Rt),
+        search=partial(search, dt, Rt), smooth_given=partial(smooth_given, dt, Rt),
+        search_given=partial(search_given, dt, Rt),
     )  # fmt: skip

@@ -16,9 +16,13 @@ computation (no loop) and sampling a one-off per prediction, so they stay JAX's
 solver (``"sequential"``) remains the reference, and the one to differentiate: a
 callback has no derivative.
 
-Kernels other than a plain Matérn (sums of parts) and machines without numba use
-the JAX functions. Without numba installed the solver falls back to the JAX one, so a model file naming it
-loads and predicts everywhere.
+For a Matérn kernel the numba kernels build the transitions themselves. For a sum of
+kernel parts (:mod:`funbat.kernel_parts`) JAX builds the transition blocks of the chain
+(and of each candidate of the search) in one batched computation and the same loops
+run on them. The kernels are compiled for each state size and rank, which are
+constants in the machine code. Without numba
+installed the solver falls back to the JAX one, so a model file naming it loads and
+predicts everywhere.
 """
 
 from __future__ import annotations
@@ -31,8 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..hyper import smooth_with_lengthscale_search
-from ..kalman import ChainPosterior, interpolate, smooth
+from ..hyper import (
+    search_candidates,
+    search_outcome,
+    smooth_with_lengthscale_search,
+    with_log_hyper,
+)
+from ..kalman import ChainPosterior, interpolate, smooth, transition_blocks
 from ..kernels import Matern
 from ..sampling import chain_samples
 from .base import ChainSolver
@@ -74,46 +83,81 @@ def _from_words(w):
     return jax.lax.bitcast_convert_type(w, jnp.float64)
 
 
+def _f64(w):
+    """uint32 words (..., 2) -> the float64 array (...) they hold."""
+    return np.ascontiguousarray(w).view(np.float64)[..., 0]
+
+
+def _words_out(arrays):
+    return tuple(x.view(np.uint32).reshape(x.shape + (2,)) for x in arrays)
+
+
+def _outputs(I, D):
+    """Filtered and smoothed moments ``ms, Ps, sm, sP`` to be written by a kernel."""
+    return np.empty((I, D)), np.empty((I, D, D)), np.empty((I, D)), np.empty((I, D, D))
+
+
 def _host(kind, d, head, coords, Lams, etas, n_valid):
-    """The host side: the numba kernel ``kind`` on the unpacked arrays."""
-    f64 = lambda w: np.ascontiguousarray(w).view(np.float64)[..., 0]  # noqa: E731
-    head, coords, Lams, etas = f64(head), f64(coords), f64(Lams), f64(etas)
+    """The host side for a Matérn kernel: the numba kernel ``kind`` on the unpacked
+    arrays (the kernels build the transitions themselves)."""
+    head, coords, Lams, etas = _f64(head), _f64(coords), _f64(Lams), _f64(etas)
     ell, s2, step, lo, hi = (float(v) for v in head)
     I, R = Lams.shape[0], Lams.shape[1]
-    D = R * d
-    ms, Ps, sm, sP = np.empty((I, D)), np.empty((I, D, D)), np.empty((I, D)), np.empty((I, D, D))
+    out = _outputs(I, R * d)
     tail = np.zeros(3)
     k = _kernels().kernels(d, R)
     if kind == "smooth":
-        tail[1] = k.smooth(ell, s2, coords, Lams, etas, int(n_valid), ms, Ps, sm, sP)
+        tail[1] = k.smooth(ell, s2, coords, Lams, etas, int(n_valid), *out)
     else:
-        k.search(ell, s2, coords, Lams, etas, int(n_valid), step, lo, hi, ms, Ps, sm, sP,
-                 tail)  # fmt: skip
-    return tuple(x.view(np.uint32).reshape(x.shape + (2,)) for x in (ms, Ps, sm, sP, tail))
+        k.search(ell, s2, coords, Lams, etas, int(n_valid), step, lo, hi, *out, tail)
+    return _words_out(out + (tail,))
 
 
-def _call(kind, kernel, coords, Lams, etas, n_valid, step=0.0, bounds=(0.0, 0.0)):
-    """Run the numba kernel ``kind`` on the host from traced code; returns the
-    ChainPosterior's four arrays and ``(lengthscale, log Z, next step)`` (float64; the
-    lengthscale and next step only from the search)."""
-    I, R, d = coords.shape[0], Lams.shape[-1], kernel.state_dim
-    D = R * d
-    head = jnp.stack([jnp.asarray(v, jnp.float64) for v in
-                      (kernel.lengthscale, kernel.variance, step, bounds[0], bounds[1])])  # fmt: skip
+def _host_given(kind, A1, Q1, Pinf, Lams, etas, n_valid):
+    """The host side for a kernel whose transitions came from JAX (a sum of parts):
+    ``smooth`` with ``A1``, ``Q1`` (I, d, d) and ``Pinf`` (d, d), or ``search`` over
+    candidates ``A1``, ``Q1`` (C, I, d, d) and ``Pinf`` (C, d, d)."""
+    A1, Q1, Pinf, Lams, etas = (_f64(x) for x in (A1, Q1, Pinf, Lams, etas))
+    I, R, d = Lams.shape[0], Lams.shape[1], A1.shape[-1]
+    out = _outputs(I, R * d)
+    tail = np.zeros(2)  # (index of the best candidate, log Z)
+    k = _kernels().kernels(d, R)
+    if kind == "smooth":
+        tail[1] = k.smooth_given(A1, Q1, Pinf, Lams, etas, int(n_valid), *out)
+    else:
+        tail[:] = k.search_given(A1, Q1, Pinf, Lams, etas, int(n_valid), *out)
+    return _words_out(out + (tail,))
+
+
+def _callback(host, n_tail, I, D, *args):
+    """Run ``host`` on ``args`` (float64 arrays, then the int ``n_valid``) from traced
+    code; returns ``ms, Ps, sm, sP`` and the ``n_tail`` numbers it reports (float64)."""
     S = jax.ShapeDtypeStruct
-    shapes = tuple(S(sh + (2,), np.uint32) for sh in ((I, D), (I, D, D), (I, D), (I, D, D), (3,)))
+    shapes = tuple(S(sh + (2,), np.uint32)
+                   for sh in ((I, D), (I, D, D), (I, D), (I, D, D), (n_tail,)))  # fmt: skip
+    *floats, n_valid = args
     out = jax.pure_callback(
-        partial(_host, kind, d), shapes, _to_words(head), _to_words(coords), _to_words(Lams),
-        _to_words(etas), jnp.asarray(n_valid, jnp.int32), vmap_method="sequential",
+        host, shapes, *(_to_words(x) for x in floats), jnp.asarray(n_valid, jnp.int32),
+        vmap_method="sequential",
     )  # fmt: skip
     return [_from_words(w) for w in out]
 
 
-def _native(kernel) -> bool:
-    """Whether the numba kernels serve ``kernel``: they build the transitions of a
-    Matérn kernel themselves, so a sum of kernel parts (:mod:`funbat.kernel_parts`),
-    whose transitions only the kernel itself knows, runs the JAX solver's functions."""
-    return isinstance(kernel, Matern) and numba_available()
+def _call(kind, kernel, coords, Lams, etas, n_valid, step=0.0, bounds=(0.0, 0.0)):
+    """The Matérn kernel ``kind`` from traced code; returns the ChainPosterior's four
+    arrays and ``(lengthscale, log Z, next step)`` (the lengthscale and next step only
+    from the search)."""
+    I, R, d = coords.shape[0], Lams.shape[-1], kernel.state_dim
+    head = jnp.stack([jnp.asarray(v, jnp.float64) for v in
+                      (kernel.lengthscale, kernel.variance, step, bounds[0], bounds[1])])  # fmt: skip
+    return _callback(partial(_host, kind, d), 3, I, R * d, head, coords, Lams, etas, n_valid)
+
+
+def _call_given(kind, A1, Q1, Pinf, Lams, etas, n_valid):
+    """The numba kernel ``kind`` on given transitions; returns the four arrays and
+    ``(best candidate, log Z)``."""
+    I, R, d = Lams.shape[0], Lams.shape[-1], A1.shape[-1]
+    return _callback(partial(_host_given, kind), 2, I, R * d, A1, Q1, Pinf, Lams, etas, n_valid)
 
 
 @dataclass(frozen=True)
@@ -123,22 +167,38 @@ class NativeSolver(ChainSolver):
     name = "native"
 
     def smooth(self, kernel, coords, Lams, etas, n_valid):
-        if not _native(kernel):
+        if not numba_available():
             return smooth(kernel, coords, Lams, etas, n_valid=n_valid)
         n_valid = coords.shape[0] if n_valid is None else n_valid
-        ms, Ps, sm, sP, tail = _call("smooth", kernel, coords, Lams, etas, n_valid)
+        if isinstance(kernel, Matern):
+            ms, Ps, sm, sP, tail = _call("smooth", kernel, coords, Lams, etas, n_valid)
+        else:
+            A1, Q1 = transition_blocks(kernel, coords)
+            ms, Ps, sm, sP, tail = _call_given("smooth", A1, Q1, kernel.sde()[1], Lams, etas,
+                                               n_valid)  # fmt: skip
         return ChainPosterior(ms, Ps, sm, sP, tail[1])
 
     def smooth_with_lengthscale_search(self, kernel, coords, Lams, etas, step, log_bounds,
                                        n_valid):  # fmt: skip
-        if not _native(kernel):
+        if not numba_available():
             return smooth_with_lengthscale_search(kernel, coords, Lams, etas, step, log_bounds,
                                                   n_valid)  # fmt: skip
         n_valid = coords.shape[0] if n_valid is None else n_valid
-        ms, Ps, sm, sP, tail = _call("search", kernel, coords, Lams, etas, n_valid, step,
-                                     log_bounds)  # fmt: skip
-        kernel = replace(kernel, lengthscale=tail[0])
-        return kernel, ChainPosterior(ms, Ps, sm, sP, tail[1]), tail[2]
+        if isinstance(kernel, Matern):
+            ms, Ps, sm, sP, tail = _call("search", kernel, coords, Lams, etas, n_valid, step,
+                                         log_bounds)  # fmt: skip
+            kernel = replace(kernel, lengthscale=tail[0])
+            return kernel, ChainPosterior(ms, Ps, sm, sP, tail[1]), tail[2]
+        theta, cands = search_candidates(kernel, step, log_bounds)
+
+        def blocks(th):
+            k = with_log_hyper(kernel, th)
+            return (*transition_blocks(k, coords), k.sde()[1])
+
+        ms, Ps, sm, sP, tail = _call_given("search", *jax.vmap(blocks)(cands), Lams, etas,
+                                           n_valid)  # fmt: skip
+        kernel, next_step = search_outcome(kernel, theta, cands, tail[0].astype(jnp.int32), step)
+        return kernel, ChainPosterior(ms, Ps, sm, sP, tail[1]), next_step
 
     def interpolate(self, kernel, coords, n_valid, posterior, query):
         return interpolate(kernel, coords, n_valid, posterior, query)
