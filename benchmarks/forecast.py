@@ -11,8 +11,9 @@ kernel parts (``funbat.kernel_parts``) and simple baselines.
   baseline is each measure's mean over the last 30 training days). Skipped, with a
   message, where ``vega_datasets`` is not installed.
 
-Reported: test RMSE (target units) and the coverage of funbat's central 50% and 95%
-predictive intervals; the training mean, a per-location mean (us_temp) and
+Reported: test RMSE (target units), the coverage of funbat's central 50% and 95%
+predictive intervals, the median one-sigma spread of its predictive (half the width of
+the central 68.27% interval, target units) and the predictive's degrees of freedom; the training mean, a per-location mean (us_temp) and
 scikit-learn's HistGradientBoostingRegressor on the raw coordinates as baselines.
 
     PYTHONPATH=src python benchmarks/forecast.py --json benchmarks/results/forecast.json
@@ -51,8 +52,8 @@ def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
     fit_s = time.perf_counter() - t0
     out = {}
     for name, (X_te, y_te) in tests.items():
-        mean = m.predict(X_te)
-        cov = {}
+        mean, spread = m.predict(X_te, return_std=True)
+        cov = {"spread": float(np.median(spread))}
         for level in (0.5, 0.95):
             lo, hi = m.predict_interval(X_te, level)
             cov[f"coverage_{int(level * 100)}"] = float(np.mean((y_te >= lo) & (y_te <= hi)))
@@ -61,7 +62,8 @@ def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
             "lengthscales": [None if v is None else np.asarray(v).tolist()
                              for v in m.lengthscales_],
             "part_variances": [d.get("part_variance") for d in m.summary()["modes"]],
-            "n_iter": int(m.n_iter_), "fit_s": fit_s, "tests": out}  # fmt: skip
+            "n_iter": int(m.n_iter_), "fit_s": fit_s, "dof": float(m.dof_),
+            "tests": out}  # fmt: skip
 
 
 def _numeric(X):
@@ -198,7 +200,8 @@ def _records(results):
                 t = fit["tests"][test]
                 out.append({"dataset": ds, "test": test, "method": f"funbat {name}",
                             "rmse": t["rmse"], "coverage_50": t["coverage_50"],
-                            "coverage_95": t["coverage_95"], "fit_s": fit["fit_s"],
+                            "coverage_95": t["coverage_95"], "spread": t["spread"],
+                            "dof": fit["dof"], "fit_s": fit["fit_s"],
                             "part_variance": fit["part_variances"][-1]})  # fmt: skip
     return out
 
