@@ -17,6 +17,9 @@ the central 68.27% interval, target units) and the predictive's degrees of freed
 scikit-learn's HistGradientBoostingRegressor on the raw coordinates as baselines.
 
     PYTHONPATH=src python benchmarks/forecast.py --json benchmarks/results/forecast.json
+
+``--backtest DAYS`` also measures a recalibration made off the data
+(:func:`_backtest`): two more fits per kernel on the date-cut data sets.
 """
 
 from __future__ import annotations
@@ -94,13 +97,47 @@ def _baselines(X_tr, y_tr, tests, seed, location=None):
     return out
 
 
-def _funbat_variants(label, X_tr, y_tr, tests, variants, args):
+def _backtest(X_tr, y_tr, dates, tests, kernel, rank, args):
+    """Recalibration measured off the data: fit without the last ``args.backtest`` days
+    of the training range, fit the Student-t shape ``z ~ scale * t_dof`` to the
+    standardised errors of that model's forecasts of them, and give the full training
+    fit's forecasts that shape instead of the in-sample one (the recalibration's formula,
+    ``funbat.calibration``: ``E[f] + scale * sqrt(var_f + s2) * t_dof``). Both fits with
+    ``recalibrate=False``, so their predictives are the model's own Gaussian ones."""
+    from funbat import FunBaT
+    from funbat.calibration import Predictive, fit_recalibration
+
+    inner = (dates <= dates.max() - pd.Timedelta(days=args.backtest)).to_numpy()
+    kw = dict(rank=rank, kernel=kernel, max_iter=args.max_iter, random_state=args.seed,
+              recalibrate=False)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        held_out = FunBaT(**kw).fit(X_tr[inner], y_tr[inner]).predictive(X_tr[~inner])
+        full = FunBaT(**kw).fit(X_tr, y_tr)
+    z = (y_tr[~inner] - held_out.mean) / np.sqrt(held_out.var_f + held_out.noise_scale**2)
+    recal = fit_recalibration(z)
+    out = {"scale": recal.scale, "dof": recal.dof, "n_held_out": int((~inner).sum())}
+    for name, (X_te, y_te) in tests.items():
+        raw = full.predictive(X_te)
+        scale = recal.scale * np.sqrt(raw.var_f + raw.noise_scale**2)
+        pred = Predictive(raw.mean, np.zeros_like(scale), scale, recal.dof)
+        out[name] = {"latent_sd": float(np.median(np.sqrt(raw.var_f)))}
+        for level in (0.5, 0.95):
+            lo, hi = pred.interval(level)
+            out[name][f"coverage_{int(level * 100)}"] = float(np.mean((y_te >= lo) & (y_te <= hi)))
+    return out
+
+
+def _funbat_variants(label, X_tr, y_tr, tests, variants, args, dates=None):
     """``_funbat`` for each kernel of ``variants`` (name -> kernel, or (kernel, rank)),
-    printed as it ends."""
+    printed as it ends; with ``args.backtest`` and the training rows' ``dates``, also
+    :func:`_backtest`."""
     out = {}
     for name, kernel in variants.items():
         kernel, rank = kernel if isinstance(kernel, tuple) else (kernel, args.rank)
         out[name] = _funbat(X_tr, y_tr, tests, kernel, rank, args.max_iter, args.seed)
+        if args.backtest and dates is not None:
+            out[name]["backtest"] = _backtest(X_tr, y_tr, dates, tests, kernel, rank, args)
         print(label, name, json.dumps(out[name]["tests"]), flush=True)
     return out
 
@@ -133,7 +170,8 @@ def beijing(args):
     cut, tr, tests = _date_cut(df["date"], X, y)
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed)}  # fmt: skip
-    res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, DATE_VARIANTS, args)
+    res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, DATE_VARIANTS, args,
+                                     df["date"][tr])  # fmt: skip
     return res
 
 
@@ -185,8 +223,18 @@ def seattle(args):
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed, location)}  # fmt: skip
     res["funbat"] = _funbat_variants("seattle_weather", X[tr], y[tr], tests, DATE_VARIANTS,
-                                     args)  # fmt: skip
+                                     args, X["date"][tr])  # fmt: skip
     return res
+
+
+def _backtest_fields(backtest, test):
+    """The backtest's numbers for one test period, flat (none without a backtest)."""
+    if backtest is None:
+        return {}
+    t = backtest[test]
+    return {"latent_sd": t["latent_sd"], "backtest_scale": backtest["scale"],
+            "backtest_dof": backtest["dof"], "backtest_coverage_50": t["coverage_50"],
+            "backtest_coverage_95": t["coverage_95"]}  # fmt: skip
 
 
 def _records(results):
@@ -202,7 +250,8 @@ def _records(results):
                             "rmse": t["rmse"], "coverage_50": t["coverage_50"],
                             "coverage_95": t["coverage_95"], "spread": t["spread"],
                             "dof": fit["dof"], "fit_s": fit["fit_s"],
-                            "part_variance": fit["part_variances"][-1]})  # fmt: skip
+                            "part_variance": fit["part_variances"][-1],
+                            **_backtest_fields(fit.get("backtest"), test)})  # fmt: skip
     return out
 
 
@@ -211,6 +260,11 @@ def main():
     ap.add_argument("--rank", type=int, default=3)
     ap.add_argument("--max-iter", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--backtest", type=int, default=0, metavar="DAYS",
+        help="also recalibrate each date-cut forecast (beijing_pm25, seattle_weather) off "
+        "the data: on a model's forecasts of the last DAYS training days (0: not)",
+    )  # fmt: skip
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args()
     origin = provenance()
