@@ -20,9 +20,8 @@ For a Matérn kernel the numba kernels build the transitions themselves. For a s
 kernel parts (:mod:`funbat.kernel_parts`) JAX builds the transition blocks of the chain
 (and of each candidate of the search) in one batched computation and the same loops
 run on them. The kernels are compiled for each state size and rank, which are
-constants in the machine code. Without numba
-installed the solver falls back to the JAX one, so a model file naming it loads and
-predicts everywhere.
+constants in the machine code. Without numba installed the solver falls back to the
+JAX one, so a model file naming it loads and predicts everywhere.
 """
 
 from __future__ import annotations
