@@ -19,7 +19,7 @@ scikit-learn's HistGradientBoostingRegressor on the raw coordinates as baselines
     PYTHONPATH=src python benchmarks/forecast.py --json benchmarks/results/forecast.json
 
 ``--backtest DAYS`` also measures a recalibration made off the data
-(:func:`_backtest`): two more fits per kernel on the date-cut data sets.
+(:func:`_backtest`): one more fit per kernel on the date-cut data sets.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def _rmse(y, p):
 
 
 def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
+    """The fit's forecast record, and the fitted model."""
     from funbat import FunBaT
 
     t0 = time.perf_counter()
@@ -66,7 +67,7 @@ def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
                              for v in m.lengthscales_],
             "part_variances": [d.get("part_variance") for d in m.summary()["modes"]],
             "n_iter": int(m.n_iter_), "fit_s": fit_s, "dof": float(m.dof_),
-            "tests": out}  # fmt: skip
+            "tests": out}, m  # fmt: skip
 
 
 def _numeric(X):
@@ -97,31 +98,41 @@ def _baselines(X_tr, y_tr, tests, seed, location=None):
     return out
 
 
-def _backtest(X_tr, y_tr, dates, tests, kernel, rank, args):
+def _gaussian_predictive(model, X):
+    """Mean and variance ``var_f + s2`` (n,) of ``model``'s own Gaussian predictive at
+    ``X``. A recalibrated predictive is ``E[f] + scale * sqrt(var_f + s2) * t_dof``
+    (``funbat.calibration``) and fitting does not depend on the recalibration, so the
+    default fit serves: its scale divides back out."""
+    pred = model.predictive(X)
+    recal = model.recalibration_
+    if recal is None:
+        return pred.mean, pred.var_f + pred.noise_scale**2
+    return pred.mean, (pred.noise_scale / recal.scale) ** 2
+
+
+def _backtest(model, X_tr, y_tr, dates, tests, kernel, rank, args):
     """Recalibration measured off the data: fit without the last ``args.backtest`` days
     of the training range, fit the Student-t shape ``z ~ scale * t_dof`` to the
     standardised errors of that model's forecasts of them, and give the full training
-    fit's forecasts that shape instead of the in-sample one (the recalibration's formula,
-    ``funbat.calibration``: ``E[f] + scale * sqrt(var_f + s2) * t_dof``). Both fits with
-    ``recalibrate=False``, so their predictives are the model's own Gaussian ones."""
+    fit ``model``'s forecasts that shape instead of the in-sample one (the
+    recalibration's formula, :func:`_gaussian_predictive`)."""
     from funbat import FunBaT
     from funbat.calibration import Predictive, fit_recalibration
 
     inner = (dates <= dates.max() - pd.Timedelta(days=args.backtest)).to_numpy()
-    kw = dict(rank=rank, kernel=kernel, max_iter=args.max_iter, random_state=args.seed,
-              recalibrate=False)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        held_out = FunBaT(**kw).fit(X_tr[inner], y_tr[inner]).predictive(X_tr[~inner])
-        full = FunBaT(**kw).fit(X_tr, y_tr)
-    z = (y_tr[~inner] - held_out.mean) / np.sqrt(held_out.var_f + held_out.noise_scale**2)
-    recal = fit_recalibration(z)
+        held_out = FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter,
+                          random_state=args.seed).fit(X_tr[inner], y_tr[inner])  # fmt: skip
+    mean, var = _gaussian_predictive(held_out, X_tr[~inner])
+    recal = fit_recalibration((y_tr[~inner] - mean) / np.sqrt(var))
     out = {"scale": recal.scale, "dof": recal.dof, "n_held_out": int((~inner).sum())}
     for name, (X_te, y_te) in tests.items():
-        raw = full.predictive(X_te)
-        scale = recal.scale * np.sqrt(raw.var_f + raw.noise_scale**2)
-        pred = Predictive(raw.mean, np.zeros_like(scale), scale, recal.dof)
-        out[name] = {"latent_sd": float(np.median(np.sqrt(raw.var_f)))}
+        mean, var = _gaussian_predictive(model, X_te)
+        scale = recal.scale * np.sqrt(var)
+        pred = Predictive(mean, np.zeros_like(scale), scale, recal.dof)
+        latent_var = np.maximum(var - model.noise_variance_, 0.0)
+        out[name] = {"latent_sd": float(np.median(np.sqrt(latent_var)))}
         for level in (0.5, 0.95):
             lo, hi = pred.interval(level)
             out[name][f"coverage_{int(level * 100)}"] = float(np.mean((y_te >= lo) & (y_te <= hi)))
@@ -135,9 +146,10 @@ def _funbat_variants(label, X_tr, y_tr, tests, variants, args, dates=None):
     out = {}
     for name, kernel in variants.items():
         kernel, rank = kernel if isinstance(kernel, tuple) else (kernel, args.rank)
-        out[name] = _funbat(X_tr, y_tr, tests, kernel, rank, args.max_iter, args.seed)
+        out[name], model = _funbat(X_tr, y_tr, tests, kernel, rank, args.max_iter, args.seed)
         if args.backtest and dates is not None:
-            out[name]["backtest"] = _backtest(X_tr, y_tr, dates, tests, kernel, rank, args)
+            out[name]["backtest"] = _backtest(model, X_tr, y_tr, dates, tests, kernel, rank,
+                                              args)  # fmt: skip
         print(label, name, json.dumps(out[name]["tests"]), flush=True)
     return out
 
