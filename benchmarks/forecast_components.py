@@ -80,7 +80,9 @@ def _climatology(y_window, y_te, mean):
                          ("funbat_mean", mean)):  # fmt: skip
         for level in (0.5, 0.95):
             half = norm.ppf(0.5 + level / 2) * sd
-            out[f"coverage_{int(level * 100)}_{name}"] = float(np.mean(np.abs(y_te - centre) <= half))
+            out[f"coverage_{int(level * 100)}_{name}"] = float(
+                np.mean(np.abs(y_te - centre) <= half)
+            )
     return out
 
 
