@@ -211,6 +211,70 @@ def test_search_learns_a_sum_kernels_variance_to_the_dense_marginal_likelihood_m
     assert abs(np.log(float(kern.variance) / best[1])) <= 1.5 * cell[1]
 
 
+def test_search_learns_a_period_to_the_dense_marginal_likelihood_maximum(dense_gp_posterior):
+    """``learn_period=True``: the coordinate search on (log lengthscale, log variance,
+    log period) of ``matern32 + periodic``, messages fixed (noisy observations of one
+    draw with period 0.1, search started at 0.104), against the dense GP log marginal
+    likelihood over a fine grid of periods at the search's lengthscale and variance."""
+    from funbat.hyper import smooth_with_lengthscale_search
+
+    rng = np.random.default_rng(11)
+    t = np.sort(rng.uniform(0, 1, size=150))
+
+    def kernel(ell, var, period, learn):
+        per = KP.Periodic(jnp.asarray(period), jnp.asarray(1.0), 1.0,
+                          KP.periodic_weights(1.0, KP.PERIODIC_TOL), learn)  # fmt: skip
+        return KP.Sum((make_kernel("matern32", ell, var), per), "t")
+
+    truth = kernel(0.3, 0.05, 0.1, False)
+    K = np.asarray(_compiled(truth, "gram", t, t, t[0]))
+    u = np.linalg.cholesky(K + 1e-10 * np.eye(t.size)) @ rng.normal(size=t.size)
+    noise = 0.1**2
+    Lams = jnp.full((t.size, 1, 1), 1.0 / noise)
+    etas = jnp.asarray((u + 0.1 * rng.normal(size=t.size))[:, None] / noise)
+    kern = kernel(0.3, 0.05, 0.104, True)
+    assert KP.learns_period(kern) and not KP.learns_period(kernel(0.3, 0.05, 0.1, False))
+    search = jax.jit(smooth_with_lengthscale_search)
+    step, bounds, logzs = 0.5, jnp.array([-6.0, 3.0]), []
+    for _ in range(60):
+        kern, post, step = search(kern, jnp.asarray(t), Lams, etas, step, bounds)
+        logzs.append(float(post.log_normaliser))
+    assert np.all(np.diff(logzs) >= -1e-9)  # never lowers log Z
+    assert kern.parts[1].learn_period  # the flag survives the search
+
+    ell, var, period = (float(v) for v in (kern.lengthscale, kern.variance, kern.period))
+
+    def dense_logz(p):
+        gram = np.asarray(_compiled(kernel(ell, var, p, False), "gram", t, t, t[0]))
+        return dense_gp_posterior(gram, np.asarray(Lams), np.asarray(etas))[2]
+
+    np.testing.assert_allclose(logzs[-1], dense_logz(period), rtol=1e-9)
+    grid = np.linspace(0.095, 0.105, 201)
+    best = grid[np.argmax([dense_logz(p) for p in grid])]
+    assert logzs[-1] >= dense_logz(best) - 1e-6  # at least the grid's best
+    assert abs(period - best) <= 2 * (grid[1] - grid[0])
+    assert abs(period - 0.1) < 0.002  # and the true period, near enough
+
+
+def test_fit_learns_a_period_in_days(assert_elbo_rises, tmp_path, capsys):
+    X, y = _seasonal_table()
+    kernel = {"date": "matern32 + periodic(85, learn_period=True) + constant"}
+    m = FunBaT(rank=2, kernel=kernel, max_iter=40, random_state=0).fit(X, y)
+    assert m.kernels_[1] == "matern32 + periodic(85, learn_period=True) + constant"
+    assert_elbo_rises(m.elbo_history_, 40)
+    info = {d["name"]: d for d in m.summary()["modes"]}
+    assert info["date"]["period"] == pytest.approx(91.0, rel=0.01)  # the data's, in days
+    fixed = FunBaT(rank=2, kernel={"date": "matern32 + periodic(85) + constant"},
+                   max_iter=40, random_state=0).fit(X, y)  # fmt: skip
+    assert {d["name"]: d for d in fixed.summary()["modes"]}["date"]["period"] is None
+    assert m.elbo_ > fixed.elbo_
+    m.save(tmp_path / "m.funbat")
+    back = funbat.load(tmp_path / "m.funbat")
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    assert cli.main(["info", str(tmp_path / "m.funbat")]) == 0
+    assert f"period {info['date']['period']:.6g} days" in capsys.readouterr().out
+
+
 def test_fit_with_a_sum_kernel_raises_the_elbo_and_round_trips(assert_elbo_rises, tmp_path):
     X, y = _seasonal_table()
     kernel = {"date": "matern32 + periodic(91) + constant"}
@@ -281,6 +345,10 @@ def test_deterministic_parts_are_the_smoothed_states_and_exact_past_the_data():
         ("periodic(7, foo=1)", "periodic has no argument 'foo'"),
         ("matern32 + periodic(x)", "argument 'period' of periodic must be a number"),
         ("constant(1, 2)", "constant takes at most 1 arguments"),
+        ("matern32 + periodic(7, learn_period=1)", "'learn_period' of periodic must be True"),
+        ("periodic(7, learn_period=True) + constant", "learn_period=True needs a Matérn"),
+        ("matern32 + periodic(7, learn_period=True) + periodic(3, learn_period=True)",
+         "only one part may learn its period"),
         ({"nope": "constant"}, "kernel names modes \\['nope'\\]"),
         ({"date": 3}, "a kernel is a string"),
     ],

@@ -172,14 +172,14 @@ def _sum(name):
     they share its compiled loops."""
     m32 = make_kernel("matern32", 0.4, 1.3)
 
-    def per(lengthscale):  # 5 harmonics at lengthscale 1, 3 at 2
+    def per(lengthscale, learn=False):  # 5 harmonics at lengthscale 1, 3 at 2
         weights = KP.periodic_weights(lengthscale)
-        return KP.Periodic(jnp.asarray(0.9), jnp.asarray(0.8), lengthscale, weights)
+        return KP.Periodic(jnp.asarray(0.9), jnp.asarray(0.8), lengthscale, weights, learn)
 
     parts = {
         "matern32 + constant": (m32, KP.Constant(jnp.asarray(0.7))),
         "matern32 + trend + periodic": (m32, KP.Trend(jnp.asarray(0.5), jnp.asarray(2.0)),
-                                        per(1.0)),
+                                        per(1.0, learn=True)),
         "quasiperiodic + constant": (KP.QuasiPeriodic(per(2.0), make_kernel("matern32", 0.7)),
                                      KP.Constant(jnp.asarray(0.3))),
     }[name]  # fmt: skip
@@ -193,7 +193,7 @@ SUM_CASES = [("matern32 + constant", 1), ("matern32 + constant", 3),
 @pytest.mark.parametrize(("name", "rank"), SUM_CASES)
 def test_native_sum_kernels_equal_jax_and_the_dense_gp(name, rank, dense_gp_posterior):
     """Smoother (every field) and the search on (log lengthscale, log variance) of the
-    learned part, padded chains with a nearly repeated coordinate, against the JAX
+    learned part (and the log period, for the case that learns one), padded chains with a nearly repeated coordinate, against the JAX
     reference; the smoothed marginals against the dense GP of the sum's covariance."""
     rng = np.random.default_rng(20 + rank)
     t, Lams, etas = random_chain(rng, 30, rank, 26, near=5)
@@ -212,6 +212,8 @@ def test_native_sum_kernels_equal_jax_and_the_dense_gp(name, rank, dense_gp_post
         k, p, s = _native_search(kern, t, Lams, etas, step, _bounds())
         assert_close(k.lengthscale, k_ref.lengthscale, rtol=1e-12)
         assert_close(k.variance, k_ref.variance, rtol=1e-12)
+        if KP.learns_period(kern):
+            assert_close(k.period, k_ref.period, rtol=1e-12)
         assert_close(s, s_ref, rtol=1e-12)
         for a, b in zip(p, p_ref):
             assert_close(a, b)

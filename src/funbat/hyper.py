@@ -11,7 +11,11 @@ goes to the end of its range and shrinks when it stays near the current value. F
 sum of kernel parts (:mod:`funbat.kernel_parts`) the same moves are tried in the
 log-variance of the learned part with the lengthscale held, nine candidates in all: the
 variance is a kernel hyperparameter like the lengthscale, so the same argument keeps
-the ELBO monotone.
+the ELBO monotone. A period written with ``learn_period=True`` gets four more, in
+log-period, with steps scaled down by ``period / (pi J)`` (``J`` harmonics, the data's
+range being 1): a relative change ``delta`` of the period turns the ``J``-th harmonic
+by ``2 pi J delta / period`` radians over the range, so this scale makes the moves
+shift the season's phase by about a radian at the full step.
 
 The search uses no gradient: ``jax.grad`` of the filter (to choose a direction) costs
 more in its reverse pass through the scan than all the candidates together, and
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from .kalman import ChainPosterior, filter_chain, message_factors, rts_smooth
-from .kernel_parts import learns_variance, with_lengthscale
+from .kernel_parts import learns_period, learns_variance, with_lengthscale
 from .kernels import Matern
 
 __all__ = [
@@ -45,6 +49,9 @@ _FRACTIONS = (0.0, -1.0, -0.25, 0.25, 1.0)
 #: Bounds of the log-variance of a sum kernel's learned part (relative to the other
 #: parts', whose variances are fixed; the core carries the overall scale).
 LOG_VARIANCE_BOUNDS = (math.log(1e-8), math.log(1e4))
+
+#: Bounds of a learned log-period (scaled units: the training range is 1).
+LOG_PERIOD_BOUNDS = (math.log(1e-4), math.log(10.0))
 
 
 #: Fractions of the step tried along the gradient's sign by :func:`ascend_log_normaliser`.
@@ -111,29 +118,46 @@ def smooth_with_lengthscale_search(
 
 
 def with_log_hyper(kernel, theta):
-    """``kernel`` with ``theta = (log lengthscale[, log variance])`` (D,) set."""
+    """``kernel`` with ``theta = (log lengthscale[, log variance][, log period])`` (D,)
+    set; which coordinates there are follows from the kernel (:func:`search_candidates`)."""
     kernel = with_lengthscale(kernel, jnp.exp(theta[0]))
-    return kernel.with_variance(jnp.exp(theta[1])) if theta.shape[0] > 1 else kernel
+    i = 1
+    if learns_variance(kernel):
+        kernel, i = kernel.with_variance(jnp.exp(theta[i])), i + 1
+    if learns_period(kernel):
+        kernel = kernel.with_period(jnp.exp(theta[i]))
+    return kernel
 
 
 def search_candidates(kernel, step, log_bounds):
     """The current ``theta`` (D,) and the candidates (C, D), row 0 the current one: the
-    line in log-lengthscale and, when the variance is learned too
-    (:func:`funbat.kernel_parts.learns_variance`), the same moves in log-variance with
-    the lengthscale held (a coordinate search on both, one step length)."""
+    line in log-lengthscale and, for each further hyperparameter the kernel learns (its
+    learned part's variance, :func:`funbat.kernel_parts.learns_variance`; a period,
+    :func:`funbat.kernel_parts.learns_period`), the same moves in it with the others
+    held (a coordinate search, one step length; a period's moves scaled as the module
+    docstring says)."""
     moves = step * jnp.array(_FRACTIONS)
-    if not learns_variance(kernel):
-        theta = jnp.log(kernel.lengthscale)[None]
-        cands = jnp.clip(theta + moves[:, None], log_bounds[0], log_bounds[1])
-        return theta, cands.at[0].set(theta)
-    theta = jnp.stack([jnp.log(kernel.lengthscale), jnp.log(kernel.variance)])
-    lo = jnp.stack([log_bounds[0], LOG_VARIANCE_BOUNDS[0]])
-    hi = jnp.stack([log_bounds[1], LOG_VARIANCE_BOUNDS[1]])
-    zero = jnp.zeros_like(moves[1:])
-    shifts = jnp.concatenate([jnp.stack([moves, jnp.zeros_like(moves)], -1),
-                              jnp.stack([zero, moves[1:]], -1)])  # fmt: skip
-    cands = jnp.clip(theta + shifts, lo, hi)
+    coords = _coordinates(kernel, log_bounds)
+    theta = jnp.stack([c[0] for c in coords])
+    lo = jnp.stack([jnp.asarray(c[2][0], float) for c in coords])
+    hi = jnp.stack([jnp.asarray(c[2][1], float) for c in coords])
+    D = len(coords)
+    rows = [jnp.zeros((1, D))]
+    for i, (_, scale, _) in enumerate(coords):
+        rows.append(jnp.zeros((len(_FRACTIONS) - 1, D)).at[:, i].set(scale * moves[1:]))
+    cands = jnp.clip(theta + jnp.concatenate(rows), lo, hi)
     return theta, cands.at[0].set(theta)
+
+
+def _coordinates(kernel, log_bounds):
+    """``(value, move scale, bounds)`` of each log-hyperparameter the search learns."""
+    coords = [(jnp.log(kernel.lengthscale), 1.0, log_bounds)]
+    if learns_variance(kernel):
+        coords.append((jnp.log(kernel.variance), 1.0, LOG_VARIANCE_BOUNDS))
+    if learns_period(kernel):
+        scale = kernel.period / (jnp.pi * max(kernel.n_harmonics, 1))
+        coords.append((jnp.log(kernel.period), scale, LOG_PERIOD_BOUNDS))
+    return coords
 
 
 def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
@@ -143,8 +167,8 @@ def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
     ``filter_fn(kernel) -> (filtered, log Z)`` runs the forward pass of the mode's chain
     (vmapped over the candidates); ``smoother_fn(kernel, filtered, log Z)`` the backward
     pass of the winner, returning its ``ChainPosterior``. Returns the kernel with the
-    best lengthscale (and, for a sum kernel, the best variance of its learned part:
-    nine candidates instead of five), its posterior and the next step.
+    best lengthscale (and, for a sum kernel, the best variance of its learned part and
+    a learned period: four more candidates each), its posterior and the next step.
     """
     theta, cands = search_candidates(kernel, step, log_bounds)
     filtered, logzs = jax.vmap(lambda th: filter_fn(with_log_hyper(kernel, th)))(cands)
@@ -158,7 +182,8 @@ def lengthscale_search(kernel, step, log_bounds, filter_fn, smoother_fn):
 def search_outcome(kernel, theta, cands, best, step):
     """The kernel of candidate ``best`` (an index into ``cands`` (C, D), from
     :func:`search_candidates`) and the next step: half the step when the current value
-    (row 0) won, else twice the move made, within ``[1e-3, 2]``."""
-    moved = jnp.max(jnp.abs(cands[best] - theta))
+    (row 0) won, else twice the move made (in step units), within ``[1e-3, 2]``."""
+    scales = jnp.stack([jnp.asarray(c[1], float) for c in _coordinates(kernel, (0.0, 0.0))])
+    moved = jnp.max(jnp.abs(cands[best] - theta) / scales)
     next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
     return with_log_hyper(kernel, cands[best]), jnp.clip(next_step, 1e-3, 2.0)

@@ -41,7 +41,8 @@ quasi-periodic part's envelope) and, in a sum of two or more parts, that part's 
 are learned by the mode's line search (:mod:`funbat.hyper`). The variance of the learned
 part against the others' is what a forecast needs: it sets how far the function may
 stray from its level, trend or season between observations and so how fast the
-predictive intervals widen past the data. Periods, periodic lengthscales and the other
+predictive intervals widen past the data. A period written with ``learn_period=True``
+is learned by the same search; other periods, periodic lengthscales and the other
 parts' variances stay at their given values (the core and the learned variance absorb
 their scale).
 """
@@ -67,6 +68,7 @@ __all__ = [
     "Trend",
     "deterministic_means",
     "has_lengthscale",
+    "learns_period",
     "learns_variance",
     "parse_kernel",
     "periodic_weights",
@@ -192,7 +194,7 @@ def periodic_weights(lengthscale: float, tol: float = PERIODIC_TOL) -> tuple[flo
     return tuple(float(v) for v in w[: J + 1])
 
 
-@_register(static=("lengthscale", "weights"))
+@_register(static=("lengthscale", "weights", "learn_period"))
 @dataclass(frozen=True)
 class Periodic:
     """Periodic kernel ``v exp(-2 sin^2(pi tau / period) / l^2)``, truncated series.
@@ -203,12 +205,15 @@ class Periodic:
     variance : scalar array ``v``.
     lengthscale : float ``l`` (static, dimensionless: relative to the period).
     weights : tuple of floats, :func:`periodic_weights` of ``lengthscale`` (static).
+    learn_period : whether the mode's search learns ``period`` (static; the number
+        of harmonics does not depend on it, so a learned period keeps the state size).
     """
 
     period: Any
     variance: Any
     lengthscale: float
     weights: tuple
+    learn_period: bool = False
 
     @property
     def n_harmonics(self) -> int:
@@ -422,6 +427,45 @@ class Sum:
         return self._with_learned(lambda p: replace(p, variance=v) if isinstance(p, Matern)
                                   else replace(p, periodic=replace(p.periodic, variance=v)))  # fmt: skip
 
+    def _periodic_learned(self):
+        """Index of the part whose period is learned (periodic or quasi-periodic), or None."""
+        for i, p in enumerate(self.parts):
+            per = p.periodic if isinstance(p, QuasiPeriodic) else p
+            if isinstance(per, Periodic) and per.learn_period:
+                return i
+        return None
+
+    @property
+    def learns_period(self) -> bool:
+        """Whether the search also learns a period (a part written with
+        ``learn_period=True``; the search needs a learned lengthscale beside it)."""
+        return self._periodic_learned() is not None and self._learned() is not None
+
+    @property
+    def period(self):
+        """The learned period (scaled units)."""
+        i = self._periodic_learned()
+        if i is None:
+            raise AttributeError("this kernel learns no period")
+        p = self.parts[i]
+        return (p.periodic if isinstance(p, QuasiPeriodic) else p).period
+
+    @property
+    def n_harmonics(self) -> int:
+        """Harmonics of the part whose period is learned."""
+        p = self.parts[self._periodic_learned()]
+        return (p.periodic if isinstance(p, QuasiPeriodic) else p).n_harmonics
+
+    def with_period(self, period) -> Sum:
+        """The sum with its learned period set to ``period`` (scaled units)."""
+        i = self._periodic_learned()
+        p = self.parts[i]
+        if isinstance(p, QuasiPeriodic):
+            new = replace(p, periodic=replace(p.periodic, period=period))
+        else:
+            new = replace(p, period=period)
+        return Sum(self.parts[:i] + (new,) + self.parts[i + 1 :], self.label)
+
     def _basis(self):
         """``T`` and ``T^{-1}`` (D, D): ``z = T s`` has ``z_1 = h^T s``."""
         h = np.concatenate([_obs(p) for p in self.parts])
@@ -503,6 +547,11 @@ def learns_variance(kernel) -> bool:
     return isinstance(kernel, Sum) and kernel.learns_variance
 
 
+def learns_period(kernel) -> bool:
+    """Whether the search also learns ``kernel``'s period (:attr:`Sum.learns_period`)."""
+    return isinstance(kernel, Sum) and kernel.learns_period
+
+
 def scale_lengthscale(kernel, factor: float):
     """``kernel`` with its learned lengthscale times ``factor``; a kernel with none (a
     constant or trend alone) is returned as it is."""
@@ -523,9 +572,13 @@ PART_NAMES: dict[str, tuple[str, ...]] = {
     **{name: ("lengthscale", "variance") for name in KERNELS},
     "constant": ("variance",),
     "trend": ("level", "slope"),
-    "periodic": ("period", "lengthscale", "variance", "tol"),
-    "quasiperiodic": ("period", "lengthscale", "periodic_lengthscale", "variance", "tol"),
-}
+    "periodic": ("period", "lengthscale", "variance", "tol", "learn_period"),
+    "quasiperiodic": ("period", "lengthscale", "periodic_lengthscale", "variance", "tol",
+                      "learn_period"),
+}  # fmt: skip
+
+#: Arguments that are flags (``True`` / ``False``) rather than positive numbers.
+FLAGS = ("learn_period",)
 
 
 class KernelSyntaxError(ValueError):
@@ -555,6 +608,12 @@ def _parse_term(term: str):
     for key, v in [*zip(allowed, args), *((k.arg, k.value) for k in kwargs)]:
         if key not in allowed:
             raise KernelSyntaxError(f"{name} has no argument {key!r}; it takes {allowed}")
+        if key in FLAGS:
+            flag = v.value if isinstance(v, ast.Constant) else None
+            if not isinstance(flag, bool):
+                raise KernelSyntaxError(f"argument {key!r} of {name} must be True or False")
+            values[key] = flag
+            continue
         try:
             x = float(ast.literal_eval(v))
         except (ValueError, TypeError, SyntaxError):
@@ -567,12 +626,27 @@ def _parse_term(term: str):
     return name, values
 
 
+def _check_learned_period(parsed) -> None:
+    """At most one learned period, next to a part whose lengthscale the search learns
+    (the period moves with it in the same search)."""
+    n = sum(bool(v.get("learn_period")) for _, v in parsed)
+    if n > 1:
+        raise KernelSyntaxError("only one part may learn its period (learn_period=True)")
+    if n and not any(name in KERNELS or name == "quasiperiodic" for name, _ in parsed):
+        raise KernelSyntaxError(
+            "learn_period=True needs a Matérn or quasi-periodic part beside it "
+            "(e.g. 'matern32 + periodic(365.25, learn_period=True)')"
+        )
+
+
 def parse_kernel(text: str) -> list[tuple[str, dict]]:
     """A kernel string such as ``"matern32 + periodic(365.25) + constant"`` -> its parts
     ``[(name, {argument: value}), ...]`` in user units (nothing converted yet)."""
     if not isinstance(text, str) or not text.strip():
         raise KernelSyntaxError(f"a kernel is a non-empty string; got {text!r}")
-    return [_parse_term(t) for t in text.split("+")]
+    parsed = [_parse_term(t) for t in text.split("+")]
+    _check_learned_period(parsed)
+    return parsed
 
 
 def build_parts(parsed, scale: float, default_lengthscale: float, variance: float):
@@ -598,7 +672,8 @@ def build_parts(parsed, scale: float, default_lengthscale: float, variance: floa
             pl = v.get("lengthscale" if name == "periodic" else "periodic_lengthscale", 1.0)
             weights = periodic_weights(pl, v.get("tol", PERIODIC_TOL))
             per = Periodic(jnp.asarray(v["period"] / scale, float),
-                           jnp.asarray(v.get("variance", 1.0), float), float(pl), weights)  # fmt: skip
+                           jnp.asarray(v.get("variance", 1.0), float), float(pl), weights,
+                           bool(v.get("learn_period", False)))  # fmt: skip
             if name == "periodic":
                 parts.append(per)
             else:
@@ -612,6 +687,7 @@ def canonical_label(parsed) -> str:
     """The parsed kernel written back as one string (user units)."""
     terms = []
     for name, v in parsed:
-        args = ", ".join(f"{k}={x:g}" if k != "period" else f"{x:g}" for k, x in v.items())
+        args = ", ".join(f"{x:g}" if k == "period" else f"{k}={x}" if k in FLAGS
+                         else f"{k}={x:g}" for k, x in v.items())  # fmt: skip
         terms.append(f"{name}({args})" if args else name)
     return " + ".join(terms)

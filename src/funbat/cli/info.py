@@ -50,6 +50,8 @@ def info_lengthscale(m: dict) -> str:
     text = f"{m['lengthscale']:.4g}" + (" days" if m["kind"] == "date" else "")
     if m.get("part_variance") is not None:  # a sum kernel's learned part
         text += f", its variance {m['part_variance']:.4g}"
+    if m.get("period") is not None:  # a learned period
+        text += f", period {m['period']:.6g}" + (" days" if m["kind"] == "date" else "")
     return text
 
 

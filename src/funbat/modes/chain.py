@@ -241,7 +241,9 @@ class ChainMode(ModeKind):
             "lengthscale_unit": "days" if enc.is_datetime else "coordinate units",
             **({"kernel_parts": [type(p).__name__ for p in state.kernel.parts],
                 "part_variance": float(state.kernel.variance)
-                if KP.learns_variance(state.kernel) else None}
+                if KP.learns_variance(state.kernel) else None,
+                "period": float(state.kernel.period) * enc.scale
+                if KP.learns_period(state.kernel) else None}
                if isinstance(state.kernel, KP.Sum) else {}),
         }  # fmt: skip
 
