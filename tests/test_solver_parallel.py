@@ -145,6 +145,15 @@ def test_parallel_lengthscale_search_equals_reference():
         assert_close(s, s_ref, rtol=1e-12)
         for a, b in zip(p, p_ref):
             assert_close(a, b)
+    # a learned period (three harmonics: periodic lengthscale 2) moves the same way
+    per = KP.Periodic(jnp.asarray(0.4), jnp.asarray(0.8), 2.0, KP.periodic_weights(2.0), True)
+    kern = KP.Sum((make_kernel("matern32", lengthscale=0.3), per), "learned period")
+    (k, p, s), (k_ref, p_ref, s_ref) = _searches(kern, t, Lams, etas, 0.7, bounds)
+    assert_close(k.period, k_ref.period, rtol=1e-12)
+    assert_close(k.variance, k_ref.variance, rtol=1e-12)
+    assert_close(s, s_ref, rtol=1e-12)
+    for a, b in zip(p, p_ref):
+        assert_close(a, b)
 
 
 def _data(n=200, seed=0):
