@@ -170,30 +170,43 @@ def test_native_solver_runs_a_sum_kernel_as_the_jax_solver_does(random_messages)
     np.testing.assert_allclose(post1.smoothed_means, post2.smoothed_means, atol=1e-12)
 
 
+def _noisy_draw(kernel, t, sd, rng):
+    """Messages (Lams (I, 1, 1), etas (I, 1)) of noisy observations (noise ``sd``) of one
+    draw of the GP ``kernel`` at ``t`` (I,)."""
+    K = np.asarray(_compiled(kernel, "gram", t, t, t[0]))
+    u = np.linalg.cholesky(K + 1e-10 * np.eye(t.size)) @ rng.normal(size=t.size)
+    Lams = jnp.full((t.size, 1, 1), 1.0 / sd**2)
+    etas = jnp.asarray((u + sd * rng.normal(size=t.size))[:, None] / sd**2)
+    return Lams, etas
+
+
+def _searched(kern, t, Lams, etas, sweeps=60):
+    """``sweeps`` searches from ``kern`` with the messages fixed: the last kernel and each
+    search's log Z, checked never to decrease."""
+    from funbat.hyper import smooth_with_lengthscale_search
+
+    search = jax.jit(smooth_with_lengthscale_search)
+    step, bounds, logzs = 0.5, jnp.array([-6.0, 3.0]), []
+    for _ in range(sweeps):
+        kern, post, step = search(kern, jnp.asarray(t), Lams, etas, step, bounds)
+        logzs.append(float(post.log_normaliser))
+    assert np.all(np.diff(logzs) >= -1e-9)  # never lowers log Z
+    return kern, logzs
+
+
 def test_search_learns_a_sum_kernels_variance_to_the_dense_marginal_likelihood_maximum(
     dense_gp_posterior,
 ):
     """Coordinate search on (log lengthscale, log variance) of the Matérn part of
     ``matern32 + constant``, messages fixed (noisy observations of one draw), against
     the dense GP log marginal likelihood maximised on a grid."""
-    from funbat.hyper import smooth_with_lengthscale_search
-
     rng = np.random.default_rng(5)
     t = np.sort(rng.uniform(0, 2, size=60))
     truth = KP.Sum((make_kernel("matern32", 0.2, 0.3), KP.Constant(jnp.asarray(1.0))), "t")
-    K = np.asarray(_compiled(truth, "gram", t, t, t[0]))
-    u = np.linalg.cholesky(K + 1e-10 * np.eye(t.size)) @ rng.normal(size=t.size)
-    noise = 0.05**2
-    Lams = jnp.full((t.size, 1, 1), 1.0 / noise)
-    etas = jnp.asarray((u + 0.05 * rng.normal(size=t.size))[:, None] / noise)
+    Lams, etas = _noisy_draw(truth, t, 0.05, rng)
     kern = KP.Sum((make_kernel("matern32", 0.5, 1.0), KP.Constant(jnp.asarray(1.0))), "s")
     assert KP.learns_variance(kern) and not KP.learns_variance(make_kernel("matern32", 0.5))
-    search = jax.jit(smooth_with_lengthscale_search)
-    step, bounds, logzs = 0.5, jnp.array([-6.0, 3.0]), []
-    for _ in range(60):
-        kern, post, step = search(kern, jnp.asarray(t), Lams, etas, step, bounds)
-        logzs.append(float(post.log_normaliser))
-    assert np.all(np.diff(logzs) >= -1e-9)  # never lowers log Z
+    kern, logzs = _searched(kern, t, Lams, etas)
 
     def dense_logz(ell, var):
         k = KP.Sum((make_kernel("matern32", ell, var), KP.Constant(jnp.asarray(1.0))), "d")
@@ -216,8 +229,6 @@ def test_search_learns_a_period_to_the_dense_marginal_likelihood_maximum(dense_g
     log period) of ``matern32 + periodic``, messages fixed (noisy observations of one
     draw with period 0.1, search started at 0.104), against the dense GP log marginal
     likelihood over a fine grid of periods at the search's lengthscale and variance."""
-    from funbat.hyper import smooth_with_lengthscale_search
-
     rng = np.random.default_rng(11)
     t = np.sort(rng.uniform(0, 1, size=150))
 
@@ -226,20 +237,10 @@ def test_search_learns_a_period_to_the_dense_marginal_likelihood_maximum(dense_g
                           KP.periodic_weights(1.0, KP.PERIODIC_TOL), learn)  # fmt: skip
         return KP.Sum((make_kernel("matern32", ell, var), per), "t")
 
-    truth = kernel(0.3, 0.05, 0.1, False)
-    K = np.asarray(_compiled(truth, "gram", t, t, t[0]))
-    u = np.linalg.cholesky(K + 1e-10 * np.eye(t.size)) @ rng.normal(size=t.size)
-    noise = 0.1**2
-    Lams = jnp.full((t.size, 1, 1), 1.0 / noise)
-    etas = jnp.asarray((u + 0.1 * rng.normal(size=t.size))[:, None] / noise)
+    Lams, etas = _noisy_draw(kernel(0.3, 0.05, 0.1, False), t, 0.1, rng)
     kern = kernel(0.3, 0.05, 0.104, True)
     assert KP.learns_period(kern) and not KP.learns_period(kernel(0.3, 0.05, 0.1, False))
-    search = jax.jit(smooth_with_lengthscale_search)
-    step, bounds, logzs = 0.5, jnp.array([-6.0, 3.0]), []
-    for _ in range(60):
-        kern, post, step = search(kern, jnp.asarray(t), Lams, etas, step, bounds)
-        logzs.append(float(post.log_normaliser))
-    assert np.all(np.diff(logzs) >= -1e-9)  # never lowers log Z
+    kern, logzs = _searched(kern, t, Lams, etas)
     assert kern.parts[1].learn_period  # the flag survives the search
 
     ell, var, period = (float(v) for v in (kern.lengthscale, kern.variance, kern.period))

@@ -327,6 +327,11 @@ class QuasiPeriodic:
         return self.covariance(x1[:, None] - x2[None, :])
 
 
+def _periodic_of(part):
+    """A periodic part itself, a quasi-periodic part's periodic factor, else the part."""
+    return part.periodic if isinstance(part, QuasiPeriodic) else part
+
+
 def _obs(part) -> np.ndarray:
     if isinstance(part, Matern):
         return np.eye(part.state_dim)[0]
@@ -388,18 +393,25 @@ class Sum:
                     return i
         return None
 
+    def _part(self, i, missing: str):
+        """Part ``i`` (an index from ``_learned`` or ``_periodic_learned``); ``missing``:
+        the AttributeError's message when there is none."""
+        if i is None:
+            raise AttributeError(missing)
+        return self.parts[i]
+
+    def _with_part(self, i, change) -> Sum:
+        """The sum with part ``i`` replaced by ``change(part)``."""
+        return Sum(self.parts[:i] + (change(self.parts[i]),) + self.parts[i + 1 :], self.label)
+
     @property
     def lengthscale(self):
         """Lengthscale of the learned part (the first Matérn, else quasi-periodic)."""
-        i = self._learned()
-        if i is None:
-            raise AttributeError("this kernel has no lengthscale to learn")
-        return self.parts[i].lengthscale
+        return self._part(self._learned(), "this kernel has no lengthscale to learn").lengthscale
 
     def _with_learned(self, change) -> Sum:
         """The sum with its learned part ``p`` replaced by ``change(p)``."""
-        i = self._learned()
-        return Sum(self.parts[:i] + (change(self.parts[i]),) + self.parts[i + 1 :], self.label)
+        return self._with_part(self._learned(), change)
 
     def with_lengthscale(self, ell) -> Sum:
         return self._with_learned(lambda p: replace(p, lengthscale=ell) if isinstance(p, Matern)
@@ -416,10 +428,7 @@ class Sum:
     @property
     def variance(self):
         """Variance of the learned part (a quasi-periodic part's periodic variance)."""
-        i = self._learned()
-        if i is None:
-            raise AttributeError("this kernel has no learned part")
-        p = self.parts[i]
+        p = self._part(self._learned(), "this kernel has no learned part")
         return p.variance if isinstance(p, Matern) else p.periodic.variance
 
     def with_variance(self, v) -> Sum:
@@ -430,7 +439,7 @@ class Sum:
     def _periodic_learned(self):
         """Index of the part whose period is learned (periodic or quasi-periodic), or None."""
         for i, p in enumerate(self.parts):
-            per = p.periodic if isinstance(p, QuasiPeriodic) else p
+            per = _periodic_of(p)
             if isinstance(per, Periodic) and per.learn_period:
                 return i
         return None
@@ -444,27 +453,25 @@ class Sum:
     @property
     def period(self):
         """The learned period (scaled units)."""
-        i = self._periodic_learned()
-        if i is None:
-            raise AttributeError("this kernel learns no period")
-        p = self.parts[i]
-        return (p.periodic if isinstance(p, QuasiPeriodic) else p).period
+        return self._learned_periodic().period
 
     @property
     def n_harmonics(self) -> int:
         """Harmonics of the part whose period is learned."""
-        p = self.parts[self._periodic_learned()]
-        return (p.periodic if isinstance(p, QuasiPeriodic) else p).n_harmonics
+        return self._learned_periodic().n_harmonics
+
+    def _learned_periodic(self) -> Periodic:
+        part = self._part(self._periodic_learned(), "this kernel learns no period")
+        return _periodic_of(part)
 
     def with_period(self, period) -> Sum:
         """The sum with its learned period set to ``period`` (scaled units)."""
-        i = self._periodic_learned()
-        p = self.parts[i]
-        if isinstance(p, QuasiPeriodic):
-            new = replace(p, periodic=replace(p.periodic, period=period))
-        else:
-            new = replace(p, period=period)
-        return Sum(self.parts[:i] + (new,) + self.parts[i + 1 :], self.label)
+        def change(p):
+            if isinstance(p, QuasiPeriodic):
+                return replace(p, periodic=replace(p.periodic, period=period))
+            return replace(p, period=period)
+
+        return self._with_part(self._periodic_learned(), change)
 
     def _basis(self):
         """``T`` and ``T^{-1}`` (D, D): ``z = T s`` has ``z_1 = h^T s``."""
