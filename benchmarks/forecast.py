@@ -41,7 +41,7 @@ from _provenance import provenance  # noqa: E402
 DATA = HERE.parents[0] / ".." / "shared" / "data"
 
 
-def _rmse(y, p):
+def rmse(y, p):
     return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
@@ -61,7 +61,7 @@ def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
         for level in (0.5, 0.95):
             lo, hi = m.predict_interval(X_te, level)
             cov[f"coverage_{int(level * 100)}"] = float(np.mean((y_te >= lo) & (y_te <= hi)))
-        out[name] = {"rmse": _rmse(y_te, mean), **cov, "n_test": int(len(y_te))}
+        out[name] = {"rmse": rmse(y_te, mean), **cov, "n_test": int(len(y_te))}
     return {"kernels": m.kernels_, "ranks": list(m.ranks_),
             "lengthscales": [None if v is None else np.asarray(v).tolist()
                              for v in m.lengthscales_],
@@ -90,16 +90,16 @@ def _baselines(X_tr, y_tr, tests, seed, location=None):
     out = {}
     for name, (X_te, y_te) in tests.items():
         row = {
-            "training_mean": _rmse(y_te, np.full(len(y_te), y_tr.mean())),
-            "hist_gradient_boosting": _rmse(y_te, hgb.predict(_numeric(X_te))),
+            "training_mean": rmse(y_te, np.full(len(y_te), y_tr.mean())),
+            "hist_gradient_boosting": rmse(y_te, hgb.predict(_numeric(X_te))),
         }
         if location is not None:
-            row["per_location_mean"] = _rmse(y_te, location(X_te))
+            row["per_location_mean"] = rmse(y_te, location(X_te))
         out[name] = row
     return out
 
 
-def _gaussian_predictive(model, X):
+def gaussian_predictive(model, X):
     """Mean and variance ``var_f + s2`` (n,) of ``model``'s own Gaussian predictive at
     ``X``. A recalibrated predictive is ``E[f] + scale * sqrt(var_f + s2) * t_dof``
     (``funbat.calibration``) and fitting does not depend on the recalibration, so the
@@ -116,7 +116,7 @@ def _backtest(model, X_tr, y_tr, dates, tests, kernel, rank, args):
     of the training range, fit the Student-t shape ``z ~ scale * t_dof`` to the
     standardised errors of that model's forecasts of them, and give the full training
     fit ``model``'s forecasts that shape instead of the in-sample one (the
-    recalibration's formula, :func:`_gaussian_predictive`)."""
+    recalibration's formula, :func:`gaussian_predictive`)."""
     from funbat import FunBaT
     from funbat.calibration import Predictive, fit_recalibration
 
@@ -125,11 +125,11 @@ def _backtest(model, X_tr, y_tr, dates, tests, kernel, rank, args):
         warnings.simplefilter("ignore")
         held_out = FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter,
                           random_state=args.seed).fit(X_tr[inner], y_tr[inner])  # fmt: skip
-    mean, var = _gaussian_predictive(held_out, X_tr[~inner])
+    mean, var = gaussian_predictive(held_out, X_tr[~inner])
     recal = fit_recalibration((y_tr[~inner] - mean) / np.sqrt(var))
     out = {"scale": recal.scale, "dof": recal.dof, "n_held_out": int((~inner).sum())}
     for name, (X_te, y_te) in tests.items():
-        mean, var = _gaussian_predictive(model, X_te)
+        mean, var = gaussian_predictive(model, X_te)
         scale = recal.scale * np.sqrt(var)
         pred = Predictive(mean, np.zeros_like(scale), scale, recal.dof)
         latent_var = np.maximum(var - model.noise_variance_, 0.0)
@@ -167,7 +167,7 @@ DATE_VARIANTS = {
 }  # fmt: skip
 
 
-def _date_cut(dates, X, y):
+def date_cut(dates, X, y):
     """The cut at 80% of the date range of ``dates`` (a datetime Series, one per row):
     the cut, the training rows (bool), and the tests of the next 7, 30 and 90 days."""
     lo, hi = dates.min(), dates.max()
@@ -182,7 +182,7 @@ def _date_cut(dates, X, y):
 def beijing(args):
     df = pd.read_csv(DATA / "beijing_pm25.csv", parse_dates=["date"])
     X, y = df[["temp_c", "pres_hpa", "date"]], df["pm25_z"].to_numpy()
-    cut, tr, tests = _date_cut(df["date"], X, y)
+    cut, tr, tests = date_cut(df["date"], X, y)
     res = {"cut": str(cut.date()), "n_train": int(tr.sum()),
            "baselines": _baselines(X[tr], y[tr], tests, args.seed)}  # fmt: skip
     res["funbat"] = _funbat_variants("beijing", X[tr], y[tr], tests, DATE_VARIANTS, args,
@@ -228,7 +228,7 @@ def seattle(args):
     X = pd.DataFrame({"date": pd.to_datetime(long["date"]).astype("datetime64[ns]"),
                       "measure": long["measure"].astype(str)})  # fmt: skip
     y = long["value"].to_numpy(float)
-    cut, tr, tests = _date_cut(X["date"], X, y)
+    cut, tr, tests = date_cut(X["date"], X, y)
     recent = (X["date"] > cut - pd.Timedelta(days=30)).to_numpy() & tr
     recent_mean = pd.Series(y[recent]).groupby(X["measure"].to_numpy()[recent]).mean()
 
@@ -263,8 +263,8 @@ def _records(results):
     out = []
     for ds, res in results.items():
         for test in next(iter(res["funbat"].values()))["tests"]:
-            for method, rmse in res["baselines"][test].items():
-                out.append({"dataset": ds, "test": test, "method": method, "rmse": rmse})
+            for method, score in res["baselines"][test].items():
+                out.append({"dataset": ds, "test": test, "method": method, "rmse": score})
             for name, fit in res["funbat"].items():
                 t = fit["tests"][test]
                 out.append({"dataset": ds, "test": test, "method": f"funbat {name}",

@@ -39,7 +39,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _provenance import provenance  # noqa: E402
-from forecast import DATA, _date_cut, _gaussian_predictive, _rmse  # noqa: E402
+from forecast import DATA, date_cut, gaussian_predictive, rmse  # noqa: E402
 
 
 def _components(model, mode, x_train, x_future):
@@ -56,7 +56,8 @@ def _components(model, mode, x_train, x_future):
 
 
 def _record(name, model, mode, x_train, x_future, X_te, y_te, y_tr, fit_s):
-    mean, var = _gaussian_predictive(model, X_te)
+    """The data set's record (module docstring) and funbat's predictive mean at ``X_te``."""
+    mean, var = gaussian_predictive(model, X_te)
     latent = np.maximum(var - model.noise_variance_, 0.0)
     desc = next(d for d in model.summary()["modes"] if d["name"] == mode)
     return {"dataset": name, "mode": mode, "kernel": desc["kernel"],
@@ -64,8 +65,8 @@ def _record(name, model, mode, x_train, x_future, X_te, y_te, y_tr, fit_s):
             "components": _components(model, mode, x_train, x_future),
             "latent_sd_test": float(np.median(np.sqrt(latent))),
             "noise_sd": float(np.sqrt(model.noise_variance_)),
-            "test_rmse": _rmse(y_te, mean), "var_y_train": float(np.var(y_tr)),
-            "var_y_test": float(np.var(y_te)), "fit_s": fit_s}  # fmt: skip
+            "test_rmse": rmse(y_te, mean), "var_y_train": float(np.var(y_tr)),
+            "var_y_test": float(np.var(y_te)), "fit_s": fit_s}, mean  # fmt: skip
 
 
 def _climatology(y_window, y_te, mean):
@@ -75,7 +76,7 @@ def _climatology(y_window, y_te, mean):
     from scipy.stats import norm
 
     sd = float(np.std(y_window))
-    out = {"sd": sd, "rmse_window_mean": _rmse(y_te, np.full(len(y_te), y_window.mean()))}
+    out = {"sd": sd, "rmse_window_mean": rmse(y_te, np.full(len(y_te), y_window.mean()))}
     for name, centre in (("window_mean", np.full(len(y_te), y_window.mean())),
                          ("funbat_mean", mean)):  # fmt: skip
         for level in (0.5, 0.95):
@@ -100,19 +101,19 @@ def _fit(X, y, mode, args):
 def beijing(args):
     df = pd.read_csv(DATA / "beijing_pm25.csv", parse_dates=["date"])
     X, y = df[["temp_c", "pres_hpa", "date"]], df["pm25_z"].to_numpy()
-    cut, tr, tests = _date_cut(df["date"], X, y)
+    cut, tr, tests = date_cut(df["date"], X, y)
     X_te, y_te = tests["next_90_days"]
     m, fit_s = _fit(X[tr], y[tr], "date", args)
     days = np.sort(X[tr]["date"].unique())
     future = np.sort(X_te["date"].unique())
-    rec = _record("beijing_pm25", m, "date", days, future, X_te, y_te, y[tr], fit_s)
+    rec, mean = _record("beijing_pm25", m, "date", days, future, X_te, y_te, y[tr], fit_s)
     # the same calendar days as the test window, in the training years
     doy = df["date"].dt.dayofyear.to_numpy()
     lo, hi = X_te["date"].min().dayofyear, X_te["date"].max().dayofyear
     same = tr & (doy >= lo) & (doy <= hi)
     rec["var_y_same_window_earlier_years"] = float(np.var(y[same]))
     rec["n_same_window_earlier_years"] = int(same.sum())
-    rec["climatology"] = _climatology(y[same], y_te, _gaussian_predictive(m, X_te)[0])
+    rec["climatology"] = _climatology(y[same], y_te, mean)
     return rec
 
 
@@ -123,7 +124,7 @@ def us_temp(args):
     m, fit_s = _fit(X[tr], y[tr], "year", args)
     years = np.sort(X[tr]["year"].unique()).astype(float)
     future = np.sort(X[te]["year"].unique()).astype(float)
-    return _record("us_temp", m, "year", years, future, X[te], y[te], y[tr], fit_s)
+    return _record("us_temp", m, "year", years, future, X[te], y[te], y[tr], fit_s)[0]
 
 
 def main():
