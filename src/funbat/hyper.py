@@ -137,10 +137,11 @@ def search_candidates(kernel, step, log_bounds):
     held (a coordinate search, one step length; a period's moves scaled as the module
     docstring says)."""
     moves = step * jnp.array(_FRACTIONS)
-    coords = _coordinates(kernel, log_bounds)
+    coords = _coordinates(kernel)
     theta = jnp.stack([c[0] for c in coords])
-    lo = jnp.stack([jnp.asarray(c[2][0], float) for c in coords])
-    hi = jnp.stack([jnp.asarray(c[2][1], float) for c in coords])
+    bounds = [log_bounds if b is None else b for _, _, b in coords]
+    lo = jnp.stack([jnp.asarray(b[0], float) for b in bounds])
+    hi = jnp.stack([jnp.asarray(b[1], float) for b in bounds])
     D = len(coords)
     rows = [jnp.zeros((1, D))]
     for i, (_, scale, _) in enumerate(coords):
@@ -149,9 +150,10 @@ def search_candidates(kernel, step, log_bounds):
     return theta, cands.at[0].set(theta)
 
 
-def _coordinates(kernel, log_bounds):
-    """``(value, move scale, bounds)`` of each log-hyperparameter the search learns."""
-    coords = [(jnp.log(kernel.lengthscale), 1.0, log_bounds)]
+def _coordinates(kernel):
+    """``(value, move scale, bounds)`` of each log-hyperparameter the search learns (the
+    lengthscale's bounds, None here, are the caller's)."""
+    coords = [(jnp.log(kernel.lengthscale), 1.0, None)]
     if learns_variance(kernel):
         coords.append((jnp.log(kernel.variance), 1.0, LOG_VARIANCE_BOUNDS))
     if learns_period(kernel):
@@ -183,7 +185,7 @@ def search_outcome(kernel, theta, cands, best, step):
     """The kernel of candidate ``best`` (an index into ``cands`` (C, D), from
     :func:`search_candidates`) and the next step: half the step when the current value
     (row 0) won, else twice the move made (in step units), within ``[1e-3, 2]``."""
-    scales = jnp.stack([jnp.asarray(c[1], float) for c in _coordinates(kernel, (0.0, 0.0))])
+    scales = jnp.stack([jnp.asarray(c[1], float) for c in _coordinates(kernel)])
     moved = jnp.max(jnp.abs(cands[best] - theta) / scales)
     next_step = jnp.where(best == 0, 0.5 * step, 2.0 * moved)
     return with_log_hyper(kernel, cands[best]), jnp.clip(next_step, 1e-3, 2.0)
