@@ -45,14 +45,15 @@ def rmse(y, p):
     return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
-def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
+def _funbat(X_tr, y_tr, tests, kernel, rank, args):
     """The fit's forecast record, and the fitted model."""
     from funbat import FunBaT
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = FunBaT(rank=rank, kernel=kernel, max_iter=max_iter, random_state=seed).fit(X_tr, y_tr)
+        m = FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter, random_state=args.seed,
+                   transform_moves=args.transform_moves).fit(X_tr, y_tr)  # fmt: skip
     fit_s = time.perf_counter() - t0
     out = {}
     for name, (X_te, y_te) in tests.items():
@@ -67,7 +68,8 @@ def _funbat(X_tr, y_tr, tests, kernel, rank, max_iter, seed):
                              for v in m.lengthscales_],
             "part_variances": [d.get("part_variance") for d in m.summary()["modes"]],
             "periods": [d.get("period") for d in m.summary()["modes"]],
-            "n_iter": int(m.n_iter_), "fit_s": fit_s, "dof": float(m.dof_),
+            "n_iter": int(m.n_iter_), "converged": bool(m.converged_), "fit_s": fit_s,
+            "dof": float(m.dof_),
             "tests": out}, m  # fmt: skip
 
 
@@ -124,7 +126,8 @@ def _backtest(model, X_tr, y_tr, dates, tests, kernel, rank, args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         held_out = FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter,
-                          random_state=args.seed).fit(X_tr[inner], y_tr[inner])  # fmt: skip
+                          random_state=args.seed, transform_moves=args.transform_moves,
+                          ).fit(X_tr[inner], y_tr[inner])  # fmt: skip
     mean, var = gaussian_predictive(held_out, X_tr[~inner])
     recal = fit_recalibration((y_tr[~inner] - mean) / np.sqrt(var))
     out = {"scale": recal.scale, "dof": recal.dof, "n_held_out": int((~inner).sum())}
@@ -147,7 +150,7 @@ def _funbat_variants(label, X_tr, y_tr, tests, variants, args, dates=None):
     out = {}
     for name, kernel in variants.items():
         kernel, rank = kernel if isinstance(kernel, tuple) else (kernel, args.rank)
-        out[name], model = _funbat(X_tr, y_tr, tests, kernel, rank, args.max_iter, args.seed)
+        out[name], model = _funbat(X_tr, y_tr, tests, kernel, rank, args)
         if args.backtest and dates is not None:
             out[name]["backtest"] = _backtest(model, X_tr, y_tr, dates, tests, kernel, rank,
                                               args)  # fmt: skip
@@ -287,6 +290,9 @@ def main():
         help="also recalibrate each date-cut forecast (beijing_pm25, seattle_weather) off "
         "the data: on a model's forecasts of the last DAYS training days (0: not)",
     )  # fmt: skip
+    ap.add_argument("--transform-moves", action="store_true",
+                    help="fit with transform_moves=True (the moves that balance the scales "
+                    "of the modes against the core)")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args()
     origin = provenance()
