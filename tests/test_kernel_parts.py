@@ -3,6 +3,8 @@ chain smoother with a sum kernel against the dense GP, and sum kernels in a fit.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,10 +35,17 @@ def _parts():
     }
 
 
+@functools.cache
+def _jitted(method):
+    return jax.jit(lambda k, *a: getattr(k, method)(*a))
+
+
 def _compiled(kernel, method, *args):
     """``kernel.method(*args)``, compiled: run eagerly, every small operation of a kernel
-    part compiles on its own (seconds per test). The closed forms stay in numpy."""
-    return jax.jit(lambda k, *a: getattr(k, method)(*a))(kernel, *args)
+    part compiles on its own (seconds per test). One compiled function per method, so
+    kernels of the same structure and shapes share its compilation. The closed forms
+    stay in numpy."""
+    return _jitted(method)(kernel, *args)
 
 
 def _chain_gram(kernel, x):
