@@ -94,7 +94,8 @@ def _fit(X, y, mode, args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = FunBaT(rank=args.rank, kernel={mode: "matern32 + trend"},
-                   max_iter=args.max_iter, random_state=args.seed).fit(X, y)  # fmt: skip
+                   max_iter=args.max_iter, random_state=args.seed,
+                   transform_moves=args.transform_moves).fit(X, y)  # fmt: skip
     return m, time.perf_counter() - t0
 
 
@@ -132,6 +133,8 @@ def main():
     ap.add_argument("--rank", type=int, default=3)
     ap.add_argument("--max-iter", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--transform-moves", action="store_true",
+                    help="fit with transform_moves=True")
     ap.add_argument("--json", help="write the results here (with their provenance)")
     args = ap.parse_args()
     origin = provenance()
