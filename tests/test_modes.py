@@ -128,3 +128,53 @@ def test_transformed_chain_kl_equals_the_dense_gaussian_kl(x64, random_messages,
     for j, b in enumerate(blocks):
         np.testing.assert_allclose(np.asarray(moved.smoothed_covs[j]), S_t[b, b], rtol=1e-7,
                                    atol=1e-10)  # fmt: skip
+
+
+def _lapack_calls_and_ancestors(hlo: str):
+    """The batched LAPACK custom calls of a compiled program's text, each with the set
+    of instructions it depends on (through operands and fused computations' callers)."""
+    import re
+
+    operands, lapack = {}, []
+    for line in hlo.splitlines():
+        m = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*?\((.*)", line)
+        if not m:
+            continue
+        name = m.group(1)
+        operands[name] = set(re.findall(r"%([\w.\-]+)", m.group(2)))
+        if "lapack_" in line and "custom-call" in line:
+            lapack.append(name)
+
+    def ancestors(name, seen):
+        for op in operands.get(name, ()):
+            if op not in seen:
+                seen.add(op)
+                ancestors(op, seen)
+        return seen
+
+    return {name: ancestors(name, set()) for name in lapack}
+
+
+def test_sum_kernel_prior_quadratic_runs_its_lapack_kernels_in_order(x64, random_messages):
+    """A sum kernel's prior quadratic forms need a batched Cholesky (the RTS gains of
+    a state larger than the unrolled size) and a batched eigendecomposition (the
+    singular Q's pseudo-inverse). Run side by side they have deadlocked XLA's CPU
+    thread pool on two cores (a ``transform_moves=True`` fit that never returned);
+    each must depend on the other, one way or the other."""
+    from funbat import kernel_parts as KP
+
+    rng = np.random.default_rng(3)
+    I, R = 9, 3
+    coords = np.sort(rng.uniform(0.0, 1.0, I))
+    kernel = KP.Sum((make_kernel("matern32", 0.3, 1.3), KP.Trend(jnp.asarray(1.0),
+                                                                 jnp.asarray(0.5))), "k")  # fmt: skip
+    assert R * kernel.state_dim > 8  # the solve's Cholesky is LAPACK's, not unrolled
+    Lams, etas = random_messages(rng, I, R)
+    post = smooth(kernel, jnp.asarray(coords), jnp.asarray(Lams), jnp.asarray(etas))
+    hlo = prior_quadratic.lower(kernel, jnp.asarray(coords), post).compile().as_text()
+    calls = _lapack_calls_and_ancestors(hlo)
+    assert len(calls) >= 2, list(calls)
+    for a in calls:
+        for b in calls:
+            if a < b:
+                assert a in calls[b] or b in calls[a], f"{a} and {b} may run side by side"

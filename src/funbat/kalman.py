@@ -320,6 +320,9 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
     P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
     G = jnp.swapaxes(jax.vmap(_spd_solve)(P_pred, AP), 1, 2)
+    # the eigendecomposition of a sum's Q waits for the solve (its batched Cholesky):
+    # side by side, the two batched LAPACK kernels can deadlock XLA's CPU thread pool
+    q_inv = _noise_inverse(kernel, _after(Q1, G))  # (I, d, d); Q_0 = Pinf
     S = sP + sm[:, :, None] * sm[:, None, :]  # E[x_j x_j^T]
     C = sP[1:] @ jnp.swapaxes(G, 1, 2) + sm[1:, :, None] * sm[:-1, None, :]  # E[x_j x_{j-1}^T]
 
@@ -331,12 +334,28 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     # E[(x^r_j - A x^r_{j-1})(x^s_j - A x^s_{j-1})^T]; E[x^r_{j-1} x^sT_j] = (C^{sr})^T
     C_t = jnp.swapaxes(jnp.swapaxes(C_b, 1, 2), -1, -2)
     resid = S_b[1:] - C_b @ jnp.swapaxes(a, -1, -2) - a @ C_t + a @ S_b[:-1] @ jnp.swapaxes(a, -1, -2)
-    q_inv = _noise_inverse(kernel, Q1)  # (I, d, d); Q_0 = Pinf
     steps = jnp.einsum("nab,nrsba->nrs", q_inv[1:], resid)  # tr(Q_j^{-1} resid), (I-1, R, R)
     keep = (jnp.arange(1, I) < n_valid)[:, None, None]
     first = jnp.einsum("ab,rsba->rs", q_inv[0], S_b[0])
     out = first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
     return 0.5 * (out + out.T)
+
+
+def _after(x, dep):
+    """``x``, unchanged, as a value computed from ``dep`` too, so that XLA runs what
+    consumes it only after ``dep`` (an ordering, not a change of numbers).
+
+    A batched LAPACK kernel on a CPU (Cholesky, eigendecomposition) splits its batch
+    over XLA's intra-op thread pool and waits for the pieces; two independent ones in
+    one computation can each hold a pool thread while waiting, and with two cores
+    that is every thread: the fit hangs. Seen with ``transform_moves=True`` and a sum
+    kernel (``funbat.kernel_parts``), whose prior quadratic forms need both. ``0 *
+    finite`` is exactly zero, so ``x`` keeps its value (an ``optimization_barrier``
+    would not do: its outputs alias its inputs, and the runtime orders kernels by the
+    buffers they use).
+    """
+    s = jnp.sum(dep)
+    return x + 0.0 * jnp.where(jnp.isfinite(s), s, 0.0)
 
 
 def _noise_inverse(kernel, Q1):
