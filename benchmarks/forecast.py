@@ -45,15 +45,21 @@ def rmse(y, p):
     return float(np.sqrt(np.mean((np.asarray(y) - np.asarray(p)) ** 2)))
 
 
-def _funbat(X_tr, y_tr, tests, kernel, rank, args):
-    """The fit's forecast record, and the fitted model."""
+def _fitted(X, y, kernel, rank, args):
+    """FunBaT with ``kernel``, ``rank`` and the command line's settings, fitted to
+    ``X``, ``y`` (warnings silenced)."""
     from funbat import FunBaT
 
-    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter, random_state=args.seed,
-                   transform_moves=args.transform_moves).fit(X_tr, y_tr)  # fmt: skip
+        return FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter, random_state=args.seed,
+                      transform_moves=args.transform_moves).fit(X, y)  # fmt: skip
+
+
+def _funbat(X_tr, y_tr, tests, kernel, rank, args):
+    """The fit's forecast record, and the fitted model."""
+    t0 = time.perf_counter()
+    m = _fitted(X_tr, y_tr, kernel, rank, args)
     fit_s = time.perf_counter() - t0
     out = {}
     for name, (X_te, y_te) in tests.items():
@@ -119,15 +125,10 @@ def _backtest(model, X_tr, y_tr, dates, tests, kernel, rank, args):
     standardised errors of that model's forecasts of them, and give the full training
     fit ``model``'s forecasts that shape instead of the in-sample one (the
     recalibration's formula, :func:`gaussian_predictive`)."""
-    from funbat import FunBaT
     from funbat.calibration import Predictive, fit_recalibration
 
     inner = (dates <= dates.max() - pd.Timedelta(days=args.backtest)).to_numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        held_out = FunBaT(rank=rank, kernel=kernel, max_iter=args.max_iter,
-                          random_state=args.seed, transform_moves=args.transform_moves,
-                          ).fit(X_tr[inner], y_tr[inner])  # fmt: skip
+    held_out = _fitted(X_tr[inner], y_tr[inner], kernel, rank, args)
     mean, var = gaussian_predictive(held_out, X_tr[~inner])
     recal = fit_recalibration((y_tr[~inner] - mean) / np.sqrt(var))
     out = {"scale": recal.scale, "dof": recal.dof, "n_held_out": int((~inner).sum())}

@@ -132,7 +132,8 @@ def test_transformed_chain_kl_equals_the_dense_gaussian_kl(x64, random_messages,
 
 def _lapack_calls_and_ancestors(hlo: str):
     """The batched LAPACK custom calls of a compiled program's text, each with the set
-    of instructions it depends on (through operands and fused computations' callers)."""
+    of instructions it depends on through their operands (HLO names are unique in a
+    module)."""
     import re
 
     operands, lapack = {}, []
