@@ -224,6 +224,22 @@ def test_no_recalibrate_keeps_the_gaussian_predictive(work, capsys):
     np.testing.assert_allclose(upper - lower, 2 * 1.959964 * std, rtol=1e-6)
 
 
+def test_learn_intercept_fit_and_info(work, capsys):
+    code, _, err = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
+                       "15", "--learn-intercept", "-q", "-o", work / "b.funbat")  # fmt: skip
+    assert code == 0, err
+    model = funbat.load(work / "b.funbat")
+    assert model.learn_intercept and model.result_.offset is not None
+    code, out, _ = run(capsys, "info", work / "b.funbat")
+    assert f"intercept {model.intercept_:.6g} (learned, target units)" in out
+    code, out, _ = run(capsys, "info", work / "model.funbat")
+    assert "intercept" not in out  # the targets' mean: nothing learned to report
+    code, _, err = run(capsys, "fit", work / "data.csv", "-t", "y", "--learn-intercept",
+                       "--likelihood", "student_t", "-o", work / "bt.funbat")  # fmt: skip
+    assert code == 2 and "learn_intercept=True needs likelihood='gaussian'" in err
+    assert not (work / "bt.funbat").exists()
+
+
 def test_student_t_fit_info_and_predict_intervals(work, capsys):
     code, _, _ = run(capsys, "fit", work / "data.csv", "-t", "y", "--rank", "2", "--max-iter",
                      "15", "--likelihood", "student_t", "-q", "-o", work / "t.funbat")  # fmt: skip

@@ -67,6 +67,20 @@ def test_cluster_fit_equals_in_memory_fit(client, parquet, cls):
     np.testing.assert_allclose(std_d, std_m, rtol=1e-6)
 
 
+def test_cluster_learned_intercept_fit_equals_in_memory_fit(client, parquet):
+    """The intercept's sums come back from the workers with the statistics; 14 sweeps
+    learn it for 7 (after the warm-up)."""
+    df, glob = parquet
+    X = df[["a", "t", "b"]]
+    kw = dict(rank=2, max_iter=14, tol=0.0, learn_intercept=True, random_state=0)
+    mem = FunBaTCP(**kw).fit(X, df["value"])
+    dsk = FunBaTCP(**kw).fit(glob, y="value")
+    np.testing.assert_allclose(dsk.elbo_history_, mem.elbo_history_, rtol=1e-10)
+    assert dsk.intercept_ == pytest.approx(mem.intercept_, rel=1e-10)
+    assert mem.intercept_ != pytest.approx(df["value"].mean(), rel=1e-6)
+    _assert_same(dsk.predict(X), mem.predict(X))
+
+
 def test_cluster_recalibrates_on_a_random_subset_of_large_data(client, parquet, monkeypatch):
     import funbat.inference.recalibration
 

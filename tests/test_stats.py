@@ -67,3 +67,30 @@ def test_mode_statistics_match_entry_loop(structure, K):
         np.testing.assert_allclose(g[: n_groups[mode]], g_ref, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(G[n_groups[mode] :], 0.0)
         np.testing.assert_array_equal(g[n_groups[mode] :], 0.0)
+
+
+@pytest.mark.parametrize("structure", ["tucker", "cp"])
+def test_offset_sums_match_entry_loop(structure):
+    """``h = [sum_n E[z_n], sum_n 1, sum_n y_n]`` per coordinate (weights 1, padding 0),
+    and ``G``, ``g`` as without it."""
+    rng = np.random.default_rng(7)
+    ranks = [2, 2, 2] if structure == "cp" else [2, 3, 2]
+    n_groups = [5, 7, 4]
+    n, chunk = 53, 16
+    idx, y, means, seconds = _problem(rng, 3, ranks, n, n_groups)
+    idx_p, y_p, w_p = pad_entries(idx, y, -(-n // chunk) * chunk)
+    for mode in range(3):
+        args = (jnp.asarray(idx_p), jnp.asarray(y_p), jnp.asarray(w_p),
+                tuple(jnp.asarray(m) for m in means), tuple(jnp.asarray(s) for s in seconds))
+        kw = dict(mode=mode, n_groups=n_groups[mode] + 2, chunk=chunk, structure=structure)
+        G, g, h = mode_statistics(*args, offset_sums=True, **kw)
+        G0, g0 = mode_statistics(*args, **kw)
+        np.testing.assert_array_equal(G, G0)
+        np.testing.assert_array_equal(g, g0)
+        _, z_sum = _brute_force(idx, np.ones(n), means, seconds, mode, n_groups[mode], structure)
+        I = n_groups[mode]
+        np.testing.assert_allclose(h[:I, :-2], z_sum, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(h[:I, -2], np.bincount(idx[:, mode], minlength=I), rtol=1e-12)
+        np.testing.assert_allclose(h[:I, -1], np.bincount(idx[:, mode], y, minlength=I),
+                                   rtol=1e-12, atol=1e-12)  # fmt: skip
+        np.testing.assert_array_equal(h[I:], 0.0)

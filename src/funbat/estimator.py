@@ -176,6 +176,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         "variance": [Interval(Real, 0, None, closed="neither"), list, tuple],
         "learn_hyperparameters": ["boolean"],
         "transform_moves": ["boolean"],
+        "learn_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "core_prior_variance": [Interval(Real, 0, None, closed="neither"),
@@ -202,6 +203,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         variance=1.0,
         learn_hyperparameters=True,
         transform_moves=False,
+        learn_intercept=False,
         max_iter=100,
         tol=1e-5,
         core_prior_variance=1.0,
@@ -223,6 +225,7 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
         self.variance = variance
         self.learn_hyperparameters = learn_hyperparameters
         self.transform_moves = transform_moves
+        self.learn_intercept = learn_intercept
         self.max_iter = max_iter
         self.tol = tol
         self.core_prior_variance = core_prior_variance
@@ -344,15 +347,24 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             kind.kernel(enc, name, ell, var)
             for kind, enc, name, ell, var in zip(kinds, encodings, names, ells, variances)
         ]
+        noise_mode = self._noise_mode(encodings)
+        if self.learn_intercept and (self.likelihood != "gaussian" or noise_mode is not None):
+            raise InputError(
+                "learn_intercept=True needs likelihood='gaussian' with one noise level; "
+                f"got likelihood={self.likelihood!r}"
+                + ("" if noise_mode is None else f", noise_mode={self.noise_mode!r}")
+                + " (counts and yes/no learn their own offset already)"
+            )
         spec = inference.ModelSpec(
             structure=self._structure,
             ranks=ranks,
             kinds=kinds,
-            likelihood=make_likelihood(self.likelihood, self._noise_mode(encodings)),
+            likelihood=make_likelihood(self.likelihood, noise_mode),
             core_prior_variance=self._core_prior_variance(),
             learn_hyperparameters=bool(self.learn_hyperparameters),
             transform_moves=bool(self.transform_moves),
             rank_learning=isinstance(self.rank, str),
+            learn_intercept=bool(self.learn_intercept),
             max_iter=int(self.max_iter),
             tol=float(self.tol),
             recalibrate=bool(self.recalibrate),
@@ -456,6 +468,11 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             "noise_variance_": (
                 math.nan if lik.unit_noise else result.noise_variance * result.y_scale**2
             ),
+            "intercept_": (
+                None if lik.unit_noise
+                else result.y_mean + result.y_scale * (
+                    0.0 if result.offset is None else float(result.offset.mean))
+            ),
             "dof_": recal.dof if recal is not None else lik.dof(lik_state),
             "recalibration_": recal,
             "core_": core,
@@ -512,6 +529,10 @@ class _FunBaTBase(RegressorMixin, BaseEstimator):
             # bernoulli, poisson, negative_binomial: the log-odds' constant, dispersion r
             "likelihood": self.result_.likelihood.name or "gaussian",
             "offset": getattr(self, "offset_", None),
+            # the targets' intercept b of y = b + f + noise (null for counts and yes/no):
+            # their mean, or learned (learn_intercept=True)
+            "intercept": self.intercept_,
+            "intercept_learned": self.result_.offset is not None,
             "dispersion": getattr(self, "dispersion_", None),
             # Student-t degrees of freedom (null: Gaussian noise; then noise_std is a scale)
             "noise_dof": float(self.dof_) if math.isfinite(self.dof_) and recal is None else None,
@@ -835,6 +856,14 @@ class FunBaT(_FunBaTBase):
         product unchanged (:mod:`funbat.inference.moves`). It lets the fit reach in
         tens of sweeps the balance of scales that plain coordinate ascent approaches
         over hundreds. False gives plain coordinate ascent.
+    learn_intercept : bool, default False
+        Learn the intercept ``b`` of ``y = b + f + noise`` (a Gaussian posterior, prior
+        ``N(0, 1)`` in units of the targets' standard deviation about their mean)
+        rather than fix it at the targets' mean; ``intercept_`` reports it (target
+        units). A low-rank ``f`` minus its mean is not low-rank: data from a rank-3
+        CP model, centred, need a fourth component, so a fit that learns its rank
+        (``rank="auto"``) or fixes it at the data's wants the intercept learned.
+        Gaussian noise with one noise level only.
     max_iter : int, default 100
         Maximum number of sweeps.
     tol : float, default 1e-5

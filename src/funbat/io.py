@@ -27,7 +27,8 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
 
   ``FitResult`` (structure, ranks, kinds, likelihood, encodings, modes, core, noise,
   likelihood_state, y_mean, y_scale, n_train, elbo_history, converged,
-  recalibration, rank; a file without ``rank`` reads as a fixed-rank fit);
+  recalibration, rank, core_variance, offset; a file without ``rank`` reads as a
+  fixed-rank fit, one without ``offset`` as a fit with the intercept at the mean);
   ``RankState`` (shape, rate, quad, used, scale, sums, active; a file without
   ``active`` reads as every component live) of a fit that learned its
   rank; ``ModeEncoding`` (name, is_datetime, offset, scale, unique, kind,
@@ -40,6 +41,7 @@ A model file is a zip archive (any name; ``.funbat`` by convention) holding
   (variance); posteriors ``ChainPosterior`` (filtered_means, filtered_covs,
   smoothed_means, smoothed_covs, log_normaliser), ``DensePosterior`` (chol,
   white_mean, white_cov, log_normaliser); ``CoreMoments`` (mean, cov),
+  ``OffsetMoments`` (mean, var),
   ``NoiseMoments`` (shape, rate); likelihoods ``Gaussian``, ``StudentT``,
   ``NoiseMode`` (base, mode), ``Bernoulli``, ``Poisson``, ``NegativeBinomial`` with
   states ``GaussianState``, ``StudentTState`` (dof), ``NoiseModeState`` (dof,
@@ -87,7 +89,7 @@ from .likelihoods.student_t import StudentT, StudentTState
 from .modes import CategoriesMode, ChainMode, ModeState, PointsMode, mode_kind
 from .modes.categories import json_category
 from .solvers import NativeSolver, ParallelSolver, SequentialSolver
-from .updates import CoreMoments, NoiseMoments
+from .updates import CoreMoments, NoiseMoments, OffsetMoments
 
 __all__ = ["FORMAT_VERSION", "RECORDS", "read_metadata", "read_model", "write_model"]
 
@@ -105,6 +107,7 @@ RECORDS: dict[str, type] = {
         CoreMoments, NoiseMoments, Gaussian, StudentT, NoiseMode, GaussianState,
         StudentTState, NoiseModeState, Recalibration, Sum, Constant, Trend, Periodic,
         QuasiPeriodic, Bernoulli, NegativeBinomial, Poisson, PGState, RankState,
+        OffsetMoments,
     )
 }  # fmt: skip
 _SCHEMA_NAMES = {cls: name for name, cls in RECORDS.items()}

@@ -31,10 +31,11 @@ def _combine(structure, a, b):
     return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
 
 
-@partial(jax.jit, static_argnames=("mode", "n_groups", "chunk", "structure"))
+@partial(jax.jit, static_argnames=("mode", "n_groups", "chunk", "structure", "offset_sums"))
 def mode_statistics(
-    idx, y, w, means, seconds, columns=None, *, mode, n_groups, chunk, structure="tucker"
-):
+    idx, y, w, means, seconds, columns=None, *, mode, n_groups, chunk, structure="tucker",
+    offset_sums=False,
+):  # fmt: skip
     """Grouped statistics ``(G, g)`` for the message to ``mode``.
 
     Parameters
@@ -56,10 +57,14 @@ def mode_statistics(
     chunk : int
         Entries per chunk; ``N`` must be a multiple of it.
     structure : ``"tucker"`` or ``"cp"``
+    offset_sums : also return ``h`` (n_groups, P + 2), the sums a learned intercept
+        needs: ``[sum_n w_n E[z_n], sum_n w_n, sum_n w_n y_n]`` per coordinate
+        (:func:`funbat.updates.offset_update`).
 
     Returns
     -------
-    G : (n_groups, P, P) and g : (n_groups, P), zero for coordinates with no entry.
+    G : (n_groups, P, P) and g : (n_groups, P), zero for coordinates with no entry;
+    with ``offset_sums``, ``(G, g, h)``.
     """
     others = [i for i in range(len(means)) if i != mode]
     N = y.shape[0]
@@ -87,7 +92,7 @@ def mode_statistics(
             flat = [rows * R + cols for R in ranks]
 
     def body(carry, inp):
-        G, g = carry
+        G, g, h = carry
         ix, yc, wc = inp
         if columns is not None:
             ix = ix[:, columns]
@@ -105,17 +110,21 @@ def mode_statistics(
         seg = ix[:, mode]
         G = G + jax.ops.segment_sum(wc[:, None] * S, seg, num_segments=n_groups)
         g = g + jax.ops.segment_sum((wc * yc)[:, None] * m, seg, num_segments=n_groups)
-        return (G, g), None
+        if offset_sums:
+            wm = jnp.concatenate([wc[:, None] * m, wc[:, None], (wc * yc)[:, None]], axis=1)
+            h = h + jax.ops.segment_sum(wm, seg, num_segments=n_groups)
+        return (G, g, h), None
 
-    init = (jnp.zeros((n_groups, rows.size)), jnp.zeros((n_groups, p)))
+    h0 = jnp.zeros((n_groups, p + 2)) if offset_sums else None
+    init = (jnp.zeros((n_groups, rows.size)), jnp.zeros((n_groups, p)), h0)
     xs = (
         idx.reshape(n_chunks, chunk, -1),
         y.reshape(n_chunks, chunk),
         w.reshape(n_chunks, chunk),
     )
-    (U, g), _ = jax.lax.scan(body, init, xs)
+    (U, g, h), _ = jax.lax.scan(body, init, xs)
     G = jnp.zeros((n_groups, p, p)).at[:, rows, cols].set(U).at[:, cols, rows].set(U)
-    return G, g
+    return (G, g, h) if offset_sums else (G, g)
 
 
 def pad_entries(idx, y, n_pad: int):

@@ -1,6 +1,7 @@
 """Block updates of the variational posterior and the ELBO (``docs/theory.md`` section 3).
 
-The posterior is ``q(W) q(tau) prod_k q(U^k)``. Each update below is the exact optimum
+The posterior is ``q(W) q(tau) prod_k q(U^k)`` (times ``q(b)`` for a learned intercept,
+:class:`OffsetMoments`). Each update below is the exact optimum
 of the ELBO in its block with the others fixed, so a sweep never decreases the ELBO.
 
 Vectorisation convention: the core ``W`` (R_1, ..., R_K) is vectorised in C order, so
@@ -20,6 +21,8 @@ from jax.scipy.special import digamma, gammaln
 __all__ = [
     "CoreMoments",
     "NoiseMoments",
+    "OFFSET_PRIOR_VARIANCE",
+    "OffsetMoments",
     "core_from_statistics",
     "core_orders",
     "core_second_moment",
@@ -31,6 +34,9 @@ __all__ = [
     "mode_kl",
     "mode_messages",
     "noise_update",
+    "offset_kl",
+    "offset_sq_sum",
+    "offset_update",
     "unfold_core",
 ]
 
@@ -55,6 +61,19 @@ class NoiseMoments(NamedTuple):
     @property
     def mean_log(self):
         return digamma(self.shape) - jnp.log(self.rate)
+
+
+#: Prior variance of a learned intercept ``b`` of the standardised targets (their
+#: variance is 1, and ``b = 0`` is the sample mean): vague on that scale.
+OFFSET_PRIOR_VARIANCE = 1.0
+
+
+class OffsetMoments(NamedTuple):
+    """``q(b) = N(mean, var)``: a learned intercept of the standardised targets,
+    ``y_n = b + f_n + e_n`` with ``b ~ N(0, OFFSET_PRIOR_VARIANCE)``; scalars."""
+
+    mean: jax.Array
+    var: jax.Array
 
 
 def core_second_moment(core: CoreMoments):
@@ -116,11 +135,44 @@ def core_from_statistics(G, g, mean, second, structure, from_last=None):
     (:func:`core_orders`) puts them in the core's C order.
     """
     if structure == "cp":
-        return jnp.sum(G * second), jnp.sum(g * mean)
+        return jnp.sum(G * second), _linear_sum(g, mean, structure, from_last)
     P = G.shape[1] * mean.shape[1]
     T = jnp.einsum("jcd,jab->cadb", G, second).reshape(P, P)[from_last][:, from_last]
-    b = jnp.einsum("jc,ja->ca", g, mean).reshape(P)[from_last]
-    return 0.5 * (T + T.T), b
+    return 0.5 * (T + T.T), _linear_sum(g, mean, structure, from_last)
+
+
+def _linear_sum(g, mean, structure, from_last):
+    """``b`` of :func:`core_from_statistics`: CP the scalar ``sum_j g_j . mean_j``,
+    Tucker (P,) in the core's C order."""
+    if structure == "cp":
+        return jnp.sum(g * mean)
+    return jnp.einsum("jc,ja->ca", g, mean).reshape(-1)[from_last]
+
+
+def offset_update(h, mean, core: CoreMoments | None, tau_mean, structure, from_last=None,
+                  prior_var=OFFSET_PRIOR_VARIANCE):  # fmt: skip
+    """Exact update of ``q(b)`` given the rest, from mode ``k``'s offset sums ``h``
+    (I_k, P + 2) (:func:`funbat.stats.mode_statistics`) and its new means (I_k, R_k):
+    precision ``E[tau] sum_n w_n + 1 / prior_var``, mean ``E[tau] (sum_n w_n y_n -
+    sum_n w_n E[f_n]) / precision``. Returns the new :class:`OffsetMoments` and the
+    linear sum ``l`` with ``sum_n w_n E[f_n] = l`` (CP) or ``core.mean @ l`` (Tucker),
+    which shifts the data sums ``b`` of :func:`core_from_statistics` by ``-l`` per unit
+    of intercept."""
+    lin = _linear_sum(h[:, :-2], mean, structure, from_last)
+    sum_f = lin if core is None else core.mean @ lin
+    prec = tau_mean * jnp.sum(h[:, -2]) + 1.0 / prior_var
+    return OffsetMoments(tau_mean * (jnp.sum(h[:, -1]) - sum_f) / prec, 1.0 / prec), lin
+
+
+def offset_sq_sum(q: OffsetMoments, h, sum_wy2):
+    """``sum_n w_n E[(y_n - b)^2]`` from ``sum_n w_n y_n^2`` and the offset sums ``h``."""
+    s_w, s_y = jnp.sum(h[:, -2]), jnp.sum(h[:, -1])
+    return sum_wy2 - 2.0 * q.mean * s_y + (q.mean**2 + q.var) * s_w
+
+
+def offset_kl(q: OffsetMoments, prior_var=OFFSET_PRIOR_VARIANCE):
+    """``KL(N(mean, var) || N(0, prior_var))``."""
+    return 0.5 * ((q.mean**2 + q.var) / prior_var - 1.0 - jnp.log(q.var / prior_var))
 
 
 def core_update(T, b, tau_mean, prior_var) -> CoreMoments:

@@ -58,10 +58,12 @@ class EntryBackend:
         raise NotImplementedError
 
     def statistics(self, weights, means, seconds, *, mode: int, n_groups: int,
-                   structure: str, targets=None):  # fmt: skip
+                   structure: str, targets=None, offset_sums: bool = False):  # fmt: skip
         """Grouped statistics ``G`` (n_groups, P, P) and ``g`` (n_groups, P) summed over
         all entries, each weighted by ``weights`` (None: 1), ``g`` of ``targets`` (a
-        handle from :meth:`map_weights`; None: the standardised targets)."""
+        handle from :meth:`map_weights`; None: the standardised targets). With
+        ``offset_sums``, also ``h`` (n_groups, P + 2), the sums a learned intercept
+        needs (:func:`funbat.stats.mode_statistics`): ``(G, g, h)``."""
         raise NotImplementedError
 
     def entry_moments(self, means, seconds, core, *, structure: str):

@@ -148,10 +148,11 @@ def _padded(block, chunk):
     return pad_entries(idx, y, _n_chunks(y.shape[0], chunk) * chunk)
 
 
-def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, structure):
+def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, structure,
+                      offset_sums=False):  # fmt: skip
     """One partition's grouped statistics ``(G, g)`` (numpy) for the message to ``mode``,
     with its entries' ``weights`` (padded; None: the mask) and ``targets`` (padded;
-    None: the partition's standardised targets)."""
+    None: the partition's standardised targets); with ``offset_sums`` also ``h``."""
     import jax
     import jax.numpy as jnp
 
@@ -164,7 +165,7 @@ def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, s
         y_p = targets
     means, seconds = moments
     with jax.enable_x64(True):
-        G, g = mode_statistics(
+        out = mode_statistics(
             jnp.asarray(idx_p),
             jnp.asarray(y_p),
             jnp.asarray(w_p),
@@ -174,8 +175,9 @@ def _block_statistics(block, weights, targets, moments, mode, n_groups, chunk, s
             n_groups=n_groups,
             chunk=chunk,
             structure=structure,
+            offset_sums=offset_sums,
         )
-        return np.asarray(G), np.asarray(g)
+        return tuple(np.asarray(a) for a in out)
 
 
 def _block_moments(block, index, moments, core, chunk, structure):
@@ -433,20 +435,21 @@ class DaskEntries(EntryBackend):
         return DaskEntries(self.names, self.is_datetime, self.encodings, self.blocks, self.n,
                            self.y_mean, self.y_scale, self.sum_y2, chunk)  # fmt: skip
 
-    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None):
-        """Grouped statistics ``(G, g)`` summed over all partitions (see ``mode_statistics``)."""
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None,
+                   offset_sums=False):  # fmt: skip
+        """Grouped statistics ``(G, g)`` (with ``offset_sums``: ``(G, g, h)``) summed over
+        all partitions (see ``mode_statistics``)."""
         import dask
 
         moments = _delayed_moments(means, seconds)
         f = partial(
             _block_statistics, mode=mode, n_groups=n_groups, chunk=self.chunk,
-            structure=structure,
+            structure=structure, offset_sums=offset_sums,
         )  # fmt: skip
         ws = [None] * len(self.blocks) if weights is None else weights
         ts = [None] * len(self.blocks) if targets is None else targets
         parts = [dask.delayed(f)(b, w, t, moments) for b, w, t in zip(self.blocks, ws, ts)]
-        (G, g) = dask.compute(_tree(parts, _add))[0]
-        return G, g
+        return dask.compute(_tree(parts, _add))[0]
 
     def entry_moments(self, means, seconds, core, *, structure):
         """Each partition's entries with their latent moments, persisted on the workers."""

@@ -41,7 +41,8 @@ class MemoryEntries(EntryBackend):
     def with_chunk(self, chunk):
         return MemoryEntries(self.encodings, self.idx, self.y_raw, chunk)
 
-    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None):
+    def statistics(self, weights, means, seconds, *, mode, n_groups, structure, targets=None,
+                   offset_sums=False):  # fmt: skip
         # mode k moved first: the statistics are the same, and modes of equal shapes
         # then share one compilation of mode_statistics
         order = (mode,) + tuple(i for i in range(len(means)) if i != mode)
@@ -56,6 +57,7 @@ class MemoryEntries(EntryBackend):
             n_groups=n_groups,
             chunk=self.chunk,
             structure=structure,
+            offset_sums=offset_sums,
         )
 
     def entry_moments(self, means, seconds, core, *, structure):

@@ -77,6 +77,12 @@ RECALIBRATE = typer.Option(
     help="Gaussian noise: give the predictive the Student-t shape of the leave-one-out "
     "errors (point predictions unchanged).",
 )
+LEARN_INTERCEPT = typer.Option(
+    "--learn-intercept",
+    help="Gaussian noise: learn the intercept of target = intercept + low-rank part "
+    "instead of fixing it at the targets' mean (keeps the rank of data whose mean is not "
+    "low-rank).",
+)
 KEEP_DUPLICATES = typer.Option(
     "--keep-duplicates",
     help="Fit rows that repeat another row exactly (default: drop them, with a warning; "
@@ -232,6 +238,7 @@ def make_estimator(
     keep_duplicates: bool = False,
     max_rank: int | None = None,
     n_init: int = 1,
+    learn_intercept: bool = False,
 ):
     """The estimator the options describe, its parameters checked (before any data is read).
 
@@ -263,6 +270,7 @@ def make_estimator(
         recalibrate=recalibrate,
         duplicates="keep" if keep_duplicates else "auto",
         n_init=n_init,
+        learn_intercept=learn_intercept,
     )
     est.check_params()
     return est

@@ -17,6 +17,7 @@ from ._common import (
     DROPNA,
     KEEP_DUPLICATES,
     KERNEL,
+    LEARN_INTERCEPT,
     LIKELIHOOD,
     MAX_ITER,
     MAX_RANK,
@@ -51,6 +52,7 @@ def evaluate(
     likelihood: Annotated[str, LIKELIHOOD] = "gaussian",
     noise_mode: Annotated[str | None, NOISE_MODE] = None,
     recalibrate: Annotated[bool, RECALIBRATE] = True,
+    learn_intercept: Annotated[bool, LEARN_INTERCEPT] = False,
     keep_duplicates: Annotated[bool, KEEP_DUPLICATES] = False,
     dropna: Annotated[bool, DROPNA] = False,
     splits: Annotated[
@@ -70,7 +72,7 @@ def evaluate(
     def make():
         return make_estimator(
             model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
-            keep_duplicates, max_rank, n_init,
+            keep_duplicates, max_rank, n_init, learn_intercept,
         )
 
     make()  # validate before reading data

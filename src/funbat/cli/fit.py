@@ -15,6 +15,7 @@ from ._common import (
     DROPNA,
     KEEP_DUPLICATES,
     KERNEL,
+    LEARN_INTERCEPT,
     LIKELIHOOD,
     MAX_ITER,
     MAX_RANK,
@@ -56,6 +57,7 @@ def fit(
     likelihood: Annotated[str, LIKELIHOOD] = "gaussian",
     noise_mode: Annotated[str | None, NOISE_MODE] = None,
     recalibrate: Annotated[bool, RECALIBRATE] = True,
+    learn_intercept: Annotated[bool, LEARN_INTERCEPT] = False,
     keep_duplicates: Annotated[bool, KEEP_DUPLICATES] = False,
     dropna: Annotated[bool, DROPNA] = False,
     quiet: Annotated[bool, QUIET] = False,
@@ -78,7 +80,7 @@ def fit(
     disc = parse_list(discrete, "--discrete")
     est = make_estimator(
         model, rank, kernel, max_iter, seed, modes, disc, likelihood, noise_mode, recalibrate,
-        keep_duplicates, max_rank, n_init,
+        keep_duplicates, max_rank, n_init, learn_intercept,
     )
     if dask:
         X, y, client = dask_training_data(data, target, coords, dropna, scheduler)

@@ -77,6 +77,8 @@ def info_text(model_path: Path, d: dict) -> str:
         for m in d["modes"]:
             values = ", ".join(f"{v:.3g}" for v in m["precisions"])
             lines.append(f"    {m['name']:<{wn}} {values}")
+    if d.get("intercept_learned"):  # learn_intercept=True (else the targets' mean)
+        lines.append(f"  intercept {d['intercept']:.6g} (learned, target units)")
     if d.get("core_prior_variance_learned"):  # core_prior_variance="auto"
         lines.append(f"  core      prior variance {d['core_prior_variance']:.4g} (learned)")
     status = "converged" if d["converged"] else "stopped at max_iter"

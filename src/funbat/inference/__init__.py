@@ -121,7 +121,7 @@ def result_of(spec: ModelSpec, entries, state: SweepState, history, converged,
         tuple(entries.encodings), state.modes, state.core, state.noise, state.likelihood,
         float(entries.y_mean), float(entries.y_scale), int(entries.n), np.asarray(history),
         bool(converged), recalibration, state.rank,
-        None if state.core_var is None else float(state.core_var),
+        None if state.core_var is None else float(state.core_var), state.offset,
     )  # fmt: skip
 
 

@@ -50,7 +50,8 @@ def _mode_samples(result: FitResult, k: int, x_user, key, n_samples: int):
 
 def latent(result: FitResult, columns):
     """Mean and variance (n,) each of the standardised latent value at query columns
-    (one array per mode, user units), computed in blocks of queries."""
+    (one array per mode, user units), computed in blocks of queries; with a learned
+    intercept, that of ``b + f``."""
     n = columns[0].shape[0]
     mean, var = np.empty(n), np.empty(n)
     # queries per block: the largest intermediate is (block, P^2 / R_1^2) doubles
@@ -63,6 +64,9 @@ def latent(result: FitResult, columns):
                                    structure=result.structure)  # fmt: skip
             mean[s : s + block] = np.asarray(m)
             var[s : s + block] = np.maximum(np.asarray(e2 - m**2), 0.0)
+    offset = result.offset
+    if offset is not None:  # q(b) is independent of the rest
+        mean, var = mean + float(offset.mean), var + float(offset.var)
     return mean, var
 
 
@@ -108,6 +112,9 @@ def sample(result: FitResult, columns, rng: np.random.Generator, n_samples: int)
             w = core.mean + jax.random.normal(keys[-1], (S, C.shape[0])) @ C.T
             f = jax.vmap(lambda wi, *fs: contract(wi, list(fs), second=False))(w, *factors)
         f = np.asarray(f)
+    offset = result.offset
+    if offset is not None:  # one intercept per draw
+        f = f + float(offset.mean) + np.sqrt(float(offset.var)) * rng.normal(size=(S, 1))
     drawn = result.likelihood.draw_observations(result.likelihood_state, f, rng)
     if drawn is not None:  # counts or yes/no drawn given the latent draws
         return np.asarray(drawn, float).T

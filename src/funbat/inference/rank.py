@@ -34,7 +34,17 @@ from ..dense import DensePosterior
 from ..kalman import ChainPosterior
 from . import moves as MV
 from .state import ModelSpec, SweepState
-from .sweep import _moments, _orders, _priors, _timed, _unfold_core, core_and_noise, warmup_sweeps
+from .sweep import (
+    _moments,
+    _orders,
+    _priors,
+    _timed,
+    _unfold_core,
+    core_and_noise,
+    grouped_statistics,
+    noise_and_elbo,
+    warmup_sweeps,
+)
 
 __all__ = ["PRIOR", "TRIAL_EVERY", "RankState", "compact", "component_power", "data_sums",
            "deactivate", "default_max_rank", "init_rank", "mode_update", "precision_means", "prune",
@@ -192,13 +202,13 @@ def update_precisions(rank: RankState, dims, core, core_var, *, structure: str, 
 
 @partial(jax.jit, static_argnames=("unit_noise",))
 def _tucker_core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, sum_y2, n,
-                           priors, hold_noise, from_last, alpha, beta, live, *,
+                           priors, hold_noise, from_last, offset, h, alpha, beta, live, *,
                            unit_noise=False):  # fmt: skip
     """:func:`funbat.inference.sweep.core_and_noise` with the core's prior
     ``N(0, s_w^2 / alpha)`` (ARD): precision ``diag(alpha) / s_w^2 + E[tau] T`` and the
     expected KL ``[sum alpha E[w^2] / s_w^2 - P + P log s_w^2 - sum beta - log|Sigma|] / 2``,
     over the live entries ``live`` (P,) (0/1); the others' moments are zero."""
-    core_var, a0, b0 = priors
+    core_var = priors[0]
     T, b = U.core_from_statistics(G, g, means, seconds, "tucker", from_last)
     pair = live[:, None] * live[None, :]
     # a removed entry's row of T is zero already (its components' moments are); the
@@ -209,18 +219,13 @@ def _tucker_core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_
     cov = pair * 0.5 * (cov + cov.T)
     core = U.CoreMoments(cov @ (noise.mean * live * b), cov)
     P = jnp.sum(live)
-    esq = U.expected_sq_error(sum_y2, T, b, core)
-    if unit_noise:
-        elbo = -0.5 * esq - mode_kls
-    else:
-        new = U.noise_update(n, esq, a0, b0)
-        noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise,
-                                       new)  # fmt: skip
-        elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
+    noise, offset, elbo = noise_and_elbo(T, b, core, noise, mode_kls, weights_term, sum_y2, n,
+                                         priors, hold_noise, offset, h, means, from_last,
+                                         structure="tucker", unit_noise=unit_noise)  # fmt: skip
     logdet = -2.0 * jnp.sum(jnp.log(jnp.diagonal(L)))
     kl_w = 0.5 * (jnp.sum(live * alpha * _core_e2(core)) / core_var - P
                   + P * jnp.log(core_var) - jnp.sum(live * beta) - logdet)  # fmt: skip
-    return core, noise, elbo + weights_term - kl_w
+    return core, noise, offset, elbo - kl_w
 
 
 def _scaled_inputs(G, g, unfolded, s):
@@ -271,7 +276,7 @@ def _mode_precisions(rank: RankState, *, structure: str, k: int, K: int):
 
 @partial(jax.jit, static_argnames=("kinds", "structure", "k", "ranks", "unit_noise"))
 def _after_mode(kinds, modes, rank: RankState, quad, lam, s, G, g, core, noise, kls,
-                weights_term, sum_wy2, n, priors, hold_noise, from_last, learning, *,
+                weights_term, sum_wy2, n, priors, hold_noise, from_last, learning, offset, h, *,
                 structure: str, k: int, ranks, unit_noise: bool):  # fmt: skip
     """After mode ``k``'s update: its records in the rank state, the precisions' update
     (where the traced flag ``learning`` is set), the ELBO's rank terms, then the core and
@@ -288,14 +293,15 @@ def _after_mode(kinds, modes, rank: RankState, quad, lam, s, G, g, core, noise, 
     )
     terms = rank_terms(rank, dims, structure=structure)
     args = (G, g, modes[k].means, modes[k].seconds, core, noise, sum(kls) - terms,
-            weights_term, sum_wy2, n, priors, hold_noise, from_last)  # fmt: skip
+            weights_term, sum_wy2, n, priors, hold_noise, from_last, offset, h)  # fmt: skip
     if core is None:
-        core, noise, elbo = core_and_noise(*args, structure=structure, unit_noise=unit_noise)
+        core, noise, offset, elbo = core_and_noise(*args, structure=structure,
+                                                   unit_noise=unit_noise)  # fmt: skip
     else:
         alpha, beta, live = _core_prior(rank, ranks)
-        core, noise, elbo = _tucker_core_and_noise(*args, alpha, beta, live,
-                                                   unit_noise=unit_noise)  # fmt: skip
-    return rank, core, noise, elbo
+        core, noise, offset, elbo = _tucker_core_and_noise(*args, alpha, beta, live,
+                                                           unit_noise=unit_noise)  # fmt: skip
+    return rank, core, noise, offset, elbo
 
 
 # -- pruning -----------------------------------------------------------------------------
@@ -659,7 +665,7 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
     lik, weights = state.likelihood, state.weights
     rank = state.rank
     modes, kls = list(state.modes), list(state.mode_kls)
-    core, noise = state.core, state.noise
+    core, noise, offset = state.core, state.noise, state.offset
     learning = state.sweeps >= 1
     if not warm:
         lik, weights = _timed(
@@ -674,25 +680,26 @@ def _sweep_from(spec: ModelSpec, entries, state: SweepState, *, warm: bool, time
         modes, kls, rank = _cp_move(spec.kinds, modes, kls, rank)
     K = len(spec.kinds)
     for k, kind in enumerate(spec.kinds):
-        means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
-        G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means,
-                         seconds, mode=k, n_groups=modes[k].coords.shape[0],
-                         structure=structure, targets=weights.targets)  # fmt: skip
+        G, g, h = _timed(timer, "statistics", grouped_statistics, entries, weights, modes, k,
+                         structure, offset)  # fmt: skip
+        used = None if offset is None else offset.mean  # the intercept g is shifted by
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
         lam = _mode_precisions(rank, structure=structure, k=k, K=K)
         modes[k], kls[k], quad, s = _timed(
             timer, "mode", mode_update, kind, modes[k], G, g, noise.mean, unfolded, lam,
             learn=spec.learn_hyperparameters, learning=not warm, live=rank.active[k],
         )  # fmt: skip
-        rank, core, noise, elbo = _timed(
+        rank, core, noise, offset, elbo = _timed(
             timer, "core", _after_mode, spec.kinds, tuple(modes), rank, quad, lam, s, G, g,
             core, noise, tuple(kls), weights.term, weights.sum_wy2, entries.n, priors,
-            jnp.asarray(warm), orders[k][1], jnp.asarray(learning), structure=structure, k=k,
-            ranks=spec.ranks, unit_noise=spec.likelihood.unit_noise,
+            jnp.asarray(warm), orders[k][1], jnp.asarray(learning), offset, h,
+            structure=structure, k=k, ranks=spec.ranks, unit_noise=spec.likelihood.unit_noise,
         )  # fmt: skip
+    if offset is not None:  # the pruning's data sums at the intercept the sweep ends with
+        g = g + (used - offset.mean) * h[:, :-2]
     sums = data_sums(G, g, modes[-1].means, modes[-1].seconds, orders[-1][1], structure=structure)
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
-                      state.sweeps + 1, rank._replace(sums=sums))  # fmt: skip
+                      state.sweeps + 1, rank._replace(sums=sums), offset=offset)  # fmt: skip
 
 
 def _put(items: tuple, k: int, value) -> tuple:

@@ -16,11 +16,13 @@ __all__ = ["MAX_RESIDUALS", "MIN_RESIDUALS", "recalibrate"]
 MAX_RESIDUALS, MIN_RESIDUALS = 1_000_000, 50
 
 
-def _loo_block(block, noise_var, keep, seed):
+def _loo_block(block, noise_var, keep, seed, offset=(0.0, 0.0)):
     """One block's standardised leave-one-out residuals, of a random fraction ``keep``
-    of its entries (all when ``keep >= 1``)."""
+    of its entries (all when ``keep >= 1``); ``offset``: the mean and variance of a
+    learned intercept, part of every entry's latent value."""
     n = int(np.sum(np.asarray(block.mask)))  # padding is at the end of a block
-    resid, var_f = np.asarray(block.y - block.mean)[:n], np.asarray(block.var)[:n]
+    resid = np.asarray(block.y - block.mean)[:n] - offset[0]
+    var_f = np.asarray(block.var)[:n] + offset[1]
     if keep < 1.0:  # a random subset bounds the Student-t fit's cost
         chosen = np.random.default_rng(seed + block.index).random(n) < keep
         resid, var_f = resid[chosen], var_f[chosen]
@@ -40,7 +42,8 @@ def recalibrate(spec: ModelSpec, entries, state: SweepState,
     moments = entries.entry_moments(means, seconds, state.core, structure=spec.structure)
     noise_var = float(state.noise.rate / (state.noise.shape - 1.0))
     keep = min(1.0, MAX_RESIDUALS / entries.n)
-    z = entries.gather(_loo_block, moments, noise_var, keep, int(rng.integers(2**31)))
+    offset = (0.0, 0.0) if state.offset is None else tuple(map(float, state.offset))
+    z = entries.gather(_loo_block, moments, noise_var, keep, int(rng.integers(2**31)), offset)
     if z.size >= MIN_RESIDUALS and np.median(np.abs(z)) > 0.0:
         return fit_recalibration(z, DOF_BOUNDS)
     return None

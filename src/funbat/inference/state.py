@@ -54,6 +54,11 @@ class ModelSpec(NamedTuple):
         (:mod:`funbat.inference.rank`): component precisions with Gamma priors, and
         components whose power dies are pruned during the fit (``ranks`` is then the
         upper bound the fit starts from).
+    learn_intercept : bool
+        Learn the intercept ``b`` of ``y = b + f + noise`` (standardised units, ``q(b)``
+        Gaussian, prior ``N(0, 1)``) instead of fixing it at the targets' mean, so that
+        data whose mean is not part of the low-rank structure keep their rank
+        (:class:`funbat.updates.OffsetMoments`). Gaussian noise only.
     """
 
     structure: str
@@ -69,6 +74,7 @@ class ModelSpec(NamedTuple):
     warmup: int = 10
     transform_moves: bool = False
     rank_learning: bool = False
+    learn_intercept: bool = False
 
 
 class SweepState(NamedTuple):
@@ -81,6 +87,7 @@ class SweepState(NamedTuple):
     rank : :class:`funbat.inference.rank.RankState` when the rank is learned, else None.
     core_var : the learned prior variance of the core's entries (scalar) when
     ``core_prior_variance="auto"``, else None (the spec's value holds).
+    offset : ``OffsetMoments`` of ``q(b)`` when the intercept is learned, else None.
     """
 
     modes: tuple[ModeState, ...]
@@ -93,6 +100,7 @@ class SweepState(NamedTuple):
     sweeps: int
     rank: Any = None
     core_var: Any = None
+    offset: Any = None
 
 
 class FitResult(NamedTuple):
@@ -112,6 +120,9 @@ class FitResult(NamedTuple):
     (``ranks`` are then the learned ones), else None.
     core_variance : the learned prior variance of the core's entries of a Tucker fit
     with ``core_prior_variance="auto"``, else None.
+    offset : ``OffsetMoments`` of the learned intercept (standardised units: the
+    targets' intercept is ``y_mean + y_scale * offset.mean``), else None (the intercept
+    is ``y_mean``).
     """
 
     structure: str
@@ -131,6 +142,7 @@ class FitResult(NamedTuple):
     recalibration: Recalibration | None
     rank: Any = None
     core_variance: float | None = None
+    offset: Any = None
 
     @property
     def noise_variance(self) -> float:

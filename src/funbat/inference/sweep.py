@@ -22,8 +22,8 @@ from ..modes import bucket
 from . import moves as MV
 from .state import ModelSpec, SweepState
 
-__all__ = ["core_and_noise", "initial_state", "learns_core_variance", "run", "sweep",
-           "warmup_sweeps"]  # fmt: skip
+__all__ = ["core_and_noise", "grouped_statistics", "initial_state", "learns_core_variance",
+           "noise_and_elbo", "run", "sweep", "warmup_sweeps"]  # fmt: skip
 
 _f64 = partial(jnp.asarray, dtype=jnp.float64)  # strong dtypes: no retracing later
 
@@ -43,8 +43,10 @@ def _core_orders(structure: str, ranks: tuple[int, ...]):
 
 @partial(jax.jit, static_argnames=("structure", "unit_noise"))
 def core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, sum_y2, n,
-                   priors, hold_noise, from_last, *, structure, unit_noise=False):  # fmt: skip
-    """Core, then noise, then the ELBO, from one mode's statistics and new moments.
+                   priors, hold_noise, from_last, offset=None, h=None, *, structure,
+                   unit_noise=False):  # fmt: skip
+    """Core, then the intercept (if learned), then noise, then the ELBO, from one mode's
+    statistics and new moments: ``(core, noise, offset, elbo)``.
 
     Run after every mode update: it needs no pass over the entries, and refreshing the
     core often speeds up the sweeps' convergence (the core couples all modes).
@@ -53,12 +55,37 @@ def core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, su
     (:func:`funbat.updates.core_orders`). ``unit_noise``: the noise precision stays 1
     and the Gaussian part of the ELBO is ``-E[sum of squared errors] / 2``, the rest
     being the likelihood's ``weights_term``
-    (:attr:`funbat.likelihoods.Likelihood.unit_noise`).
+    (:attr:`funbat.likelihoods.Likelihood.unit_noise`). ``offset``: ``q(b)`` of a
+    learned intercept, which ``g`` is shifted by already (:func:`grouped_statistics`),
+    and ``h`` its sums; None: no intercept.
     """
-    core_var, a0, b0 = priors
+    core_var = priors[0]
     T, b = U.core_from_statistics(G, g, means, seconds, structure, from_last)
     if structure != "cp":
         core = U.core_update(T, b, noise.mean, core_var)
+    noise, offset, elbo = noise_and_elbo(T, b, core, noise, mode_kls, weights_term, sum_y2,
+                                         n, priors, hold_noise, offset, h, means, from_last,
+                                         structure=structure, unit_noise=unit_noise)  # fmt: skip
+    if core is not None:
+        elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
+    return core, noise, offset, elbo
+
+
+def noise_and_elbo(T, b, core, noise, mode_kls, weights_term, sum_y2, n, priors, hold_noise,
+                   offset, h, means, from_last, *, structure, unit_noise):  # fmt: skip
+    """After the core's update (``T``, ``b`` its data sums, :func:`funbat.updates.
+    core_from_statistics`): the intercept's update (``offset`` not None), the noise's,
+    and the ELBO less the core's KL term: ``(noise, offset, elbo)``. The warm-up
+    (``hold_noise``) holds the intercept with the noise."""
+    _, a0, b0 = priors
+    offset_kl = 0.0
+    if offset is not None:
+        new, lin = U.offset_update(h, means, core, noise.mean, structure, from_last)
+        new = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd),
+                                     offset, new)  # fmt: skip
+        b = b + (offset.mean - new.mean) * lin  # the data sums at the new intercept
+        offset, sum_y2 = new, U.offset_sq_sum(new, h, sum_y2)
+        offset_kl = U.offset_kl(offset)
     esq = U.expected_sq_error(sum_y2, T, b, core)
     if unit_noise:  # tau = 1 is part of the model, not a variable
         elbo = -0.5 * esq - mode_kls
@@ -67,10 +94,27 @@ def core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, su
         noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise,
                                        new)  # fmt: skip
         elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
-    elbo = elbo + weights_term
-    if core is not None:
-        elbo = elbo - U.gaussian_kl_to_isotropic(core, core_var)
-    return core, noise, elbo
+    return noise, offset, elbo + weights_term - offset_kl
+
+
+def grouped_statistics(entries, weights, modes, k: int, structure: str, offset=None):
+    """Mode ``k``'s grouped statistics ``(G, g, h)`` from the backend
+    (:meth:`funbat.backends.EntryBackend.statistics`) under the current moments; with
+    a learned intercept ``offset``, ``g`` is that of the targets less ``E[b]`` and
+    ``h`` the intercept's sums, else ``h`` is None."""
+    means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
+    out = entries.statistics(weights.weights, means, seconds, mode=k,
+                             n_groups=modes[k].coords.shape[0], structure=structure,
+                             targets=weights.targets, offset_sums=offset is not None)  # fmt: skip
+    if offset is None:
+        return (*out, None)
+    G, g, h = out
+    return G, _shifted(g, h, offset.mean), h
+
+
+@jax.jit
+def _shifted(g, h, b):
+    return g - b * h[:, :-2]
 
 
 def warmup_sweeps(spec: ModelSpec) -> int:
@@ -148,15 +192,16 @@ def initial_state(spec: ModelSpec, entries, kernels, rng: np.random.Generator) -
         from .rank import init_rank
 
         state = state._replace(rank=init_rank(spec, modes))
-    G, g = entries.statistics(weights.weights, means, seconds, mode=0,
-                              n_groups=modes[0].coords.shape[0], structure=spec.structure,
-                              targets=weights.targets)  # fmt: skip
-    core, noise, elbo = core_and_noise(
+    offset = None
+    if spec.learn_intercept:  # at the targets' mean; its variance about the posterior's
+        offset = U.OffsetMoments(_f64(0.0), _f64(1.0 / (entries.n + 1.0)))
+    G, g, h = grouped_statistics(entries, weights, modes, 0, spec.structure, offset)
+    core, noise, offset, elbo = core_and_noise(
         G, g, means[0], seconds[0], core, noise, sum(kls), weights.term, weights.sum_wy2,
         entries.n, _priors(spec), jnp.asarray(warmup_sweeps(spec) > 0), _orders(spec)[0][1],
-        structure=spec.structure, unit_noise=lik.unit_noise,
+        offset, h, structure=spec.structure, unit_noise=lik.unit_noise,
     )  # fmt: skip
-    return state._replace(core=core, noise=noise, elbo=elbo)
+    return state._replace(core=core, noise=noise, elbo=elbo, offset=offset)
 
 
 def _timed(timer, stage: str, fn, *args, **kwargs):
@@ -201,7 +246,7 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
             *_moments(state), state.core, state.noise.mean, structure=structure,
         )  # fmt: skip
     modes, kls = list(state.modes), list(state.mode_kls)
-    core, noise = state.core, state.noise
+    core, noise, offset = state.core, state.noise, state.offset
     if warm and 0 < state.sweeps == warmup_sweeps(spec) - 1:  # balanced before learning
         # (funbat.inference.moves.balance_tucker); once: balancing every warm-up sweep
         # led us_temp's fits to a worse optimum (ELBO 22,903 against 24,515 at 50 sweeps)
@@ -218,26 +263,25 @@ def sweep(spec: ModelSpec, entries, state: SweepState, *, warm: bool = False,
         if moving and core is not None:
             core = _timed(timer, "moves", _tucker_move, kind, modes[k], core, orders[k][0],
                           priors[0], rank=spec.ranks[k])  # fmt: skip
-        means, seconds = tuple(m.means for m in modes), tuple(m.seconds for m in modes)
-        G, g = _timed(timer, "statistics", entries.statistics, weights.weights, means, seconds,
-                      mode=k, n_groups=modes[k].coords.shape[0], structure=structure,
-                      targets=weights.targets)  # fmt: skip
+        G, g, h = _timed(timer, "statistics", grouped_statistics, entries, weights, modes, k,
+                         structure, offset)  # fmt: skip
         unfolded = None if core is None else _unfold_core(core, spec.ranks[k], orders[k][0])
         modes[k], kls[k] = _timed(
             timer, "mode", kind.update, modes[k], G, g, noise.mean, unfolded,
             learn=spec.learn_hyperparameters, learning=not warm,
         )  # fmt: skip
-        core, noise, elbo = _timed(
+        core, noise, offset, elbo = _timed(
             timer, "core", core_and_noise, G, g, modes[k].means, modes[k].seconds, core, noise,
             sum(kls), weights.term, weights.sum_wy2, entries.n, priors, jnp.asarray(warm),
-            orders[k][1], structure=structure, unit_noise=spec.likelihood.unit_noise,
+            orders[k][1], offset, h, structure=structure, unit_noise=spec.likelihood.unit_noise,
         )  # fmt: skip
         if learn_core_var:
             core_var, elbo = _timed(timer, "core", _core_variance_step, core, priors[0], elbo)
             priors = (core_var, *priors[1:])
     return SweepState(tuple(modes), core, noise, lik, weights, tuple(kls), elbo,
                       state.sweeps + 1,
-                      core_var=priors[0] if learns_core_variance(spec) else None)  # fmt: skip
+                      core_var=priors[0] if learns_core_variance(spec) else None,
+                      offset=offset)  # fmt: skip
 
 
 @partial(jax.jit, static_argnames=("kinds", "ranks"))
