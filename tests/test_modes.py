@@ -58,6 +58,32 @@ def test_chain_prior_quadratic_equals_dense_state_space(x64, random_messages, na
                                rtol=1e-7)  # fmt: skip
 
 
+def test_chain_prior_quadratic_at_nearly_coincident_coordinates(x64, random_messages):
+    """Two coordinates far closer than a lengthscale: the transition noise is at
+    round-off (an eigenvalue of -2e-16 was computed at a gap of 4e-6 with lengthscale
+    2.6, and the forms came out NaN, stopping a rank="auto" fit). The forms are finite
+    and continuous as the gap closes, and equal the dense ones while those are exact."""
+    rng = np.random.default_rng(5)
+    I, R = 8, 2
+    base = np.sort(rng.uniform(0.0, 1.0, I - 1))
+    kernel = make_kernel("matern32", 2.6, 1.0)
+    Lams, etas = random_messages(rng, I, R)
+    forms = {}
+    for gap in (1e-3, 1e-5, 4e-6, 1e-7):
+        coords = np.sort(np.append(base, base[3] + gap))
+        post = smooth(kernel, jnp.asarray(coords), jnp.asarray(Lams), jnp.asarray(etas))
+        forms[gap] = np.asarray(prior_quadratic(kernel, jnp.asarray(coords), post))
+        assert np.all(np.isfinite(forms[gap])), gap
+    mean, Sigma, priors, idx = _dense_state_posterior(
+        kernel, np.sort(np.append(base, base[3] + 1e-3)), Lams, etas)  # fmt: skip
+    exact = np.array([[np.trace(priors[0] @ Sigma[np.ix_(i, j)]) + mean[i] @ priors[0] @ mean[j]
+                       for j in idx] for i in idx])  # fmt: skip
+    # the dense inverse of Q itself loses digits at that gap: 1e-7 of the forms' size
+    scale = np.max(np.abs(exact))
+    np.testing.assert_allclose(forms[1e-3], exact, rtol=1e-6, atol=1e-7 * scale)
+    np.testing.assert_allclose(forms[1e-7], forms[1e-5], rtol=1e-3, atol=1e-3 * scale)
+
+
 def test_dense_prior_quadratics_equal_their_formulas(x64, random_messages, dense_gp_posterior):
     rng = np.random.default_rng(5)
     I, R = 9, 2

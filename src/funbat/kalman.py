@@ -303,10 +303,12 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
 
     the diagonal is ``-2 log p(x^r) + const``, what a precision scaling component
     ``r``'s prior (its kernel variance) needs, and the whole matrix is what a linear
-    map of the components needs (``x^r -> sum_s T_rs x^s`` turns it into ``T Q T^T``). The pairwise moments come from the smoother's gains,
-    ``E[x_{j+1} x_j^T] = P^s_{j+1} G_j^T + m^s_{j+1} m^{sT}_j`` with
-    ``G_j = P_j A_{j+1}^T (P^-_{j+1})^{-1}``. Only the first ``n_valid`` coordinates
-    count (the rest pad).
+    map of the components needs (``x^r -> sum_s T_rs x^s`` turns it into ``T Q T^T``).
+    Each step's expectation is ``tr(Q_j^{-1} Cov_q(x_j - A_j x_{j-1})) + e_j^T Q_j^{-1}
+    e_j`` with ``e_j = m^s_j - A_j m^s_{j-1}``; the covariance comes from the smoother's
+    pairwise moments (``Cov(x_j, x_{j-1}) = P^s_j G_j^T``, ``G_j = P_{j-1} A_j^T
+    (P^-_j)^{-1}``) in a form free of ``Q_j^{-1}``. Only the first ``n_valid``
+    coordinates count (the rest pad).
     """
     Ps, sm, sP = post.filtered_covs, post.smoothed_means, post.smoothed_covs
     I, D = sm.shape
@@ -319,24 +321,34 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     AP = A @ Ps[:-1]
     P_pred = AP @ jnp.swapaxes(A, 1, 2) + Q
     P_pred = 0.5 * (P_pred + jnp.swapaxes(P_pred, 1, 2))
-    G = jnp.swapaxes(jax.vmap(_spd_solve)(P_pred, AP), 1, 2)
+    eye = jnp.eye(D, dtype=Ps.dtype)
+    N = jax.vmap(lambda m: _spd_solve(m, eye))(P_pred)  # (P^-_j)^{-1}
+    N = 0.5 * (N + jnp.swapaxes(N, 1, 2))
+    G = jnp.swapaxes(N @ AP, 1, 2)
     # the eigendecomposition of a sum's Q waits for the solve (its batched Cholesky):
     # side by side, the two batched LAPACK kernels can deadlock XLA's CPU thread pool
     q_inv = _noise_inverse(kernel, _after(Q1, G))  # (I, d, d); Q_0 = Pinf
-    S = sP + sm[:, :, None] * sm[:, None, :]  # E[x_j x_j^T]
-    C = sP[1:] @ jnp.swapaxes(G, 1, 2) + sm[1:, :, None] * sm[:-1, None, :]  # E[x_j x_{j-1}^T]
 
     def blocks(M):  # (n, D, D) -> (n, R, R, d, d): the block of each pair of components
         return jnp.einsum("nrasb->nrsab", M.reshape(M.shape[0], R, d, R, d))
 
-    S_b, C_b = blocks(S), blocks(C)  # (I, R, R, d, d): E[x^r_j x^sT_j], E[x^r_j x^sT_{j-1}]
-    a = A1[1:, None, None]  # (I-1, 1, 1, d, d)
-    # E[(x^r_j - A x^r_{j-1})(x^s_j - A x^s_{j-1})^T]; E[x^r_{j-1} x^sT_j] = (C^{sr})^T
-    C_t = jnp.swapaxes(jnp.swapaxes(C_b, 1, 2), -1, -2)
-    resid = S_b[1:] - C_b @ jnp.swapaxes(a, -1, -2) - a @ C_t + a @ S_b[:-1] @ jnp.swapaxes(a, -1, -2)
-    steps = jnp.einsum("nab,nrsba->nrs", q_inv[1:], resid)  # tr(Q_j^{-1} resid), (I-1, R, R)
+    # Cov(x_j - A x_{j-1}) under q, from the backward conditional x_{j-1} = G x_j + e:
+    # (I - A G) P^s_j (I - A G)^T + A Cov(e) A^T = Q N P^s_j N Q + Q - Q N Q, since
+    # I - A G = Q N. Written so it needs no Q^{-1}: the raw second moments' difference
+    # cancels to O(Q), and at two coordinates far closer than a lengthscale (Q ~ 1e-17)
+    # that cancellation left round-off that Q^{-1} blew up (NaN forms).
+    Mb = blocks(N @ sP[1:] @ N - N)  # tr(Q^+ [Q X Q]_rs) = tr(X_rs Q1)
+    cov = jnp.einsum("nrsab,nba->nrs", Mb, Q1[1:])
+    if getattr(kernel, "noise_rank", d) == d:  # tr(Q^{-1} Q)
+        rank_q = jnp.full((I - 1,), float(d), dtype=cov.dtype)
+    else:  # tr(Q^+ Q) = rank(Q)
+        rank_q = jnp.einsum("nab,nba->n", q_inv[1:], Q1[1:])
+    cov = cov + rank_q[:, None, None] * jnp.eye(R, dtype=cov.dtype)
+    e = (sm[1:] - jnp.einsum("nab,nb->na", A, sm[:-1])).reshape(I - 1, R, d)
+    steps = cov + jnp.einsum("nra,nab,nsb->nrs", e, q_inv[1:], e)  # (I-1, R, R)
     keep = (jnp.arange(1, I) < n_valid)[:, None, None]
-    first = jnp.einsum("ab,rsba->rs", q_inv[0], S_b[0])
+    S0 = blocks((sP[0] + jnp.outer(sm[0], sm[0]))[None])[0]  # E[x^r_0 x^sT_0]
+    first = jnp.einsum("ab,rsba->rs", q_inv[0], S0)
     out = first + jnp.sum(jnp.where(keep, steps, 0.0), axis=0)
     return 0.5 * (out + out.T)
 
@@ -358,6 +370,10 @@ def _after(x, dep):
     return x + 0.0 * jnp.where(jnp.isfinite(s), s, 0.0)
 
 
+#: Relative floor of a Matérn transition noise's inverse (:func:`_noise_inverse`).
+_Q_FLOOR = 1e-12
+
+
 def _noise_inverse(kernel, Q1):
     """``Q_j^{-1}`` (I, d, d) of the transitions' noise ``Q1`` (I, d, d).
 
@@ -369,8 +385,13 @@ def _noise_inverse(kernel, Q1):
     """
     d = Q1.shape[-1]
     if getattr(kernel, "noise_rank", d) == d:
+        # Q = Pinf - A Pinf A^T loses its smallest entries to round-off between two
+        # coordinates far closer than a lengthscale (an eigenvalue of -2e-16 was seen
+        # at a gap of 4e-6 with lengthscale 2.6): a floor of 1e-12 of the stationary
+        # variance keeps the Cholesky real and leaves every other step as it was
         eye = jnp.eye(d, dtype=Q1.dtype)
-        return jax.vmap(lambda m: _spd_solve(m, eye))(Q1)
+        floor = _Q_FLOOR * jnp.max(jnp.diagonal(Q1[0])) * eye  # step 0: Q_0 = Pinf
+        return jax.vmap(lambda m: _spd_solve(m + floor, eye))(Q1)
     s, V = jnp.linalg.eigh(Q1)
     cut = 1e-10 * jnp.max(jnp.abs(s[0]))  # step 0: Q_0 = Pinf
     inv = jnp.where(s > cut, 1.0 / jnp.where(s > cut, s, 1.0), 0.0)
