@@ -73,10 +73,10 @@ def core_and_noise(G, g, means, seconds, core, noise, mode_kls, weights_term, su
 
 def noise_and_elbo(T, b, core, noise, mode_kls, weights_term, sum_y2, n, priors, hold_noise,
                    offset, h, means, from_last, *, structure, unit_noise):  # fmt: skip
-    """After the core's update (``T``, ``b`` its data sums, :func:`funbat.updates.
-    core_from_statistics`): the intercept's update (``offset`` not None), the noise's,
-    and the ELBO less the core's KL term: ``(noise, offset, elbo)``. The warm-up
-    (``hold_noise``) holds the intercept with the noise."""
+    """After the core's update (``T``, ``b`` its data sums,
+    :func:`funbat.updates.core_from_statistics`): the intercept's update (``offset``
+    not None), the noise's, and the ELBO less the core's KL term: ``(noise, offset,
+    elbo)``. The warm-up (``hold_noise``) holds the intercept with the noise."""
     _, a0, b0 = priors
     offset_kl = 0.0
     if offset is not None:
