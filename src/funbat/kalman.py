@@ -327,7 +327,7 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     G = jnp.swapaxes(N @ AP, 1, 2)
     # the eigendecomposition of a sum's Q waits for the solve (its batched Cholesky):
     # side by side, the two batched LAPACK kernels can deadlock XLA's CPU thread pool
-    q_inv = _noise_inverse(kernel, _after(Q1, G))  # (I, d, d); Q_0 = Pinf
+    q_inv, rank_q = _noise_inverse(kernel, _after(Q1, G))  # (I, d, d), (I,); Q_0 = Pinf
 
     def blocks(M):  # (n, D, D) -> (n, R, R, d, d): the block of each pair of components
         return jnp.einsum("nrasb->nrsab", M.reshape(M.shape[0], R, d, R, d))
@@ -339,11 +339,7 @@ def prior_quadratic(kernel: Matern, coords, post: ChainPosterior, n_valid=None):
     # that cancellation left round-off that Q^{-1} blew up (NaN forms).
     Mb = blocks(N @ sP[1:] @ N - N)  # tr(Q^+ [Q X Q]_rs) = tr(X_rs Q1)
     cov = jnp.einsum("nrsab,nba->nrs", Mb, Q1[1:])
-    if getattr(kernel, "noise_rank", d) == d:  # tr(Q^{-1} Q)
-        rank_q = jnp.full((I - 1,), float(d), dtype=cov.dtype)
-    else:  # tr(Q^+ Q) = rank(Q)
-        rank_q = jnp.einsum("nab,nba->n", q_inv[1:], Q1[1:])
-    cov = cov + rank_q[:, None, None] * jnp.eye(R, dtype=cov.dtype)
+    cov = cov + rank_q[1:, None, None] * jnp.eye(R, dtype=cov.dtype)  # tr(Q^+ Q)
     e = (sm[1:] - jnp.einsum("nab,nb->na", A, sm[:-1])).reshape(I - 1, R, d)
     steps = cov + jnp.einsum("nra,nab,nsb->nrs", e, q_inv[1:], e)  # (I-1, R, R)
     keep = (jnp.arange(1, I) < n_valid)[:, None, None]
@@ -375,7 +371,8 @@ _Q_FLOOR = 1e-12
 
 
 def _noise_inverse(kernel, Q1):
-    """``Q_j^{-1}`` (I, d, d) of the transitions' noise ``Q1`` (I, d, d).
+    """``Q_j^{-1}`` (I, d, d) of the transitions' noise ``Q1`` (I, d, d), and the rank
+    of each ``Q_j`` (I,) (``tr(Q_j^{-1} Q_j)``: ``d``, or fewer for a singular one).
 
     A Matérn kernel's ``Q`` is positive definite (the unrolled Cholesky solve). A sum
     with deterministic parts (:mod:`funbat.kernel_parts`) has a singular ``Q``; its
@@ -391,11 +388,13 @@ def _noise_inverse(kernel, Q1):
         # variance keeps the Cholesky real and leaves every other step as it was
         eye = jnp.eye(d, dtype=Q1.dtype)
         floor = _Q_FLOOR * jnp.max(jnp.diagonal(Q1[0])) * eye  # step 0: Q_0 = Pinf
-        return jax.vmap(lambda m: _spd_solve(m + floor, eye))(Q1)
+        inv = jax.vmap(lambda m: _spd_solve(m + floor, eye))(Q1)
+        return inv, jnp.full(Q1.shape[:1], float(d), dtype=Q1.dtype)
     s, V = jnp.linalg.eigh(Q1)
     cut = 1e-10 * jnp.max(jnp.abs(s[0]))  # step 0: Q_0 = Pinf
     inv = jnp.where(s > cut, 1.0 / jnp.where(s > cut, s, 1.0), 0.0)
-    return (V * inv[:, None, :]) @ jnp.swapaxes(V, -1, -2)
+    rank = jnp.sum(s > cut, axis=-1).astype(Q1.dtype)
+    return (V * inv[:, None, :]) @ jnp.swapaxes(V, -1, -2), rank
 
 
 def transform_chain(post: ChainPosterior, T, state_dim: int) -> ChainPosterior:

@@ -81,8 +81,7 @@ def noise_and_elbo(T, b, core, noise, mode_kls, weights_term, sum_y2, n, priors,
     offset_kl = 0.0
     if offset is not None:
         new, lin = U.offset_update(h, means, core, noise.mean, structure, from_last)
-        new = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd),
-                                     offset, new)  # fmt: skip
+        new = _held(hold_noise, offset, new)
         b = b + (offset.mean - new.mean) * lin  # the data sums at the new intercept
         offset, sum_y2 = new, U.offset_sq_sum(new, h, sum_y2)
         offset_kl = U.offset_kl(offset)
@@ -90,11 +89,14 @@ def noise_and_elbo(T, b, core, noise, mode_kls, weights_term, sum_y2, n, priors,
     if unit_noise:  # tau = 1 is part of the model, not a variable
         elbo = -0.5 * esq - mode_kls
     else:
-        new = U.noise_update(n, esq, a0, b0)
-        noise = jax.tree_util.tree_map(lambda old, upd: jnp.where(hold_noise, old, upd), noise,
-                                       new)  # fmt: skip
+        noise = _held(hold_noise, noise, U.noise_update(n, esq, a0, b0))
         elbo = U.expected_log_likelihood(n, esq, noise) - U.gamma_kl(noise, a0, b0) - mode_kls
     return noise, offset, elbo + weights_term - offset_kl
+
+
+def _held(hold, old, new):
+    """``old`` where the traced flag ``hold`` is set (the warm-up), else ``new``."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(hold, a, b), old, new)
 
 
 def grouped_statistics(entries, weights, modes, k: int, structure: str, offset=None):
